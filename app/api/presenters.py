@@ -1,0 +1,147 @@
+"""ORM rows to response models (the one place that decides what a client sees of a row)."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from app.catalog import JobStatus
+from app.db.models import Artifact, Dataset, Job, Run, Sample
+from app.results import summarize
+from app.schemas import (
+    ArtifactOut,
+    ClassMetricOut,
+    DatasetOut,
+    JobOut,
+    ProgressOut,
+    ResultsOut,
+    RunOut,
+    SampleOut,
+    SummaryRow,
+)
+
+
+def url(request: Request, path: str) -> str:
+    return str(request.base_url).rstrip("/") + path
+
+
+def dataset_out(dataset: Dataset) -> DatasetOut:
+    counts: dict[str, dict[str, int]] = {}
+    for row in dataset.splits:
+        counts.setdefault(row.split, {})[row.class_name] = row.count
+    return DatasetOut(
+        id=dataset.id,
+        name=dataset.name,
+        format=dataset.format,
+        classes=list(dataset.class_names),
+        counts=counts,
+        channels=dataset.channels,
+        image_size=(dataset.height, dataset.width),
+        num_images=dataset.num_images,
+        sha256=dataset.sha256,
+        size_bytes=dataset.size_bytes,
+        created_at=dataset.created_at,
+    )
+
+
+def run_out(run: Run) -> RunOut:
+    metrics = run.record.get("metrics") or {}
+    return RunOut(
+        run_id=run.run_id,
+        arm=run.arm,
+        generator=run.generator,
+        seed=run.seed,
+        accuracy=run.accuracy,
+        macro_f1=run.macro_f1,
+        balanced_accuracy=run.balanced_accuracy,
+        auc=run.auc,
+        best_epoch=run.best_epoch,
+        epochs_trained=run.epochs_trained,
+        per_class=[
+            ClassMetricOut(
+                class_index=m.class_index,
+                class_name=m.class_name,
+                support=m.support,
+                sensitivity=m.sensitivity,
+                specificity=m.specificity,
+                precision=m.precision,
+                f1=m.f1,
+            )
+            for m in run.class_metrics
+        ],
+        confusion_matrix=metrics.get("confusion_matrix"),
+    )
+
+
+def job_out(request: Request, job: Job, *, with_results: bool = False) -> JobOut:
+    results = None
+    if with_results:
+        results = ResultsOut(
+            runs=[run_out(run) for run in job.runs],
+            summary=[SummaryRow(**row) for row in summarize(job.runs)],
+        )
+    return JobOut(
+        id=job.id,
+        dataset_id=job.dataset_id,
+        status=JobStatus(job.status),
+        queue=job.queue,
+        spec=job.spec,
+        progress=ProgressOut(
+            stage=job.stage,
+            stage_index=job.stage_index,
+            stage_count=job.stage_count,
+            step=job.step,
+            total=job.total,
+            eta_seconds=job.eta_seconds,
+            metrics=job.progress_metrics,
+        ),
+        attempts=job.attempts,
+        max_attempts=job.max_attempts,
+        cancel_requested=job.cancel_requested,
+        error=job.error,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        heartbeat_at=job.heartbeat_at,
+        results=results,
+        links={
+            "self": url(request, f"/jobs/{job.id}"),
+            "events": url(request, f"/jobs/{job.id}/events"),
+            "artifacts": url(request, f"/jobs/{job.id}/artifacts"),
+            "samples": url(request, f"/samples?job_id={job.id}"),
+        },
+    )
+
+
+def sample_out(request: Request, sample: Sample, class_names: list[str] | None) -> SampleOut:
+    name = class_names[sample.label] if class_names and 0 <= sample.label < len(class_names) else None
+    return SampleOut(
+        id=sample.id,
+        job_id=sample.job_id,
+        kind=sample.kind,
+        label=sample.label,
+        class_name=name,
+        soft_label=sample.soft_label,
+        lam=sample.lam,
+        partner_pool=sample.partner_pool,
+        parent_real_id=sample.parent_real_id,
+        parent_partner_id=sample.parent_partner_id,
+        generator=sample.generator,
+        seed=sample.seed,
+        width=sample.width,
+        height=sample.height,
+        url=url(request, f"/samples/{sample.id}"),
+    )
+
+
+def artifact_out(request: Request, artifact: Artifact) -> ArtifactOut:
+    return ArtifactOut(
+        id=artifact.id,
+        job_id=artifact.job_id,
+        kind=artifact.kind,
+        name=artifact.name,
+        size_bytes=artifact.size_bytes,
+        media_type=artifact.media_type,
+        meta=artifact.meta,
+        created_at=artifact.created_at,
+        url=url(request, f"/jobs/{artifact.job_id}/artifacts/{artifact.id}"),
+    )

@@ -1,0 +1,184 @@
+"""``/jobs``: launch (idempotent), list, read with results, cancel, and a server-sent event stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from app.api.deps import PrincipalDep, ServicesDep, SessionDep, not_found
+from app.api.presenters import job_out
+from app.catalog import TERMINAL, JobStatus
+from app.crud import jobs as crud
+from app.crud.events import events_after
+from app.db.models import Job
+from app.queue import enqueue_job
+from app.schemas import JobCreate, JobOut, Page
+
+log = logging.getLogger("genmix.api")
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobOut,
+    responses={409: {"description": "Idempotency-Key reused with a different body"}},
+)
+def create_job(
+    spec: JobCreate,
+    request: Request,
+    session: SessionDep,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> Any:
+    """Queue an experiment. The message (only the job id) is published after the job row is committed."""
+    try:
+        job, created = crud.create_job(
+            session, services.settings, owner=principal.owner, spec=spec, idempotency_key=idempotency_key
+        )
+    except crud.DatasetNotFoundError:
+        raise not_found("dataset") from None
+    except crud.IdempotencyConflictError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    if created:
+        try:
+            enqueue_job(services.settings, job_id=job.id, queue=job.queue)
+        except Exception as exc:  # the broker is down: fail the job loudly instead of leaving it queued
+            log.exception("could not publish job %s", job.id)
+            crud.mark_enqueue_failed(session, job=job, error=f"{type(exc).__name__}: {exc}")
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, detail="the job queue is unavailable"
+            ) from None
+    body = job_out(request, job).model_dump(mode="json")
+    return JSONResponse(body, status_code=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
+
+
+@router.get("", response_model=Page[JobOut])
+def list_jobs(
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Page[JobOut]:
+    rows, count = crud.list_jobs(
+        session, owner=principal.owner, status=status_filter, limit=limit, offset=offset
+    )
+    return Page(data=[job_out(request, row) for row in rows], count=count)
+
+
+@router.get("/{job_id}", response_model=JobOut)
+def get_job(job_id: str, request: Request, session: SessionDep, principal: PrincipalDep) -> JobOut:
+    """Status, stage, progress (step, total, ETA), attempts, error, and results per arm and seed."""
+    job = crud.get_job(session, owner=principal.owner, job_id=job_id, with_runs=True)
+    if job is None:
+        raise not_found("job")
+    return job_out(request, job, with_results=True)
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut, status_code=status.HTTP_202_ACCEPTED)
+def cancel_job(job_id: str, request: Request, session: SessionDep, principal: PrincipalDep) -> JobOut:
+    """Ask a job to stop: a queued job is cancelled at once; a running one stops at its next step or epoch."""
+    job = crud.get_job(session, owner=principal.owner, job_id=job_id)
+    if job is None:
+        raise not_found("job")
+    try:
+        job = crud.request_cancel(session, job=job)
+    except crud.JobFinishedError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    return job_out(request, job)
+
+
+def _snapshot(
+    services: ServicesDep, job_id: str, after_id: int
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    with services.db.session() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        events = [
+            {"id": e.id, "kind": e.kind, "data": {**e.data, "at": e.created_at.isoformat()}}
+            for e in events_after(session, job_id=job_id, after_id=after_id)
+        ]
+        progress = {
+            "status": job.status,
+            "stage": job.stage,
+            "stage_index": job.stage_index,
+            "stage_count": job.stage_count,
+            "step": job.step,
+            "total": job.total,
+            "eta_seconds": job.eta_seconds,
+            "attempts": job.attempts,
+            "metrics": job.progress_metrics,
+        }
+        return events, progress
+
+
+def _sse(kind: str, data: dict[str, Any], event_id: int | None = None) -> str:
+    lines = [f"id: {event_id}"] if event_id is not None else []
+    lines += [f"event: {kind}", f"data: {json.dumps(data, separators=(',', ':'))}"]
+    return "\n".join(lines) + "\n\n"
+
+
+@router.get(
+    "/{job_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}},
+)
+def job_events(
+    job_id: str,
+    request: Request,
+    session: SessionDep,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    follow: bool = True,
+    last_event_id: Annotated[int | None, Header()] = None,
+) -> Response:
+    """Server-sent events: ``status``, ``stage``, ``run_finished``, ``redelivered``, ``resumed``... from the job's
+    log (with ids, so ``Last-Event-ID`` resumes), and ``progress`` whenever the step changes. Ends once the job
+    is finished (or at once with ``follow=false``)."""
+    if crud.get_job(session, owner=principal.owner, job_id=job_id) is None:
+        raise not_found("job")
+    session.close()
+    poll = services.settings.sse_poll_interval
+
+    async def stream() -> AsyncIterator[str]:
+        after = last_event_id or 0
+        last_progress: dict[str, Any] | None = None
+        idle = 0.0
+        yield "retry: 2000\n\n"
+        while True:
+            events, progress = await run_in_threadpool(_snapshot, services, job_id, after)
+            for event in events:
+                after = event["id"]
+                yield _sse(event["kind"], event["data"], event["id"])
+            if progress != last_progress:
+                last_progress = progress
+                yield _sse("progress", progress)
+            if events:
+                idle = 0.0
+                continue
+            if JobStatus(progress["status"]) in TERMINAL or not follow:
+                yield _sse("end", {"status": progress["status"]})
+                return
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(poll)
+            idle += poll
+            if idle >= 15:
+                idle = 0.0
+                yield ": keep-alive\n\n"
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

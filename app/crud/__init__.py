@@ -1,0 +1,1 @@
+"""Plain keyword-only functions over the ORM, used by routes and workers alike."""

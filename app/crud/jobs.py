@@ -1,0 +1,165 @@
+"""Jobs as the API sees them: create (idempotently), list, read, cancel. Worker-side state lives in lifecycle.py."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from app.catalog import TERMINAL, JobStatus
+from app.crud.events import add_event
+from app.db.base import utcnow
+from app.db.models import Dataset, IdempotencyKey, Job, Run
+from app.schemas import JobCreate
+from app.settings import Settings
+
+
+class IdempotencyConflictError(Exception):
+    """The Idempotency-Key was used before with a different request body."""
+
+
+class DatasetNotFoundError(Exception):
+    """The job names a dataset the caller does not own (or that does not exist)."""
+
+
+def request_fingerprint(spec: JobCreate) -> str:
+    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def resolve_queue(spec: JobCreate, settings: Settings) -> str:
+    if spec.queue is not None:
+        return spec.queue
+    if spec.device == "cuda":
+        return "gpu"
+    if spec.device == "cpu":
+        return "cpu"
+    return settings.default_queue
+
+
+def _existing(session: Session, owner: str, key: str, fingerprint: str) -> Job | None:
+    row = session.scalars(
+        select(IdempotencyKey).where(IdempotencyKey.owner == owner, IdempotencyKey.key == key)
+    ).one_or_none()
+    if row is None:
+        return None
+    if row.request_sha256 != fingerprint:
+        raise IdempotencyConflictError(f"Idempotency-Key {key!r} was already used with a different request")
+    return session.get(Job, row.job_id)
+
+
+def create_job(
+    session: Session, settings: Settings, *, owner: str, spec: JobCreate, idempotency_key: str | None = None
+) -> tuple[Job, bool]:
+    """Insert a queued job and commit; returns ``(job, created)``. The caller publishes after the commit."""
+    fingerprint = request_fingerprint(spec)
+    if idempotency_key is not None:
+        existing = _existing(session, owner, idempotency_key, fingerprint)
+        if existing is not None:
+            return existing, False
+    dataset = session.scalars(
+        select(Dataset)
+        .where(Dataset.id == spec.dataset_id, Dataset.owner == owner)
+        .with_for_update(read=True)
+    ).one_or_none()
+    if dataset is None:
+        session.rollback()
+        raise DatasetNotFoundError(spec.dataset_id)
+    job_id = str(uuid.uuid4())
+    stored: dict[str, Any] = spec.model_dump(mode="json")
+    stored["classifier"] = spec.classifier_config()
+    stored["dataset_name"] = dataset.name
+    stored["class_names"] = list(dataset.class_names)
+    if stored["samples_per_class"] is None:
+        stored["samples_per_class"] = settings.samples_per_class
+    stored["samples_per_class"] = min(stored["samples_per_class"], settings.max_samples_per_class)
+    job = Job(
+        id=job_id,
+        owner=owner,
+        dataset_id=dataset.id,
+        spec=stored,
+        queue=resolve_queue(spec, settings),
+        status=JobStatus.queued.value,
+        attempts=0,
+        max_attempts=settings.max_attempts,
+        cancel_requested=False,
+        out_dir=f"jobs/{job_id}",
+    )
+    session.add(job)
+    session.flush()
+    add_event(session, job_id=job_id, kind="status", data={"status": JobStatus.queued.value})
+    if idempotency_key is not None:
+        session.add(
+            IdempotencyKey(owner=owner, key=idempotency_key, request_sha256=fingerprint, job_id=job_id)
+        )
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        if idempotency_key is None:
+            raise
+        existing = _existing(session, owner, idempotency_key, fingerprint)
+        if existing is None:
+            raise
+        return existing, False
+    return job, True
+
+
+def get_job(session: Session, *, owner: str, job_id: str, with_runs: bool = False) -> Job | None:
+    query = select(Job).where(Job.id == job_id, Job.owner == owner)
+    if with_runs:
+        query = query.options(selectinload(Job.runs).selectinload(Run.class_metrics))
+    return session.scalars(query).one_or_none()
+
+
+def list_jobs(
+    session: Session, *, owner: str, status: JobStatus | None, limit: int, offset: int
+) -> tuple[list[Job], int]:
+    where = [Job.owner == owner]
+    if status is not None:
+        where.append(Job.status == status.value)
+    count = session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
+    query = select(Job).where(*where).order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)
+    return list(session.scalars(query)), count
+
+
+class JobFinishedError(Exception):
+    """The job already reached a final status."""
+
+
+def request_cancel(session: Session, *, job: Job) -> Job:
+    """Set the cancel flag; a queued job is cancelled at once, a running one by its worker within seconds."""
+    session.refresh(job, with_for_update=True)
+    if JobStatus(job.status) in TERMINAL:
+        session.rollback()
+        raise JobFinishedError(f"job {job.id} already {job.status}")
+    job.cancel_requested = True
+    if job.status == JobStatus.queued.value:
+        job.status = JobStatus.cancelled.value
+        job.finished_at = utcnow()
+        add_event(
+            session,
+            job_id=job.id,
+            kind="status",
+            data={"status": job.status, "reason": "cancelled by request"},
+        )
+    else:
+        add_event(session, job_id=job.id, kind="cancel_requested", data={})
+    session.commit()
+    return job
+
+
+def mark_enqueue_failed(session: Session, *, job: Job, error: str) -> None:
+    """The broker refused the message: the job can never run, so say so instead of leaving it queued."""
+    session.refresh(job)
+    if job.status == JobStatus.queued.value:
+        job.status = JobStatus.failed.value
+        job.error = f"could not enqueue the job: {error}"
+        job.finished_at = utcnow()
+        add_event(session, job_id=job.id, kind="status", data={"status": job.status, "error": job.error})
+        session.commit()

@@ -1,0 +1,259 @@
+"""A job's life as the worker drives it: claim (with the attempt cap), stages, progress, heartbeat, results, end.
+
+Claiming is a compare-and-set on ``attempts``, so two deliveries of one message can never both run the job,
+on PostgreSQL or SQLite alike. A delivery finds one of four things:
+
+* the job is finished or gone: drop the message;
+* another live worker holds it (same host: its pid is alive; other host: its heartbeat is fresh): ``busy``;
+* it was already tried ``max_attempts`` times: mark it failed instead of looping on a poison job;
+* otherwise: take it, count the attempt, and note when it is a redelivery.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.catalog import TERMINAL, JobStatus
+from app.crud.events import add_event
+from app.db.base import utcnow
+from app.db.models import Job, Run, RunClassMetric
+
+
+@dataclass(frozen=True)
+class Claim:
+    outcome: Literal["run", "skip", "busy"]
+    attempt: int
+    reason: str = ""
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid exists on this host and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+def owner_alive(job: Job, *, host: str, stale_after: float, now: datetime) -> bool:
+    """Whether the worker that holds a running job is still at it."""
+    if job.worker_host == host and job.worker_pid is not None:
+        return pid_alive(job.worker_pid)
+    if job.heartbeat_at is None:
+        return False
+    return now - job.heartbeat_at < timedelta(seconds=stale_after)
+
+
+def _finish(session: Session, job: Job, status: JobStatus, *, error: str | None = None, **data: Any) -> None:
+    job.status = status.value
+    job.finished_at = utcnow()
+    job.error = error
+    job.eta_seconds = None
+    add_event(session, job_id=job.id, kind="status", data={"status": status.value, "error": error, **data})
+
+
+def claim_job(session: Session, *, job_id: str, host: str, pid: int, stale_after: float) -> Claim:
+    """Take a delivered job for this process, or say why not; commits."""
+    for _ in range(10):
+        job = session.get(Job, job_id, populate_existing=True)
+        now = utcnow()
+        if job is None:
+            return Claim("skip", 0, "the job no longer exists")
+        if JobStatus(job.status) in TERMINAL:
+            return Claim("skip", job.attempts, f"the job is already {job.status}")
+        if job.status == JobStatus.running.value and owner_alive(
+            job, host=host, stale_after=stale_after, now=now
+        ):
+            return Claim("busy", job.attempts, f"running on {job.worker_host} pid {job.worker_pid}")
+        if job.cancel_requested:
+            _finish(session, job, JobStatus.cancelled, reason="cancelled before it could resume")
+            session.commit()
+            return Claim("skip", job.attempts, "cancelled")
+        attempt = job.attempts + 1
+        if attempt > job.max_attempts:
+            _finish(
+                session,
+                job,
+                JobStatus.failed,
+                error=(
+                    f"gave up after {job.attempts} attempt(s): the worker was lost each time "
+                    f"(last on {job.worker_host} pid {job.worker_pid})"
+                ),
+            )
+            session.commit()
+            return Claim("skip", job.attempts, "attempt cap reached")
+        previous = (job.worker_host, job.worker_pid, job.status)
+        result = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.attempts == job.attempts)
+            .values(
+                status=JobStatus.running.value,
+                attempts=attempt,
+                worker_host=host,
+                worker_pid=pid,
+                heartbeat_at=now,
+                started_at=job.started_at or now,
+                error=None,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:
+            session.rollback()
+            continue
+        add_event(session, job_id=job_id, kind="status", data={"status": "running", "attempt": attempt})
+        if attempt > 1:
+            add_event(
+                session,
+                job_id=job_id,
+                kind="redelivered",
+                data={"attempt": attempt, "previous_host": previous[0], "previous_pid": previous[1]},
+            )
+        session.commit()
+        return Claim("run", attempt)
+    return Claim("busy", 0, "lost the race to claim the job repeatedly")
+
+
+def heartbeat(session: Session, *, job_id: str, attempt: int) -> tuple[bool, bool]:
+    """Refresh the heartbeat; returns ``(still_ours, cancel_requested)``."""
+    now = utcnow()
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.attempts == attempt, Job.status == JobStatus.running.value)
+        .values(heartbeat_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    cancel = session.scalar(select(Job.cancel_requested).where(Job.id == job_id))
+    session.commit()
+    return result.rowcount == 1, bool(cancel)
+
+
+def cancel_requested(session: Session, *, job_id: str) -> bool:
+    value = session.scalar(select(Job.cancel_requested).where(Job.id == job_id))
+    session.rollback()
+    return value is None or bool(value)
+
+
+def set_stage(session: Session, *, job_id: str, attempt: int, name: str, index: int, count: int) -> None:
+    now = utcnow()
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.attempts == attempt)
+        .values(
+            stage=name,
+            stage_index=index,
+            stage_count=count,
+            stage_started_at=now,
+            step=0,
+            total=None,
+            eta_seconds=None,
+            progress_metrics=None,
+            heartbeat_at=now,
+        )  # fmt: skip
+        .execution_options(synchronize_session=False)
+    )
+    add_event(session, job_id=job_id, kind="stage", data={"stage": name, "index": index, "count": count})
+    session.commit()
+
+
+def set_progress(
+    session: Session,
+    *,
+    job_id: str,
+    attempt: int,
+    step: int,
+    total: int,
+    eta_seconds: float | None,
+    metrics: dict[str, float],
+) -> None:
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.attempts == attempt)
+        .values(
+            step=step, total=total, eta_seconds=eta_seconds, progress_metrics=metrics, heartbeat_at=utcnow()
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
+def record_run(session: Session, *, job_id: str, record: dict[str, Any], class_names: list[str]) -> Run:
+    """Insert (or replace, on a resumed job) one arm x seed result with its metrics as columns."""
+    metrics = record.get("metrics") or {}
+    run = session.scalars(
+        select(Run).where(Run.job_id == job_id, Run.run_id == record["run_id"])
+    ).one_or_none()
+    if run is None:
+        run = Run(job_id=job_id, run_id=record["run_id"])
+        session.add(run)
+    run.arm = record["arm"]
+    run.generator = record.get("generator")
+    run.seed = int(record["seed"])
+    run.accuracy = _float(metrics.get("accuracy"))
+    run.macro_f1 = _float(metrics.get("macro_f1"))
+    run.balanced_accuracy = _float(metrics.get("balanced_accuracy"))
+    run.auc = _float(metrics.get("auc"))
+    run.best_epoch = record.get("best_epoch")
+    run.epochs_trained = record.get("epochs_trained")
+    run.record = record
+    run.class_metrics.clear()
+    session.flush()
+    for k, entry in enumerate(metrics.get("per_class") or []):
+        name = str(entry.get("class", class_names[k] if k < len(class_names) else k))
+        run.class_metrics.append(
+            RunClassMetric(
+                class_index=k,
+                class_name=name,
+                support=int(entry.get("support", 0)),
+                sensitivity=_float(entry.get("sensitivity")),
+                specificity=_float(entry.get("specificity")),
+                precision=_float(entry.get("precision")),
+                f1=_float(entry.get("f1")),
+            )
+        )
+    headline = {"accuracy": run.accuracy, "macro_f1": run.macro_f1, "balanced_accuracy": run.balanced_accuracy,
+                "auc": run.auc}  # fmt: skip
+    add_event(session, job_id=job_id, kind="run_finished",
+              data={"run_id": run.run_id, "arm": run.arm, "generator": run.generator, "seed": run.seed, **headline})  # fmt: skip
+    session.commit()
+    return run
+
+
+def _float(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return None if number != number else number
+
+
+def add_job_event(session: Session, *, job_id: str, kind: str, data: dict[str, Any]) -> None:
+    add_event(session, job_id=job_id, kind=kind, data=data)
+    session.commit()
+
+
+def finish_job(
+    session: Session, *, job_id: str, attempt: int, status: JobStatus, error: str | None = None, **data: Any
+) -> bool:
+    """Record the final status unless another delivery took the job over; returns whether it was recorded."""
+    job = session.get(Job, job_id, populate_existing=True, with_for_update=True)
+    if job is None or job.attempts != attempt or JobStatus(job.status) in TERMINAL:
+        session.rollback()
+        return False
+    _finish(session, job, status, error=error, **data)
+    if status == JobStatus.succeeded:
+        job.step = job.total
+    session.commit()
+    return True

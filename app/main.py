@@ -1,0 +1,52 @@
+"""Builds the FastAPI app: one settings object, one database, thin routers; never imports torch.
+
+``uvicorn app.main:create_app --factory`` serves it; ``genmix serve`` does that plus migrations and a worker.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+from app.api.deps import Services, get_principal
+from app.api.routes import artifacts, datasets, health, jobs, samples
+from app.cache import BytesCache
+from app.db.session import Database
+from app.security import KeyCache
+from app.settings import Settings, get_settings
+from app.storage import ArtifactStore
+
+log = logging.getLogger("genmix.api")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    settings.ensure_dirs()
+    services = Services(
+        settings=settings,
+        db=Database(settings.database_url),
+        store=ArtifactStore(settings.artifacts),
+        keys=KeyCache(settings.api_key_cache_seconds),
+        samples=BytesCache(settings.sample_cache_bytes),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        services.db.dispose()
+
+    app = FastAPI(
+        title="GenMix",
+        summary="Generative + mixup augmentation for small, imbalanced medical image sets, measured honestly.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.include_router(health.router)
+    authenticated = [Depends(get_principal)]
+    for module in (datasets, jobs, artifacts, samples):
+        app.include_router(module.router, dependencies=authenticated)
+    return app

@@ -1,0 +1,136 @@
+"""The one settings object of the service (API, workers and CLI share it); every field reads ``GENMIX_<NAME>``.
+
+With nothing configured the service is *embedded*: SQLite (WAL) and kombu's filesystem broker under
+``state_dir``, which suits one machine. Production sets ``GENMIX_DATABASE_URL=postgresql+psycopg://...`` and
+``GENMIX_BROKER_URL=redis://...`` and points ``GENMIX_ARTIFACT_ROOT`` at a filesystem every worker shares.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = _PACKAGE_DIR.parent
+
+
+def default_data_dir() -> Path:
+    """Where dataset files (``breastmnist.npz``...) are looked up: the repository's sibling ``../shared/datasets``."""
+    return (REPO_ROOT / ".." / "shared" / "datasets").resolve()
+
+
+def default_state_dir() -> Path:
+    """Where the embedded service keeps its database, broker folder and artifacts."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "genmix"
+
+
+class Settings(BaseSettings):
+    """Configuration for every GenMix service process."""
+
+    model_config = SettingsConfigDict(env_prefix="GENMIX_", extra="ignore", validate_default=True)
+
+    state_dir: Path = Field(default_factory=default_state_dir)
+    """Embedded state: ``genmix.db``, ``broker/``, and ``artifacts/`` unless ``artifact_root`` is set."""
+    data_dir: Path = Field(default_factory=default_data_dir)
+    """Dataset files the demo and tests read (never written to)."""
+    database_url: str = ""
+    """SQLAlchemy URL; empty means ``sqlite:///<state_dir>/genmix.db``."""
+    broker_url: str = ""
+    """Celery broker; empty means kombu's filesystem transport under ``<state_dir>/broker`` (single machine)."""
+    artifact_root: Path | None = None
+    """Datasets, job outputs and sample PNGs; must be shared by the API and every worker."""
+    redis_key_prefix: str = ""
+    """Prefix for every broker key in Redis (lets several deployments or test sessions share one Redis)."""
+
+    default_queue: Literal["cpu", "gpu"] = "cpu"
+    """Queue for jobs whose spec names neither a queue nor a device."""
+    visibility_timeout: int = 7 * 24 * 3600
+    """Seconds before Redis redelivers an unacknowledged job: must exceed the longest job."""
+    max_attempts: int = 3
+    """Deliveries a job may take (worker crashes included) before it is marked failed."""
+    heartbeat_interval: float = 10.0
+    stale_after: float = 120.0
+    """A running job whose heartbeat is older than this (and whose worker is not alive here) is orphaned."""
+    cancel_poll_interval: float = 1.0
+    """How often a running job reads its cancel flag from the database."""
+    progress_interval: float = 1.0
+    """Minimum seconds between progress writes to the database."""
+    worker_concurrency: int = 1
+
+    upload_max_bytes: int = 512 * 1024 * 1024
+    zip_max_members: int = 200_000
+    zip_max_uncompressed_bytes: int = 2 * 1024**3
+    zip_max_ratio: float = 200.0
+    """Largest uncompressed/compressed ratio allowed for a zip member over ``zip_ratio_min_bytes``."""
+    zip_ratio_min_bytes: int = 1024 * 1024
+    image_max_pixels: int = 4096 * 4096
+    dataset_max_pixels: int = 1_000_000_000
+    image_formats: list[str] = Field(default_factory=lambda: ["PNG", "JPEG", "BMP", "TIFF"])
+
+    samples_per_class: int = 8
+    """Default number of real, synthetic and GenMix PNGs a job materialises per class."""
+    max_samples_per_class: int = 64
+    api_key_cache_seconds: float = 15.0
+    """How long a checked API key is trusted without a database look-up (a revoked key works this long)."""
+    sample_cache_bytes: int = 64 * 1024 * 1024
+    """Memory for sample PNGs kept by each API process (samples never change)."""
+    sse_poll_interval: float = 0.5
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        self.state_dir = Path(self.state_dir).expanduser().resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.state_dir / 'genmix.db'}"
+        if not self.broker_url:
+            self.broker_url = "filesystem://"
+        if self.artifact_root is None:
+            self.artifact_root = self.state_dir / "artifacts"
+        self.artifact_root = Path(self.artifact_root).expanduser().resolve()
+        self.data_dir = Path(self.data_dir).expanduser()
+        return self
+
+    @property
+    def artifacts(self) -> Path:
+        """``artifact_root`` as a non-optional path."""
+        assert self.artifact_root is not None
+        return self.artifact_root
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def is_embedded_broker(self) -> bool:
+        return self.broker_url.startswith("filesystem")
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.state_dir / "broker"
+
+    def ensure_dirs(self) -> None:
+        """Create the folders the embedded database, broker and artifact store write into."""
+        for path in (
+            self.artifacts,
+            self.artifacts / "uploads",
+            self.artifacts / "datasets",
+            self.artifacts / "jobs",
+        ):
+            path.mkdir(parents=True, exist_ok=True)
+        if self.is_sqlite:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+        if self.is_embedded_broker:
+            (self.broker_dir / "queue").mkdir(parents=True, exist_ok=True)
+            (self.broker_dir / "processed").mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

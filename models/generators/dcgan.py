@@ -1,0 +1,407 @@
+"""Class-conditional DCGAN (Radford et al. 2015), the paper's first generator.
+
+Generator: ``[z, embed(y)]`` -> ConvTranspose2d + BatchNorm + ReLU, doubling the resolution each layer, Tanh
+out. Discriminator: strided Conv2d + BatchNorm (none on the first layer) + LeakyReLU(0.2), then DCGAN's
+final "conv to one logit" plus a projection term ``<embed(y), features>`` (Miyato & Koyama 2018), which
+conditions on the class more reliably than concatenating label maps.
+
+Sizes: an image side ``S = b * 2**n`` with ``4 <= b <= 8`` (28 = 7·4, 32 = 4·8, 64, 128, ...) is built
+natively: the generator starts at ``b × b`` and doubles ``n`` times, so 28×28 needs no resizing.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.data import Split, to_uint8
+from models.generators import checkpoint as ckpt
+from models.generators.base import Generator
+from models.hooks import TrainHooks
+from models.runtime import autocast, torch_rng
+
+_ARCH_KEYS = ("z_dim", "embed_dim", "ngf", "ndf")
+"""Config keys that shape the networks: a checkpoint is only resumable when these match."""
+
+_MAX_MULT = 8
+"""Channel multiplier cap (DCGAN's ngf*8 / ndf*8), so 128×128 models stay the size of 64×64 ones."""
+
+
+def spatial_plan(size: int) -> tuple[int, int]:
+    """Split an image side into ``(base, doublings)``: ``size == base * 2**doublings``, 4 <= base <= 8."""
+    base, doublings = size, 0
+    while base % 2 == 0 and base // 2 >= 4:
+        base //= 2
+        doublings += 1
+    if not 4 <= base <= 8 or doublings < 1:
+        raise ValueError(
+            f"DCGAN cannot build {size}x{size} images: the side must be b*2^n with 4<=b<=8, n>=1 "
+            "(e.g. 28, 32, 64, 128)"
+        )
+    return base, doublings
+
+
+def _widths(width: int, doublings: int) -> list[int]:
+    """Channels from the coarsest to the finest feature map: width*2^(n-1), ..., width (capped)."""
+    return [width * min(2 ** (doublings - 1 - i), _MAX_MULT) for i in range(doublings)]
+
+
+class CondGenerator(nn.Module):
+    """``(z, y)`` -> image in [-1, 1]; the class embedding is concatenated to ``z``."""
+
+    def __init__(self, num_classes: int, channels: int, size: int, z_dim: int, embed_dim: int, ngf: int):
+        super().__init__()
+        base, doublings = spatial_plan(size)
+        widths = _widths(ngf, doublings)
+        self.embed = nn.Embedding(num_classes, embed_dim)
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(z_dim + embed_dim, widths[0], base, 1, 0, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(True),
+        ]
+        for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
+            layers += [
+                nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(True),
+            ]
+        layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([z, self.embed(labels)], dim=1)
+        return self.net(h[:, :, None, None])
+
+
+class ProjDiscriminator(nn.Module):
+    """``(x, y)`` -> one real/fake logit per image: ``w·φ(x) + <embed(y), φ(x)>``."""
+
+    def __init__(self, num_classes: int, channels: int, size: int, ndf: int):
+        super().__init__()
+        base, doublings = spatial_plan(size)
+        widths = _widths(ndf, doublings)[::-1]
+        layers: list[nn.Module] = [
+            nn.Conv2d(channels, widths[0], 4, 2, 1, bias=False),
+            nn.LeakyReLU(0.2, True),
+        ]
+        for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
+            layers += [
+                nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.LeakyReLU(0.2, True),
+            ]
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Conv2d(widths[-1], 1, base, 1, 0)
+        self.embed = nn.Embedding(num_classes, widths[-1] * base * base)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        phi = self.features(x)
+        projection = (self.embed(labels) * phi.flatten(1)).sum(dim=1)
+        return self.head(phi).flatten() + projection
+
+
+@torch.no_grad()
+def _dcgan_init(module: nn.Module, gen: torch.Generator) -> None:
+    """DCGAN init: conv weights N(0, 0.02), BatchNorm gamma N(1, 0.02), biases 0; embeddings N(0, 0.02)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Embedding):
+            nn.init.normal_(m.weight, 0.0, 0.02, generator=gen)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02, generator=gen)
+        bias = getattr(m, "bias", None)
+        if isinstance(bias, torch.Tensor):
+            nn.init.zeros_(bias)
+
+
+def _d_loss(kind: str, real: torch.Tensor, fake: torch.Tensor, smoothing: float) -> torch.Tensor:
+    if kind == "hinge":
+        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+    real_target = torch.full_like(real, 1.0 - smoothing)
+    return F.binary_cross_entropy_with_logits(real, real_target) + F.binary_cross_entropy_with_logits(
+        fake, torch.zeros_like(fake)
+    )
+
+
+def _g_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
+    if kind == "hinge":
+        return -fake.mean()
+    return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))  # non-saturating
+
+
+_COMMON: dict[str, Any] = {
+    "z_dim": 100,
+    "embed_dim": 50,
+    "ngf": 64,
+    "ndf": 64,
+    "beta1": 0.5,
+    "beta2": 0.999,
+    "loss": "bce",  # "bce" (non-saturating) | "hinge"
+    "label_smoothing": 0.0,  # one-sided: real targets become 1 - s (bce only)
+    "balanced": True,  # draw real batches class-balanced, so the minority class is learnt as often
+    "hflip": False,  # off by default: left/right carries anatomy in e.g. chest X-rays
+    "checkpoint_every": None,  # None: follow TrainHooks.checkpoint_every (the caller's choice)
+    "log_every": 50,
+    "sample_batch_size": 256,
+}
+
+
+class DCGAN(Generator):
+    """One class-conditional DCGAN for all classes; see the module docstring for the architecture."""
+
+    name: ClassVar[str] = "dcgan"
+    profiles: ClassVar[dict[str, dict[str, Any]]] = {
+        # Sec. 3.1: 70,000 iterations, batch 8, learning rate 0.001; DCGAN's Adam betas.
+        "paper": {**_COMMON, "iterations": 70_000, "batch_size": 8, "lr": 1e-3, "log_every": 500},
+        # Measured on BreastMNIST 28×28 with 2 CPU threads: see the project report for the timing.
+        "quick": {**_COMMON, "iterations": 2000, "batch_size": 64, "lr": 2e-4, "ngf": 32, "ndf": 32},
+        # For tests: seconds, not minutes.
+        "tiny": {
+            **_COMMON,
+            "iterations": 20,
+            "batch_size": 8,
+            "lr": 1e-3,
+            "z_dim": 16,
+            "embed_dim": 8,
+            "ngf": 8,
+            "ndf": 8,
+            "log_every": 5,
+            "sample_batch_size": 32,
+        },
+    }
+
+    def __init__(
+        self,
+        num_classes: int,
+        channels: int,
+        image_size: tuple[int, int],
+        config: dict[str, Any] | None = None,
+        profile: str = "quick",
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+    ) -> None:
+        super().__init__(num_classes, channels, image_size, config, profile, device, seed)
+        height, width = image_size
+        if height != width:
+            raise ValueError(f"DCGAN needs square images, got {height}x{width}")
+        if self.config["loss"] not in ("bce", "hinge"):
+            raise ValueError(f"DCGAN loss must be 'bce' or 'hinge', got {self.config['loss']!r}")
+        cfg = self.config
+        # Build under a forked, seeded global RNG: reproducible, and the caller's RNG is left alone.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.netG = CondGenerator(
+                num_classes, channels, height, cfg["z_dim"], cfg["embed_dim"], cfg["ngf"]
+            )
+            self.netD = ProjDiscriminator(num_classes, channels, height, cfg["ndf"])
+        init_rng = torch_rng(seed)
+        _dcgan_init(self.netG, init_rng)
+        _dcgan_init(self.netD, init_rng)
+        self.netG.to(self.device)
+        self.netD.to(self.device)
+        betas = (cfg["beta1"], cfg["beta2"])
+        self.opt_g = torch.optim.Adam(self.netG.parameters(), lr=cfg["lr"], betas=betas)
+        self.opt_d = torch.optim.Adam(self.netD.parameters(), lr=cfg["lr"], betas=betas)
+        self.rng = torch_rng(seed + 1)  # data order, flips and noise while training (CPU: device-independent)
+        self.step = 0
+
+    # ----------------------------------------------------------------------------------------- training
+
+    def _check_data(self, train: Split) -> None:
+        n, h, w, c = train.images.shape
+        if (h, w) != tuple(self.image_size) or c != self.channels:
+            raise ValueError(
+                f"training images are {h}x{w}x{c}, model expects {self.image_size}x{self.channels}"
+            )
+        if n == 0:
+            raise ValueError("no training images")
+        if train.labels.min() < 0 or train.labels.max() >= self.num_classes:
+            raise ValueError(f"labels must lie in [0, {self.num_classes})")
+
+    def _sampling_weights(self, labels: np.ndarray) -> torch.Tensor:
+        if not self.config["balanced"]:
+            return torch.ones(len(labels), dtype=torch.float64)
+        counts = np.bincount(labels, minlength=self.num_classes)
+        return torch.from_numpy(1.0 / counts[labels]).to(torch.float64)
+
+    def _real_batch(
+        self, images: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.multinomial(weights, self.config["batch_size"], replacement=True, generator=self.rng)
+        flip = torch.rand(len(index), generator=self.rng) < 0.5  # drawn always, so hflip never shifts the RNG
+        index = index.to(self.device)
+        x = images[index].permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+        if self.config["hflip"]:
+            flip = flip.to(self.device)
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        return x, labels[index]
+
+    def _checkpoint_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors = {
+            **ckpt.prefixed("G", self.netG.state_dict()),
+            **ckpt.prefixed("D", self.netD.state_dict()),
+            "rng/train": self.rng.get_state(),
+        }
+        opt_g_tensors, opt_g_meta = ckpt.optimizer_state(self.opt_g, "opt_g")
+        opt_d_tensors, opt_d_meta = ckpt.optimizer_state(self.opt_d, "opt_d")
+        tensors.update(opt_g_tensors)
+        tensors.update(opt_d_tensors)
+        meta = {**self._describe(), "opt_g": opt_g_meta, "opt_d": opt_d_meta}
+        return tensors, meta
+
+    def _resume(self, store: ckpt.CheckpointDir) -> bool:
+        found = store.latest()
+        if found is None:
+            return False
+        saved = found.meta
+        mine = self._describe()
+        for key in ("num_classes", "channels", "image_size"):
+            if saved[key] != mine[key]:
+                raise ValueError(
+                    f"checkpoint in {store.directory} has {key}={saved[key]}, this model {mine[key]}"
+                )
+        for key in _ARCH_KEYS:
+            if saved["config"][key] != self.config[key]:
+                raise ValueError(
+                    f"checkpoint in {store.directory} was trained with {key}={saved['config'][key]}, "
+                    f"this model has {self.config[key]}"
+                )
+        self.netG.load_state_dict(ckpt.unprefixed("G", found.tensors))
+        self.netD.load_state_dict(ckpt.unprefixed("D", found.tensors))
+        ckpt.load_optimizer_state(self.opt_g, "opt_g", found.tensors, saved["opt_g"])
+        ckpt.load_optimizer_state(self.opt_d, "opt_d", found.tensors, saved["opt_d"])
+        for opt in (self.opt_g, self.opt_d):  # the current config decides the learning rate
+            for group in opt.param_groups:
+                group["lr"] = self.config["lr"]
+        self.rng.set_state(found.tensors["rng/train"])
+        self.step = found.step
+        return True
+
+    def fit(self, train: Split, hooks: TrainHooks | None = None) -> dict[str, float]:
+        """Train to ``config["iterations"]`` steps in all; resume from ``hooks.checkpoint_dir`` when there."""
+        hooks = hooks or TrainHooks()
+        self._check_data(train)
+        cfg = self.config
+        total = int(cfg["iterations"])
+        every = int(cfg["checkpoint_every"] or hooks.checkpoint_every)
+        log_every = max(1, int(cfg["log_every"]))
+        store = ckpt.CheckpointDir(hooks.checkpoint_dir) if hooks.checkpoint_dir is not None else None
+        if store is not None:
+            self._resume(store)
+        start_step, started = self.step, time.perf_counter()
+
+        images = torch.from_numpy(np.ascontiguousarray(train.images)).to(
+            self.device
+        )  # uint8, converted per batch
+        labels = torch.from_numpy(train.labels.astype(np.int64)).to(self.device)
+        weights = self._sampling_weights(train.labels.astype(np.int64))
+        self.netG.train()
+        self.netD.train()
+        sums = torch.zeros(2, device=self.device)
+        window = 0
+        last = {"loss_d": math.nan, "loss_g": math.nan}
+        while self.step < total:
+            hooks.check_cancel()
+            real, y = self._real_batch(images, labels, weights)
+            z = torch.randn(len(y), cfg["z_dim"], generator=self.rng).to(self.device)
+            with autocast(self.device):
+                fake = self.netG(z, y)
+                loss_d = _d_loss(
+                    cfg["loss"], self.netD(real, y), self.netD(fake.detach(), y), cfg["label_smoothing"]
+                )
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+            with autocast(self.device):
+                loss_g = _g_loss(cfg["loss"], self.netD(fake, y))
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            self.opt_g.step()
+            self.step += 1
+
+            sums += torch.stack([loss_d.detach().float(), loss_g.detach().float()])
+            window += 1
+            if self.step % log_every == 0 or self.step == total:
+                loss_d_mean, loss_g_mean = (
+                    sums / window
+                ).tolist()  # one device sync per report, not per step
+                last = {"loss_d": loss_d_mean, "loss_g": loss_g_mean}
+                if not (math.isfinite(loss_d_mean) and math.isfinite(loss_g_mean)):
+                    raise FloatingPointError(f"DCGAN losses diverged at step {self.step}: {last}")
+                hooks.progress(self.step, total, last)
+                sums.zero_()
+                window = 0
+            if store is not None and (self.step % every == 0 or self.step == total):
+                store.save(self.step, *self._checkpoint_state())
+        self.netG.eval()
+        return {
+            **last,
+            "steps": float(self.step),
+            "trained_steps": float(self.step - start_step),
+            "seconds": time.perf_counter() - started,
+        }
+
+    # ---------------------------------------------------------------------------------- sampling / files
+
+    @torch.no_grad()
+    def sample(self, per_class: list[int], seed: int = 0) -> Split:
+        """``per_class[k]`` images of class ``k``, in class order; the same seed gives the same images."""
+        if len(per_class) != self.num_classes or min(per_class, default=0) < 0:
+            raise ValueError(f"per_class needs {self.num_classes} non-negative counts, got {per_class}")
+        labels = np.repeat(np.arange(self.num_classes, dtype=np.int64), per_class)
+        z_all = torch.randn(len(labels), self.config["z_dim"], generator=torch_rng(seed))
+        was_training = self.netG.training
+        self.netG.eval()
+        chunks = []
+        batch = max(1, int(self.config["sample_batch_size"]))
+        for start in range(0, len(labels), batch):
+            z = z_all[start : start + batch].to(self.device)
+            y = torch.from_numpy(labels[start : start + batch]).to(self.device)
+            chunks.append(to_uint8((self.netG(z, y).float() + 1.0) / 2.0))
+        self.netG.train(was_training)
+        h, w = self.image_size
+        images = np.concatenate(chunks) if chunks else np.zeros((0, h, w, self.channels), np.uint8)
+        return Split(images, labels)
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "generator": self.name,
+            "num_classes": self.num_classes,
+            "channels": self.channels,
+            "image_size": list(self.image_size),
+            "config": self.config,
+            "profile": self.profile,
+            "seed": self.seed,
+        }
+
+    def save(self, directory: Path) -> None:
+        """``generator.safetensors`` + ``config.json``; the discriminator is only kept in checkpoints."""
+        directory = Path(directory)
+        ckpt.save_weights(self.netG, directory / "generator.safetensors")
+        ckpt.write_json(directory / "config.json", {**self._describe(), "step": self.step})
+
+    @classmethod
+    def load(cls, directory: Path, device: torch.device | str = "cpu") -> DCGAN:
+        directory = Path(directory)
+        meta = ckpt.read_json(directory / "config.json")
+        if meta.get("generator") != cls.name:
+            raise ValueError(f"{directory} holds a {meta.get('generator')!r} generator, not {cls.name!r}")
+        model = cls(
+            meta["num_classes"],
+            meta["channels"],
+            tuple(meta["image_size"]),
+            config=meta["config"],
+            profile=meta["profile"],
+            device=device,
+            seed=meta["seed"],
+        )
+        ckpt.load_weights(model.netG, directory / "generator.safetensors")
+        model.step = int(meta.get("step", 0))
+        model.netG.eval()
+        return model

@@ -1,0 +1,480 @@
+"""Class-conditional pixel diffusion model (the paper's ADM), built on diffusers.
+
+Why this shape: diffusers' own example script is unconditional, so the class-conditional loop is ours
+(the usual way, diffusers issues #128 and #6817): ``UNet2DModel(num_class_embeds=K + 1)`` with
+``class_labels=`` in an ε-prediction loop over ``DDPMScheduler`` noise, EMA weights
+(``diffusers.training_utils.EMAModel``) for sampling, and classifier-free guidance: labels are replaced by the
+null class ``K`` with probability ``cfg_dropout`` while training, and sampling mixes conditional and null
+predictions with ``guidance_scale``. Sampling uses DPM-Solver++ (default; good in ~20 steps), DDIM or DDPM.
+
+Fine-tuning: ``pretrained_dir`` names a local diffusers ``UNet2DModel`` folder (or a pipeline folder with a
+``unet/`` subfolder). The model then works at the pretrained UNet's resolution and channels: gray data is
+repeated to RGB, images are resized in and out, and a class embedding of the wrong size is replaced by a
+zero-initialised one (so training starts from the pretrained behaviour). From scratch, the UNet works at
+the data's size when ``2**(levels-1)`` divides it (28 = 7·4 with 3 levels), else at the next multiple.
+
+Files: ``save`` writes ``unet/`` (EMA weights) and ``scheduler/`` with ``save_pretrained``, so plain
+diffusers loads them (``UNet2DModel.from_pretrained(dir / "unet")``), plus ``genmix.json`` written last.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DModel
+from diffusers.training_utils import EMAModel
+
+from models.data import Split, to_uint8
+from models.generators import checkpoint as ckpt
+from models.generators.base import Generator
+from models.hooks import TrainHooks
+from models.runtime import autocast, torch_rng
+
+SAMPLERS = ("dpm++", "ddim", "ddpm")
+DEFAULT_SAMPLE_STEPS = {"dpm++": 20, "ddim": 50, "ddpm": 1000}
+META_FILE = "genmix.json"
+
+_ARCH_KEYS = (
+    "block_out_channels",
+    "layers_per_block",
+    "attention_levels",
+    "norm_num_groups",
+    "pretrained_dir",
+)
+
+_COMMON: dict[str, Any] = {
+    "block_out_channels": [64, 128, 128],
+    "layers_per_block": 2,
+    "attention_levels": [False, True, True],  # self-attention at the coarser levels only (as ADM)
+    "attention_head_dim": 8,  # channels per head
+    "norm_num_groups": 32,
+    "dropout": 0.1,
+    "num_train_timesteps": 1000,
+    "beta_schedule": "squaredcos_cap_v2",  # cosine (Nichol & Dhariwal): better than linear at 28-64 px
+    "lr": 1e-4,
+    "weight_decay": 0.0,
+    "grad_clip": 1.0,
+    "ema_decay": 0.9999,
+    "ema_power": 0.75,  # EMA warm-up 1 - (1 + step)^-power, capped at ema_decay
+    "cfg_dropout": 0.1,  # 0 disables classifier-free guidance (no null class)
+    "guidance_scale": 1.5,  # 1.0 = plain conditional sampling
+    "sampler": "dpm++",
+    "sample_steps": None,  # None: the sampler's default (dpm++ 20, ddim 50, ddpm 1000)
+    "pretrained_dir": None,
+    "balanced": True,  # class-balanced real batches, so the minority class is learnt as often
+    "hflip": False,  # off by default: left/right carries anatomy in e.g. chest X-rays
+    "mixed_precision": True,  # bf16 autocast on CUDA (models.runtime.autocast); no-op on CPU
+    "checkpoint_every": None,  # None: follow TrainHooks.checkpoint_every
+    "log_every": 50,
+    "sample_batch_size": 256,
+}
+
+
+def _levels_ok(size: int, levels: int) -> bool:
+    return size % (2 ** (levels - 1)) == 0
+
+
+def _model_size(image_size: tuple[int, int], levels: int) -> int:
+    """The UNet's square side: the data's side when the UNet can halve it ``levels - 1`` times, else rounded up."""
+    side = max(image_size)
+    step = 2 ** (levels - 1)
+    return (
+        side if image_size[0] == image_size[1] and _levels_ok(side, levels) else math.ceil(side / step) * step
+    )
+
+
+def _unet_from_config(cfg: dict[str, Any], channels: int, size: int, class_embeds: int | None) -> UNet2DModel:
+    widths = list(cfg["block_out_channels"])
+    attention = list(cfg["attention_levels"])
+    if len(attention) != len(widths):
+        raise ValueError(f"attention_levels {attention} must have one entry per block_out_channels {widths}")
+    return UNet2DModel(
+        sample_size=size,
+        in_channels=channels,
+        out_channels=channels,
+        block_out_channels=tuple(widths),
+        layers_per_block=cfg["layers_per_block"],
+        down_block_types=tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in attention),
+        up_block_types=tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attention)),
+        attention_head_dim=cfg["attention_head_dim"],
+        norm_num_groups=cfg["norm_num_groups"],
+        dropout=cfg["dropout"],
+        num_class_embeds=class_embeds,
+    )
+
+
+def load_pretrained_unet(path: str | Path, class_embeds: int | None) -> UNet2DModel:
+    """A local diffusers UNet2DModel (its folder, or a pipeline folder with ``unet/``), with ``class_embeds`` classes.
+
+    A class embedding of another size (e.g. ImageNet's 1000) is replaced by a zero-initialised one so the
+    fine-tune starts exactly from the pretrained model's unconditional behaviour.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"pretrained UNet directory {path} does not exist (it is never downloaded)")
+    folder = path / "unet" if (path / "unet" / "config.json").is_file() else path
+    unet = UNet2DModel.from_pretrained(folder, local_files_only=True)
+    if unet.config.in_channels != unet.config.out_channels:
+        raise ValueError(
+            f"{folder}: in_channels {unet.config.in_channels} != out_channels {unet.config.out_channels}; "
+            "only ε-prediction UNets (no learned variance) can be fine-tuned here"
+        )
+    if unet.config.class_embed_type is not None:
+        raise ValueError(f"{folder}: class_embed_type {unet.config.class_embed_type!r} is not supported")
+    if unet.config.num_class_embeds != class_embeds:
+        if class_embeds is None:
+            unet.class_embedding = None
+        else:
+            dim = unet.time_embedding.linear_2.out_features
+            unet.class_embedding = torch.nn.Embedding(class_embeds, dim)
+            torch.nn.init.zeros_(unet.class_embedding.weight)
+        unet.register_to_config(num_class_embeds=class_embeds)
+    return unet
+
+
+class Diffusion(Generator):
+    """One class-conditional pixel diffusion model for all classes; see the module docstring."""
+
+    name: ClassVar[str] = "diffusion"
+    profiles: ClassVar[dict[str, dict[str, Any]]] = {
+        # The paper gives no diffusion hyperparameters: its GANs' budget (70,000 iterations, batch 8) with ADM's
+        # learning rate, EMA and dropout, and an ADM-like UNet sized for 28-64 px.
+        "paper": {**_COMMON, "steps": 70_000, "batch_size": 8, "block_out_channels": [128, 256, 256],
+                  "log_every": 500},
+        # A small UNet that learns BreastMNIST's shapes in minutes on a GPU; see docs/GENERATORS.md for timings.
+        "quick": {**_COMMON, "steps": 4000, "batch_size": 32, "lr": 3e-4, "block_out_channels": [32, 64, 64],
+                  "layers_per_block": 1, "attention_levels": [False, False, True], "ema_decay": 0.999,
+                  "dropout": 0.0},
+        # For tests: seconds, not minutes.
+        "tiny": {**_COMMON, "steps": 40, "batch_size": 8, "lr": 2e-3, "block_out_channels": [8, 16],
+                 "layers_per_block": 1, "attention_levels": [False, True], "attention_head_dim": 4,
+                 "norm_num_groups": 4, "dropout": 0.0, "ema_decay": 0.99, "log_every": 5,
+                 "sample_batch_size": 32, "sample_steps": 5},
+    }  # fmt: skip
+
+    def __init__(
+        self,
+        num_classes: int,
+        channels: int,
+        image_size: tuple[int, int],
+        config: dict[str, Any] | None = None,
+        profile: str = "quick",
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+    ) -> None:
+        super().__init__(num_classes, channels, image_size, config, profile, device, seed)
+        cfg = self.config
+        if cfg["sampler"] not in SAMPLERS:
+            raise ValueError(f"diffusion sampler must be one of {SAMPLERS}, got {cfg['sampler']!r}")
+        self.null_class = num_classes if cfg["cfg_dropout"] > 0 else None
+        class_embeds = num_classes + 1 if self.null_class is not None else num_classes
+        with torch.random.fork_rng(devices=[]):  # reproducible init that leaves the caller's RNG alone
+            torch.manual_seed(seed)
+            if cfg["pretrained_dir"]:
+                self.unet = load_pretrained_unet(cfg["pretrained_dir"], class_embeds)
+            else:
+                size = _model_size(image_size, len(cfg["block_out_channels"]))
+                self.unet = _unet_from_config(cfg, channels, size, class_embeds)
+        sample_size = self.unet.config.sample_size
+        self.model_size = (sample_size, sample_size) if isinstance(sample_size, int) else tuple(sample_size)
+        self.model_channels = int(self.unet.config.in_channels)
+        if self.model_channels not in (channels, 3) or (channels == 3 and self.model_channels != 3):
+            raise ValueError(f"a {self.model_channels}-channel UNet cannot model {channels}-channel images")
+        self.unet.to(self.device)
+        self.noise_scheduler = DDPMScheduler(
+            num_train_timesteps=cfg["num_train_timesteps"], beta_schedule=cfg["beta_schedule"]
+        )
+        self.optimizer = torch.optim.AdamW(
+            self.unet.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"]
+        )
+        self.ema = self._new_ema()
+        self.ema_unet: UNet2DModel | None = None  # built on demand for sampling
+        self.rng = torch_rng(seed + 1)  # batches, noise, timesteps, label dropout (CPU: device-independent)
+        self.step = 0
+
+    def _new_ema(self) -> EMAModel:
+        cfg = self.config
+        return EMAModel(
+            self.unet.parameters(),
+            decay=cfg["ema_decay"],
+            use_ema_warmup=True,
+            power=cfg["ema_power"],
+            foreach=True,
+            model_cls=UNet2DModel,
+            model_config=self.unet.config,
+        )
+
+    # ------------------------------------------------------------------------------------- conversions
+
+    def _to_model(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, H, W, C) on device -> model input (N, C', H', W') in [-1, 1]."""
+        x = images.permute(0, 3, 1, 2).float().div_(255.0)
+        if self.model_channels != self.channels:
+            x = x.expand(-1, self.model_channels, -1, -1)
+        if tuple(x.shape[-2:]) != self.model_size:
+            x = F.interpolate(x, size=self.model_size, mode="bilinear", antialias=True, align_corners=False)
+        return x.mul(2.0).sub(1.0)
+
+    def _from_model(self, x: torch.Tensor) -> torch.Tensor:
+        """Model output in [-1, 1] -> (N, C, H, W) in [0, 1] at the data's channels and size."""
+        x = (x.float().clamp(-1, 1) + 1.0) / 2.0
+        if tuple(x.shape[-2:]) != tuple(self.image_size):
+            x = F.interpolate(
+                x, size=tuple(self.image_size), mode="bilinear", antialias=True, align_corners=False
+            )
+        if self.model_channels != self.channels:
+            x = x.mean(dim=1, keepdim=True)
+        return x.clamp(0, 1)
+
+    # ---------------------------------------------------------------------------------------- training
+
+    def _check_data(self, train: Split) -> None:
+        n, h, w, c = train.images.shape
+        if (h, w) != tuple(self.image_size) or c != self.channels:
+            raise ValueError(
+                f"training images are {h}x{w}x{c}, model expects {self.image_size}x{self.channels}"
+            )
+        if n == 0:
+            raise ValueError("no training images")
+        if train.labels.min() < 0 or train.labels.max() >= self.num_classes:
+            raise ValueError(f"labels must lie in [0, {self.num_classes})")
+
+    def _sampling_weights(self, labels: np.ndarray) -> torch.Tensor:
+        if not self.config["balanced"]:
+            return torch.ones(len(labels), dtype=torch.float64)
+        counts = np.bincount(labels, minlength=self.num_classes)
+        return torch.from_numpy(1.0 / counts[labels]).to(torch.float64)
+
+    def train_step(self, x0: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """One ε-prediction step on a model-space batch; returns the (undetached-free) loss tensor."""
+        batch = len(x0)
+        noise = torch.randn(x0.shape, generator=self.rng).to(self.device)
+        timesteps = torch.randint(0, self.config["num_train_timesteps"], (batch,), generator=self.rng)
+        drop = (
+            torch.rand(batch, generator=self.rng) < self.config["cfg_dropout"]
+        )  # drawn always: same RNG stream
+        timesteps = timesteps.to(self.device)
+        if self.null_class is not None:
+            labels = torch.where(drop.to(self.device), torch.full_like(labels, self.null_class), labels)
+        noisy = self.noise_scheduler.add_noise(x0, noise, timesteps)
+        with autocast(self.device, self.config["mixed_precision"]):
+            pred = self.unet(noisy, timesteps, class_labels=labels).sample
+        loss = F.mse_loss(pred.float(), noise)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config["grad_clip"]:
+            torch.nn.utils.clip_grad_norm_(self.unet.parameters(), self.config["grad_clip"])
+        self.optimizer.step()
+        self.ema.step(self.unet.parameters())
+        return loss.detach()
+
+    def _checkpoint_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        ema_state = self.ema.state_dict()
+        shadow = ema_state.pop("shadow_params")
+        tensors = {
+            **ckpt.prefixed("unet", self.unet.state_dict()),
+            **{f"ema/{i}": p for i, p in enumerate(shadow)},
+            "rng/train": self.rng.get_state(),
+        }
+        opt_tensors, opt_meta = ckpt.optimizer_state(self.optimizer, "opt")
+        tensors.update(opt_tensors)
+        return tensors, {**self._describe(), "opt": opt_meta, "ema": ema_state}
+
+    def _resume(self, store: ckpt.CheckpointDir) -> bool:
+        found = store.latest(self.device)
+        if found is None:
+            return False
+        saved = found.meta
+        mine = self._describe()
+        for key in ("num_classes", "channels", "image_size"):
+            if saved[key] != mine[key]:
+                raise ValueError(
+                    f"checkpoint in {store.directory} has {key}={saved[key]}, this model {mine[key]}"
+                )
+        for key in _ARCH_KEYS:
+            if saved["config"][key] != self.config[key]:
+                raise ValueError(
+                    f"checkpoint in {store.directory} was trained with {key}={saved['config'][key]}, "
+                    f"this model has {self.config[key]}"
+                )
+        self.unet.load_state_dict(ckpt.unprefixed("unet", found.tensors))
+        ckpt.load_optimizer_state(self.optimizer, "opt", found.tensors, saved["opt"])
+        for group in self.optimizer.param_groups:  # the current config decides the learning rate
+            group["lr"] = self.config["lr"]
+        shadow = [found.tensors[f"ema/{i}"] for i in range(len(self.ema.shadow_params))]
+        self.ema.load_state_dict({**saved["ema"], "shadow_params": shadow})
+        self.ema.decay = self.config["ema_decay"]
+        self.rng.set_state(found.tensors["rng/train"].cpu())
+        self.step = found.step
+        self.ema_unet = None
+        return True
+
+    def fit(self, train: Split, hooks: TrainHooks | None = None) -> dict[str, float]:
+        """Train for ``config["steps"]`` steps in total, resuming from ``hooks.checkpoint_dir`` if possible."""
+        hooks = hooks or TrainHooks()
+        self._check_data(train)
+        cfg = self.config
+        total = int(cfg["steps"])
+        every = int(cfg["checkpoint_every"] or hooks.checkpoint_every)
+        log_every = max(1, int(cfg["log_every"]))
+        store = ckpt.CheckpointDir(hooks.checkpoint_dir) if hooks.checkpoint_dir is not None else None
+        if store is not None:
+            self._resume(store)
+        start_step, started = self.step, time.perf_counter()
+
+        images = torch.from_numpy(np.ascontiguousarray(train.images)).to(self.device)
+        labels = torch.from_numpy(train.labels.astype(np.int64)).to(self.device)
+        weights = self._sampling_weights(train.labels.astype(np.int64))
+        self.unet.train()
+        self.ema_unet = None
+        loss_sum = torch.zeros((), device=self.device)
+        window = 0
+        last = {"loss": math.nan}
+        while self.step < total:
+            hooks.check_cancel()
+            index = torch.multinomial(weights, cfg["batch_size"], replacement=True, generator=self.rng)
+            flip = (
+                torch.rand(len(index), generator=self.rng) < 0.5
+            )  # drawn always, so hflip never shifts the RNG
+            index = index.to(self.device)
+            x0 = self._to_model(images[index])
+            if cfg["hflip"]:
+                x0 = torch.where(flip.to(self.device)[:, None, None, None], x0.flip(-1), x0)
+            loss_sum += self.train_step(x0, labels[index])
+            self.step += 1
+            window += 1
+            if self.step % log_every == 0 or self.step == total:
+                last = {"loss": float(loss_sum / window)}  # one device sync per report, not per step
+                if not math.isfinite(last["loss"]):
+                    raise FloatingPointError(f"diffusion loss diverged at step {self.step}")
+                hooks.progress(self.step, total, last)
+                loss_sum.zero_()
+                window = 0
+            if store is not None and (self.step % every == 0 or self.step == total):
+                store.save(self.step, *self._checkpoint_state())
+        self.unet.eval()
+        return {**last, "steps": float(self.step), "trained_steps": float(self.step - start_step),
+                "seconds": time.perf_counter() - started}  # fmt: skip
+
+    # ---------------------------------------------------------------------------------------- sampling
+
+    def _sampling_unet(self) -> UNet2DModel:
+        if self.ema_unet is None:
+            self.ema_unet = UNet2DModel.from_config(self.unet.config).to(self.device)
+            self.ema.copy_to(self.ema_unet.parameters())
+            self.ema_unet.eval().requires_grad_(False)
+        return self.ema_unet
+
+    def make_scheduler(
+        self, sampler: str | None = None
+    ) -> DDPMScheduler | DDIMScheduler | DPMSolverMultistepScheduler:
+        """A fresh sampling scheduler sharing the training noise schedule."""
+        sampler = sampler or self.config["sampler"]
+        config = self.noise_scheduler.config
+        if sampler == "dpm++":
+            return DPMSolverMultistepScheduler.from_config(
+                config, algorithm_type="dpmsolver++", solver_order=2
+            )
+        if sampler == "ddim":
+            return DDIMScheduler.from_config(config)
+        if sampler == "ddpm":
+            return DDPMScheduler.from_config(config)
+        raise ValueError(f"diffusion sampler must be one of {SAMPLERS}, got {sampler!r}")
+
+    @torch.no_grad()
+    def denoise(
+        self,
+        noise: torch.Tensor,
+        labels: torch.Tensor,
+        sampler: str | None = None,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Run the reverse process from ``noise`` (model space) for class ``labels``; returns model-space images."""
+        sampler = sampler or self.config["sampler"]
+        steps = int(steps or self.config["sample_steps"] or DEFAULT_SAMPLE_STEPS[sampler])
+        unet = self._sampling_unet()
+        scheduler = self.make_scheduler(sampler)
+        scheduler.set_timesteps(steps, device=self.device)
+        scale = float(self.config["guidance_scale"])
+        guided = self.null_class is not None and scale != 1.0
+        x = noise.to(self.device) * scheduler.init_noise_sigma
+        labels = labels.to(self.device)
+        cond = torch.cat([labels, torch.full_like(labels, self.null_class)]) if guided else labels
+        for t in scheduler.timesteps:
+            model_in = scheduler.scale_model_input(x, t)
+            if guided:
+                model_in = torch.cat([model_in, model_in])
+            with autocast(self.device, self.config["mixed_precision"]):
+                eps = unet(model_in, t, class_labels=cond).sample.float()
+            if guided:
+                eps_cond, eps_null = eps.chunk(2)
+                eps = eps_null + scale * (eps_cond - eps_null)
+            x = scheduler.step(eps, t, x, generator=generator).prev_sample
+        return x
+
+    def sample(self, per_class: list[int], seed: int = 0) -> Split:
+        """``per_class[k]`` images of class ``k``, in class order; the same seed gives the same images."""
+        if len(per_class) != self.num_classes or min(per_class, default=0) < 0:
+            raise ValueError(f"per_class needs {self.num_classes} non-negative counts, got {per_class}")
+        labels = np.repeat(np.arange(self.num_classes, dtype=np.int64), per_class)
+        rng = torch_rng(seed)
+        noise_all = torch.randn(len(labels), self.model_channels, *self.model_size, generator=rng)
+        chunks = []
+        batch = max(1, int(self.config["sample_batch_size"]))
+        for start in range(0, len(labels), batch):
+            y = torch.from_numpy(labels[start : start + batch])
+            x = self.denoise(noise_all[start : start + batch], y, generator=rng)
+            chunks.append(to_uint8(self._from_model(x)))
+        h, w = self.image_size
+        images = np.concatenate(chunks) if chunks else np.zeros((0, h, w, self.channels), np.uint8)
+        return Split(images, labels)
+
+    # ------------------------------------------------------------------------------------------- files
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "generator": self.name,
+            "num_classes": self.num_classes,
+            "channels": self.channels,
+            "image_size": list(self.image_size),
+            "config": self.config,
+            "profile": self.profile,
+            "seed": self.seed,
+            "null_class": self.null_class,
+        }
+
+    def save(self, directory: Path) -> None:
+        """``unet/`` (EMA weights) and ``scheduler/`` via ``save_pretrained``; ``genmix.json`` last (commit mark)."""
+        directory = Path(directory)
+        self._sampling_unet().save_pretrained(directory / "unet", safe_serialization=True)
+        self.noise_scheduler.save_pretrained(directory / "scheduler")
+        ckpt.write_json(directory / META_FILE, {**self._describe(), "step": self.step})
+
+    @classmethod
+    def load(cls, directory: Path, device: torch.device | str = "cpu") -> Diffusion:
+        """Rebuild for sampling (or further fine-tuning) from a folder written by :meth:`save`."""
+        directory = Path(directory)
+        meta = ckpt.read_json(directory / META_FILE)
+        if meta.get("generator") != cls.name:
+            raise ValueError(f"{directory} holds a {meta.get('generator')!r} generator, not {cls.name!r}")
+        config = {**meta["config"], "pretrained_dir": str(directory / "unet")}
+        model = cls(
+            meta["num_classes"],
+            meta["channels"],
+            tuple(meta["image_size"]),
+            config=config,
+            profile=meta["profile"],
+            device=device,
+            seed=meta["seed"],
+        )
+        model.config["pretrained_dir"] = meta["config"]["pretrained_dir"]
+        model.step = int(meta.get("step", 0))
+        model.unet.eval()
+        return model

@@ -1,0 +1,633 @@
+"""Class-conditional StyleGAN2-style generator for small medical sets (Karras et al. 2020, "StyleGAN2").
+
+What is here and why:
+
+* mapping network: normalised ``z`` concatenated with a normalised class embedding, an MLP at 1/100 learning
+  rate (StyleGAN2-ADA's conditioning) → ``w``;
+* synthesis network: a learnt constant, modulated/demodulated 3x3 convolutions, per-layer noise with learnt
+  strength, skip ``toRGB`` outputs; style mixing regularisation (two ``w`` with a crossover layer);
+* residual discriminator with minibatch-std and a projection on the class embedding;
+* non-saturating logistic loss, lazy R1 on real images (every ``r1_interval`` steps, Adam rescaled as in
+  StyleGAN2); ``G_ema`` (EMA with ramp-up) is what :meth:`StyleGAN.sample` uses;
+* DiffAugment (Zhao et al. 2020: colour, translation, cutout) applied to real and fake images before the
+  discriminator — a few hundred images are otherwise memorised by D in a few thousand steps.
+
+Left out (documented in docs/GENERATORS.md): path-length regularisation, FIR blur filters (bilinear resampling
+instead), truncation. Images: gray or RGB, square, side ``b * 2**n`` with 4 <= b <= 8 (28 → 7·4, 32, 64, 128).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.data import Split, to_uint8
+from models.generators import checkpoint as ckpt
+from models.generators.base import Generator
+from models.hooks import TrainHooks
+from models.runtime import autocast, torch_rng
+
+_ARCH_KEYS = ("z_dim", "w_dim", "mapping_layers", "fmap_base", "fmap_max")
+_GAIN = math.sqrt(2.0)  # lrelu gain, as StyleGAN's bias_act
+
+
+def spatial_plan(size: int) -> tuple[int, int]:
+    """Split an image side into ``(base, doublings)``, ``size == base * 2**doublings``, 4 <= base <= 8, n >= 1."""
+    base, doublings = size, 0
+    while base % 2 == 0 and base // 2 >= 4:
+        base //= 2
+        doublings += 1
+    if not 4 <= base <= 8 or doublings < 1:
+        raise ValueError(f"StyleGAN cannot build {size}x{size} images: the side must be b*2^n, 4<=b<=8, n>=1")
+    return base, doublings
+
+
+def _width(level: int, fmap_base: int, fmap_max: int) -> int:
+    """Channels at resolution level ``level`` (0 = coarsest)."""
+    return max(1, min(fmap_max, fmap_base // 2**level))
+
+
+# --------------------------------------------------------------------------------- equalised-lr layers
+
+
+class EqualLinear(nn.Module):
+    """Linear layer with equalised learning rate (weights N(0,1) scaled at run time) and optional lrelu."""
+
+    def __init__(self, c_in: int, c_out: int, bias_init: float = 0.0, lr_mul: float = 1.0, act: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(c_out, c_in) / lr_mul)
+        self.bias = nn.Parameter(torch.full((c_out,), float(bias_init) / lr_mul))
+        self.scale = lr_mul / math.sqrt(c_in)
+        self.lr_mul = lr_mul
+        self.act = act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.linear(x, self.weight * self.scale, self.bias * self.lr_mul)
+        return F.leaky_relu(x, 0.2) * _GAIN if self.act else x
+
+
+class EqualConv2d(nn.Module):
+    """Conv layer with equalised learning rate and optional lrelu (discriminator building block)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, bias: bool = True, act: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(c_out, c_in, kernel, kernel))
+        self.bias = nn.Parameter(torch.zeros(c_out)) if bias else None
+        self.scale = 1.0 / math.sqrt(c_in * kernel * kernel)
+        self.act = act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.conv2d(x, self.weight * self.scale, self.bias, padding=self.weight.shape[-1] // 2)
+        return F.leaky_relu(x, 0.2) * _GAIN if self.act else x
+
+
+def _normalize(x: torch.Tensor) -> torch.Tensor:
+    return x * (x.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()
+
+
+# ------------------------------------------------------------------------------------------ generator
+
+
+class MappingNetwork(nn.Module):
+    """``(z, class) -> w``: normalised z and class embedding, concatenated, through an MLP at lr x 0.01."""
+
+    def __init__(self, z_dim: int, num_classes: int, w_dim: int, layers: int):
+        super().__init__()
+        self.num_classes = num_classes
+        self.embed = EqualLinear(num_classes, w_dim)
+        dims = [z_dim + w_dim] + [w_dim] * layers
+        self.net = nn.Sequential(
+            *[EqualLinear(a, b, lr_mul=0.01, act=True) for a, b in zip(dims[:-1], dims[1:])]
+        )
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        c = self.embed(F.one_hot(labels, self.num_classes).to(z.dtype))
+        return self.net(torch.cat([_normalize(z), _normalize(c)], dim=1))
+
+
+class ModulatedConv2d(nn.Module):
+    """StyleGAN2's weight (de)modulation: per-sample weights ``w * s``, rescaled to unit norm, as a grouped conv."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, w_dim: int, demodulate: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(c_out, c_in, kernel, kernel))
+        self.affine = EqualLinear(w_dim, c_in, bias_init=1.0)
+        self.scale = 1.0 / math.sqrt(c_in * kernel * kernel)
+        self.demodulate = demodulate
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        n, c_in, h, width = x.shape
+        styles = self.affine(w)
+        weight = self.weight[None] * self.scale * styles[:, None, :, None, None]  # (N, out, in, k, k)
+        if self.demodulate:
+            weight = weight * (weight.square().sum(dim=(2, 3, 4), keepdim=True) + 1e-8).rsqrt()
+        c_out, k = weight.shape[1], weight.shape[-1]
+        out = F.conv2d(x.reshape(1, n * c_in, h, width), weight.reshape(n * c_out, c_in, k, k).to(x.dtype),
+                       padding=k // 2, groups=n)  # fmt: skip
+        return out.reshape(n, c_out, h, width)
+
+
+class SynthesisLayer(nn.Module):
+    """Modulated 3x3 conv (optionally after 2x upsampling) + scaled per-pixel noise + bias + lrelu."""
+
+    def __init__(self, c_in: int, c_out: int, w_dim: int, up: bool = False):
+        super().__init__()
+        self.conv = ModulatedConv2d(c_in, c_out, 3, w_dim)
+        self.noise_strength = nn.Parameter(torch.zeros(()))
+        self.bias = nn.Parameter(torch.zeros(c_out))
+        self.up = up
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+        if self.up:
+            x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        x = self.conv(x, w)
+        n, _, h, width = x.shape
+        noise = torch.randn((n, 1, h, width), generator=gen).to(device=x.device, dtype=x.dtype)
+        x = x + noise * self.noise_strength + self.bias[None, :, None, None]
+        return F.leaky_relu(x, 0.2) * _GAIN
+
+
+class ToRGB(nn.Module):
+    """Modulated 1x1 conv without demodulation: features -> image residual at this resolution."""
+
+    def __init__(self, c_in: int, channels: int, w_dim: int):
+        super().__init__()
+        self.conv = ModulatedConv2d(c_in, channels, 1, w_dim, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return self.conv(x, w) + self.bias[None, :, None, None]
+
+
+class SynthesisNetwork(nn.Module):
+    """Constant ``base x base`` input, then ``doublings`` blocks of (up-conv, conv), skip toRGB outputs.
+
+    Each conv takes its own ``w``; a toRGB shares the ``w`` of the next block's first conv (StyleGAN2's
+    layout), so there are ``2 * doublings + 2`` ``w`` per image.
+    """
+
+    def __init__(self, size: int, channels: int, w_dim: int, fmap_base: int, fmap_max: int):
+        super().__init__()
+        base, doublings = spatial_plan(size)
+        widths = [_width(i, fmap_base, fmap_max) for i in range(doublings + 1)]
+        self.const = nn.Parameter(torch.randn(widths[0], base, base))
+        self.convs = nn.ModuleList([SynthesisLayer(widths[0], widths[0], w_dim)])
+        self.torgbs = nn.ModuleList([ToRGB(widths[0], channels, w_dim)])
+        for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
+            self.convs.append(SynthesisLayer(c_in, c_out, w_dim, up=True))
+            self.convs.append(SynthesisLayer(c_out, c_out, w_dim))
+            self.torgbs.append(ToRGB(c_out, channels, w_dim))
+        self.num_ws = len(self.convs) + 1
+
+    def forward(self, ws: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+        x = self.const[None].expand(len(ws), -1, -1, -1)
+        x = self.convs[0](x, ws[:, 0], gen)
+        img = self.torgbs[0](x, ws[:, 1])
+        for block in range(1, len(self.torgbs)):
+            i = 2 * block - 1
+            x = self.convs[i](x, ws[:, i], gen)
+            x = self.convs[i + 1](x, ws[:, i + 1], gen)
+            img = F.interpolate(img, scale_factor=2.0, mode="bilinear", align_corners=False)
+            img = img + self.torgbs[block](x, ws[:, i + 2])
+        return img
+
+
+class StyleGenerator(nn.Module):
+    """Mapping + synthesis; ``mix_prob`` enables style mixing (a second ``z`` from the crossover layer on)."""
+
+    def __init__(self, num_classes: int, channels: int, size: int, cfg: dict[str, Any]):
+        super().__init__()
+        self.z_dim = cfg["z_dim"]
+        self.mapping = MappingNetwork(cfg["z_dim"], num_classes, cfg["w_dim"], cfg["mapping_layers"])
+        self.synthesis = SynthesisNetwork(size, channels, cfg["w_dim"], cfg["fmap_base"], cfg["fmap_max"])
+
+    def forward(
+        self, z: torch.Tensor, labels: torch.Tensor, gen: torch.Generator | None = None, mix_prob: float = 0.0
+    ) -> torch.Tensor:
+        num_ws = self.synthesis.num_ws
+        ws = self.mapping(z, labels)[:, None].expand(-1, num_ws, -1)
+        # Drawn always (from the CPU generator), so toggling mixing never shifts the random stream.
+        cutoff = int(torch.randint(1, num_ws, (), generator=gen))
+        mix = bool(torch.rand((), generator=gen) < mix_prob)
+        z2 = torch.randn(z.shape, generator=gen).to(z.device, z.dtype)
+        if mix:
+            ws2 = self.mapping(z2, labels)[:, None].expand(-1, num_ws, -1)
+            ws = torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
+        return self.synthesis(ws, gen)
+
+
+# -------------------------------------------------------------------------------------- discriminator
+
+
+class DiscriminatorBlock(nn.Module):
+    """Residual block: conv, conv, 2x average-pool down; the skip path is pool + 1x1 conv; sum scaled by 1/sqrt(2)."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv0 = EqualConv2d(c_in, c_in, 3)
+        self.conv1 = EqualConv2d(c_in, c_out, 3)
+        self.skip = EqualConv2d(c_in, c_out, 1, bias=False, act=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = self.skip(F.avg_pool2d(x, 2))
+        x = F.avg_pool2d(self.conv1(self.conv0(x)), 2)
+        return (skip + x) * math.sqrt(0.5)
+
+
+def _minibatch_std(x: torch.Tensor, group: int = 4) -> torch.Tensor:
+    """Append the mean over channels of the within-group standard deviation as one extra feature map."""
+    n, c, h, w = x.shape
+    g = max(d for d in range(1, min(group, n) + 1) if n % d == 0)
+    y = x.reshape(g, -1, c, h, w).float()
+    y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (N/g,)
+    y = y.to(x.dtype).reshape(-1, 1, 1, 1).repeat(g, 1, h, w)
+    return torch.cat([x, y], dim=1)
+
+
+class StyleDiscriminator(nn.Module):
+    """fromRGB, residual blocks down to ``base x base``, minibatch-std, conv, fc, then a class projection."""
+
+    def __init__(self, num_classes: int, channels: int, size: int, cfg: dict[str, Any]):
+        super().__init__()
+        base, doublings = spatial_plan(size)
+        widths = [_width(i, cfg["fmap_base"], cfg["fmap_max"]) for i in range(doublings + 1)][::-1]
+        self.num_classes = num_classes
+        self.from_rgb = EqualConv2d(channels, widths[0], 1)
+        self.blocks = nn.Sequential(*[DiscriminatorBlock(a, b) for a, b in zip(widths[:-1], widths[1:])])
+        top = widths[-1]
+        self.conv = EqualConv2d(top + 1, top, 3)
+        self.fc = EqualLinear(top * base * base, top, act=True)
+        self.out = EqualLinear(top, top)
+        self.embed = EqualLinear(num_classes, top)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = self.blocks(self.from_rgb(x))
+        h = self.out(self.fc(self.conv(_minibatch_std(h)).flatten(1)))
+        cmap = self.embed(F.one_hot(labels, self.num_classes).to(h.dtype))
+        return (h * cmap).sum(dim=1) / math.sqrt(h.shape[1])
+
+
+# --------------------------------------------------------------------------------------- DiffAugment
+
+
+def diff_augment(x: torch.Tensor, policy: list[str], gen: torch.Generator) -> torch.Tensor:
+    """DiffAugment (Zhao et al. 2020) on [-1, 1] images; every random number comes from ``gen`` (CPU)."""
+    n, _, h, w = x.shape
+    dev = x.device
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(shape, generator=gen).to(device=dev, dtype=x.dtype)
+
+    # Every op draws its random numbers whether enabled or not, so the policy never shifts the stream.
+    brightness, saturation, contrast = rand(n, 1, 1, 1), rand(n, 1, 1, 1), rand(n, 1, 1, 1)
+    sx, sy = int(h * 0.125 + 0.5), int(w * 0.125 + 0.5)
+    tx = torch.randint(-sx, sx + 1, (n, 1, 1), generator=gen).to(dev)
+    ty = torch.randint(-sy, sy + 1, (n, 1, 1), generator=gen).to(dev)
+    ch, cw = int(h * 0.5 + 0.5), int(w * 0.5 + 0.5)
+    ox = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), generator=gen).to(dev)
+    oy = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), generator=gen).to(dev)
+    if "color" in policy:
+        x = x + (brightness - 0.5)
+        mean = x.mean(dim=1, keepdim=True)
+        x = (x - mean) * (saturation * 2) + mean
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = (x - mean) * (contrast + 0.5) + mean
+    if "translation" in policy:
+        gb, gx, gy = torch.meshgrid(
+            torch.arange(n, device=dev),
+            torch.arange(h, device=dev),
+            torch.arange(w, device=dev),
+            indexing="ij",
+        )
+        gx = torch.clamp(gx + tx + 1, 0, h + 1)
+        gy = torch.clamp(gy + ty + 1, 0, w + 1)
+        x_pad = F.pad(x, [1, 1, 1, 1])
+        x = x_pad.permute(0, 2, 3, 1)[gb, gx, gy].permute(0, 3, 1, 2)
+    if "cutout" in policy:
+        gb, gx, gy = torch.meshgrid(
+            torch.arange(n, device=dev),
+            torch.arange(ch, device=dev),
+            torch.arange(cw, device=dev),
+            indexing="ij",
+        )
+        gx = torch.clamp(gx + ox - ch // 2, 0, h - 1)
+        gy = torch.clamp(gy + oy - cw // 2, 0, w - 1)
+        mask = torch.ones(n, h, w, dtype=x.dtype, device=dev)
+        mask[gb, gx, gy] = 0
+        x = x * mask[:, None]
+    return x
+
+
+# ------------------------------------------------------------------------------------------ generator
+
+
+_COMMON: dict[str, Any] = {
+    "z_dim": 512,
+    "w_dim": 512,
+    "mapping_layers": 8,
+    "fmap_base": 512,  # channels at level i (0 = coarsest): min(fmap_max, fmap_base // 2**i)
+    "fmap_max": 256,
+    "beta1": 0.0,
+    "beta2": 0.99,
+    "r1_gamma": None,  # None: StyleGAN2-ADA's heuristic 0.0002 * side**2 / batch
+    "r1_interval": 16,  # lazy regularisation
+    "style_mixing": 0.9,
+    "augment": ["color", "translation", "cutout"],  # DiffAugment policy; [] disables
+    "ema_kimg": None,  # None: batch * 10 / 32 (StyleGAN2-ADA); half-life of G_ema in thousands of images
+    "ema_rampup": 0.05,
+    "balanced": True,  # class-balanced real batches, so the minority class is learnt as often
+    "hflip": False,  # off by default: left/right carries anatomy in e.g. chest X-rays
+    "mixed_precision": True,  # bf16 autocast on CUDA for G and D (R1 runs in float32)
+    "checkpoint_every": None,  # None: follow TrainHooks.checkpoint_every
+    "log_every": 50,
+    "sample_batch_size": 256,
+}
+
+
+class StyleGAN(Generator):
+    """One class-conditional StyleGAN2-style GAN for all classes; see the module docstring."""
+
+    name: ClassVar[str] = "stylegan"
+    profiles: ClassVar[dict[str, dict[str, Any]]] = {
+        # Sec. 3.1: 70,000 iterations, batch 8, learning rate 0.001; StyleGAN2's betas, mapping depth and R1.
+        "paper": {**_COMMON, "iterations": 70_000, "batch_size": 8, "lr": 1e-3, "log_every": 500},
+        # A narrower network and a larger batch: learns BreastMNIST's look in minutes on a GPU.
+        "quick": {**_COMMON, "iterations": 3000, "batch_size": 32, "lr": 2e-3, "z_dim": 128, "w_dim": 128,
+                  "mapping_layers": 4, "fmap_base": 256, "fmap_max": 128},
+        # For tests: seconds, not minutes.
+        "tiny": {**_COMMON, "iterations": 24, "batch_size": 8, "lr": 2e-3, "z_dim": 16, "w_dim": 16,
+                 "mapping_layers": 2, "fmap_base": 16, "fmap_max": 16, "r1_interval": 4, "log_every": 4,
+                 "sample_batch_size": 32},
+    }  # fmt: skip
+
+    def __init__(
+        self,
+        num_classes: int,
+        channels: int,
+        image_size: tuple[int, int],
+        config: dict[str, Any] | None = None,
+        profile: str = "quick",
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+    ) -> None:
+        super().__init__(num_classes, channels, image_size, config, profile, device, seed)
+        height, width = image_size
+        if height != width:
+            raise ValueError(f"StyleGAN needs square images, got {height}x{width}")
+        unknown = set(self.config["augment"]) - {"color", "translation", "cutout"}
+        if unknown:
+            raise ValueError(f"unknown DiffAugment ops {sorted(unknown)}; known: color, translation, cutout")
+        cfg = self.config
+        with torch.random.fork_rng(devices=[]):  # reproducible init that leaves the caller's RNG alone
+            torch.manual_seed(seed)
+            self.netG = StyleGenerator(num_classes, channels, height, cfg)
+            self.netD = StyleDiscriminator(num_classes, channels, height, cfg)
+        self.netG_ema = copy.deepcopy(self.netG).eval().requires_grad_(False)
+        for net in (self.netG, self.netD, self.netG_ema):
+            net.to(self.device)
+        self.opt_g = torch.optim.Adam(
+            self.netG.parameters(), lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"])
+        )
+        c = cfg["r1_interval"] / (cfg["r1_interval"] + 1)  # lazy-regularisation correction (StyleGAN2 App. B)
+        self.opt_d = torch.optim.Adam(
+            self.netD.parameters(), lr=cfg["lr"] * c, betas=(cfg["beta1"] ** c, cfg["beta2"] ** c)
+        )
+        self.rng = torch_rng(seed + 1)  # batches, latents, noise, augmentation (CPU: device-independent)
+        self.step = 0
+
+    @property
+    def r1_gamma(self) -> float:
+        gamma = self.config["r1_gamma"]
+        return (
+            float(gamma)
+            if gamma is not None
+            else 0.0002 * self.image_size[0] ** 2 / self.config["batch_size"]
+        )
+
+    # ---------------------------------------------------------------------------------------- training
+
+    def _check_data(self, train: Split) -> None:
+        n, h, w, c = train.images.shape
+        if (h, w) != tuple(self.image_size) or c != self.channels:
+            raise ValueError(
+                f"training images are {h}x{w}x{c}, model expects {self.image_size}x{self.channels}"
+            )
+        if n == 0:
+            raise ValueError("no training images")
+        if train.labels.min() < 0 or train.labels.max() >= self.num_classes:
+            raise ValueError(f"labels must lie in [0, {self.num_classes})")
+
+    def _sampling_weights(self, labels: np.ndarray) -> torch.Tensor:
+        if not self.config["balanced"]:
+            return torch.ones(len(labels), dtype=torch.float64)
+        counts = np.bincount(labels, minlength=self.num_classes)
+        return torch.from_numpy(1.0 / counts[labels]).to(torch.float64)
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, self.config["augment"], self.rng)
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        cfg = self.config
+        batch = cfg["batch_size"]
+        ema_nimg = (cfg["ema_kimg"] if cfg["ema_kimg"] is not None else batch * 10 / 32) * 1000
+        if cfg["ema_rampup"]:
+            ema_nimg = min(ema_nimg, self.step * batch * cfg["ema_rampup"])
+        beta = 0.5 ** (batch / max(ema_nimg, 1e-8))
+        for p_ema, p in zip(self.netG_ema.parameters(), self.netG.parameters(), strict=True):
+            p_ema.lerp_(p.detach(), 1.0 - beta)
+        for b_ema, b in zip(self.netG_ema.buffers(), self.netG.buffers(), strict=True):
+            b_ema.copy_(b)
+
+    def _train_step(
+        self, real: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        cfg = self.config
+        mp = cfg["mixed_precision"]
+        z = torch.randn(len(y), cfg["z_dim"], generator=self.rng).to(self.device)
+        with autocast(self.device, mp):
+            fake = self.netG(z, y, self.rng, cfg["style_mixing"])
+
+        # Discriminator: logistic loss, plus lazy R1 on (augmented) reals every r1_interval steps.
+        do_r1 = (self.step + 1) % cfg["r1_interval"] == 0 and self.r1_gamma > 0
+        real = real.detach().requires_grad_(do_r1)
+        with autocast(self.device, mp and not do_r1):
+            logits_real = self.netD(self._augment(real), y).float()
+        with autocast(self.device, mp):
+            logits_fake = self.netD(self._augment(fake.detach()), y).float()
+        loss_d = F.softplus(logits_fake).mean() + F.softplus(-logits_real).mean()
+        r1 = torch.zeros((), device=self.device)
+        if do_r1:
+            (grad,) = torch.autograd.grad(logits_real.sum(), real, create_graph=True)
+            r1 = grad.square().sum(dim=(1, 2, 3)).mean()
+            loss_d = loss_d + r1 * (self.r1_gamma / 2) * cfg["r1_interval"]
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+
+        # Generator: non-saturating loss through the updated D.
+        with autocast(self.device, mp):
+            loss_g = F.softplus(-self.netD(self._augment(fake), y).float()).mean()
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        self.step += 1
+        self._update_ema()
+        return loss_d.detach(), loss_g.detach(), r1.detach()
+
+    def _checkpoint_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        tensors = {
+            **ckpt.prefixed("G", self.netG.state_dict()),
+            **ckpt.prefixed("D", self.netD.state_dict()),
+            **ckpt.prefixed("G_ema", self.netG_ema.state_dict()),
+            "rng/train": self.rng.get_state(),
+        }
+        opt_g_tensors, opt_g_meta = ckpt.optimizer_state(self.opt_g, "opt_g")
+        opt_d_tensors, opt_d_meta = ckpt.optimizer_state(self.opt_d, "opt_d")
+        tensors.update(opt_g_tensors)
+        tensors.update(opt_d_tensors)
+        return tensors, {**self._describe(), "opt_g": opt_g_meta, "opt_d": opt_d_meta}
+
+    def _resume(self, store: ckpt.CheckpointDir) -> bool:
+        found = store.latest(self.device)
+        if found is None:
+            return False
+        saved, mine = found.meta, self._describe()
+        for key in ("num_classes", "channels", "image_size"):
+            if saved[key] != mine[key]:
+                raise ValueError(
+                    f"checkpoint in {store.directory} has {key}={saved[key]}, this model {mine[key]}"
+                )
+        for key in _ARCH_KEYS:
+            if saved["config"][key] != self.config[key]:
+                raise ValueError(
+                    f"checkpoint in {store.directory} was trained with {key}={saved['config'][key]}, "
+                    f"this model has {self.config[key]}"
+                )
+        self.netG.load_state_dict(ckpt.unprefixed("G", found.tensors))
+        self.netD.load_state_dict(ckpt.unprefixed("D", found.tensors))
+        self.netG_ema.load_state_dict(ckpt.unprefixed("G_ema", found.tensors))
+        ckpt.load_optimizer_state(self.opt_g, "opt_g", found.tensors, saved["opt_g"])
+        ckpt.load_optimizer_state(self.opt_d, "opt_d", found.tensors, saved["opt_d"])
+        self.rng.set_state(found.tensors["rng/train"].cpu())
+        self.step = found.step
+        return True
+
+    def fit(self, train: Split, hooks: TrainHooks | None = None) -> dict[str, float]:
+        """Train for ``config["iterations"]`` steps in total, resuming from ``hooks.checkpoint_dir`` if possible."""
+        hooks = hooks or TrainHooks()
+        self._check_data(train)
+        cfg = self.config
+        total = int(cfg["iterations"])
+        every = int(cfg["checkpoint_every"] or hooks.checkpoint_every)
+        log_every = max(1, int(cfg["log_every"]))
+        store = ckpt.CheckpointDir(hooks.checkpoint_dir) if hooks.checkpoint_dir is not None else None
+        if store is not None:
+            self._resume(store)
+        start_step, started = self.step, time.perf_counter()
+
+        images = torch.from_numpy(np.ascontiguousarray(train.images)).to(self.device)
+        labels = torch.from_numpy(train.labels.astype(np.int64)).to(self.device)
+        weights = self._sampling_weights(train.labels.astype(np.int64))
+        self.netG.train()
+        self.netD.train()
+        sums = torch.zeros(2, device=self.device)
+        r1_last = torch.zeros((), device=self.device)
+        window = 0
+        last = {"loss_d": math.nan, "loss_g": math.nan, "r1": math.nan}
+        while self.step < total:
+            hooks.check_cancel()
+            index = torch.multinomial(weights, cfg["batch_size"], replacement=True, generator=self.rng)
+            flip = (
+                torch.rand(len(index), generator=self.rng) < 0.5
+            )  # drawn always, so hflip never shifts the RNG
+            index = index.to(self.device)
+            real = images[index].permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+            if cfg["hflip"]:
+                real = torch.where(flip.to(self.device)[:, None, None, None], real.flip(-1), real)
+            loss_d, loss_g, r1 = self._train_step(real, labels[index])
+            sums += torch.stack([loss_d.float(), loss_g.float()])
+            if (self.step) % cfg["r1_interval"] == 0:
+                r1_last = r1
+            window += 1
+            if self.step % log_every == 0 or self.step == total:
+                loss_d_mean, loss_g_mean = (
+                    sums / window
+                ).tolist()  # one device sync per report, not per step
+                last = {"loss_d": loss_d_mean, "loss_g": loss_g_mean, "r1": float(r1_last)}
+                if not (math.isfinite(loss_d_mean) and math.isfinite(loss_g_mean)):
+                    raise FloatingPointError(f"StyleGAN losses diverged at step {self.step}: {last}")
+                hooks.progress(self.step, total, last)
+                sums.zero_()
+                window = 0
+            if store is not None and (self.step % every == 0 or self.step == total):
+                store.save(self.step, *self._checkpoint_state())
+        return {**last, "steps": float(self.step), "trained_steps": float(self.step - start_step),
+                "seconds": time.perf_counter() - started}  # fmt: skip
+
+    # ---------------------------------------------------------------------------------- sampling / files
+
+    @torch.no_grad()
+    def sample(self, per_class: list[int], seed: int = 0) -> Split:
+        """``per_class[k]`` images of class ``k`` from ``G_ema``, in class order; the same seed, the same images."""
+        if len(per_class) != self.num_classes or min(per_class, default=0) < 0:
+            raise ValueError(f"per_class needs {self.num_classes} non-negative counts, got {per_class}")
+        labels = np.repeat(np.arange(self.num_classes, dtype=np.int64), per_class)
+        rng = torch_rng(seed)
+        z_all = torch.randn(len(labels), self.config["z_dim"], generator=rng)
+        chunks = []
+        batch = max(1, int(self.config["sample_batch_size"]))
+        for start in range(0, len(labels), batch):
+            z = z_all[start : start + batch].to(self.device)
+            y = torch.from_numpy(labels[start : start + batch]).to(self.device)
+            with autocast(self.device, self.config["mixed_precision"]):
+                img = self.netG_ema(z, y, rng, mix_prob=0.0)
+            chunks.append(to_uint8((img.float() + 1.0) / 2.0))
+        h, w = self.image_size
+        images = np.concatenate(chunks) if chunks else np.zeros((0, h, w, self.channels), np.uint8)
+        return Split(images, labels)
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "generator": self.name,
+            "num_classes": self.num_classes,
+            "channels": self.channels,
+            "image_size": list(self.image_size),
+            "config": self.config,
+            "profile": self.profile,
+            "seed": self.seed,
+        }
+
+    def save(self, directory: Path) -> None:
+        """``generator_ema.safetensors`` (what sampling uses) + ``config.json``; G and D stay in checkpoints."""
+        directory = Path(directory)
+        ckpt.save_weights(self.netG_ema, directory / "generator_ema.safetensors")
+        ckpt.write_json(directory / "config.json", {**self._describe(), "step": self.step})
+
+    @classmethod
+    def load(cls, directory: Path, device: torch.device | str = "cpu") -> StyleGAN:
+        directory = Path(directory)
+        meta = ckpt.read_json(directory / "config.json")
+        if meta.get("generator") != cls.name:
+            raise ValueError(f"{directory} holds a {meta.get('generator')!r} generator, not {cls.name!r}")
+        model = cls(
+            meta["num_classes"],
+            meta["channels"],
+            tuple(meta["image_size"]),
+            config=meta["config"],
+            profile=meta["profile"],
+            device=device,
+            seed=meta["seed"],
+        )
+        ckpt.load_weights(model.netG_ema, directory / "generator_ema.safetensors")
+        model.netG.load_state_dict(model.netG_ema.state_dict())
+        model.step = int(meta.get("step", 0))
+        return model

@@ -1,0 +1,255 @@
+"""The GenMix mixer, the paper's Eq. (1): ``x_T = λ·x_S + (1-λ)·x_R``, ``y_T = λ·y_S + (1-λ)·y_R``.
+
+``x_R`` is a real training image, ``x_S`` a partner drawn from the pool of real ∪ synthetic images (the
+paper) or from the synthetic images only, and ``λ ~ Beta(α, β)`` is drawn per sample (paper: Beta(0.3, 1),
+so half the mixed images are at least 90 % real). The real–real MixUp baseline (Zhang et al.) lives here
+too because it is the same blend with a different pairing and λ law.
+
+Speed: the blend of two gathered rows is done as one ``embedding_bag`` call (weighted sum of two pool
+rows per output row), which reads each partner once and writes the output once, the same memory traffic
+as ``torch.lerp`` over tensors that were already gathered. Soft labels use the same call over an identity
+matrix, so a mixed batch costs a handful of kernel launches whatever its size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from models.runtime import DTYPE, torch_rng
+
+REAL = 0
+SYNTHETIC = 1
+PoolName = Literal["real+synthetic", "synthetic"]
+POOLS: tuple[str, ...] = ("real+synthetic", "synthetic")
+
+
+@dataclass(frozen=True)
+class GenMixConfig:
+    """How partners and λ are drawn.
+
+    ``class_balanced``: the partner's class is drawn uniformly over the classes present in the pool, then a
+    partner uniformly within that class, so minority classes are mixed in as often as majority ones.
+    ``mix_prob``: the share of samples that are mixed; the rest get λ = 0 (the real image unchanged).
+    """
+
+    alpha: float = 0.3
+    beta: float = 1.0
+    pool: PoolName = "real+synthetic"
+    class_balanced: bool = False
+    mix_prob: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.alpha > 0:
+            raise ValueError(f"GenMix alpha must be > 0 (paper: 0.3), got {self.alpha}")
+        if not self.beta > 0:
+            raise ValueError(f"GenMix beta must be > 0 (paper: 1.0), got {self.beta}")
+        if self.pool not in POOLS:
+            raise ValueError(f"GenMix pool must be one of {POOLS}, got {self.pool!r}")
+        if not 0.0 <= self.mix_prob <= 1.0:
+            raise ValueError(f"GenMix mix_prob must be in [0, 1], got {self.mix_prob}")
+
+
+@dataclass(frozen=True)
+class MixBatch:
+    """One mixed batch and everything needed to reproduce it.
+
+    ``lam`` is the weight of the partner. ``pool_index`` indexes the mixer's concatenated pool (real rows
+    first); ``partner_pool`` (``REAL`` 0 / ``SYNTHETIC`` 1) and ``partner_index`` (into that pool's tensors
+    as passed to :class:`GenMixer`) are derived from it on first access, so a training step never pays
+    for bookkeeping it does not read.
+    """
+
+    images: torch.Tensor
+    soft_labels: torch.Tensor
+    lam: torch.Tensor
+    real_index: torch.Tensor
+    pool_index: torch.Tensor
+    n_real: int
+
+    def __len__(self) -> int:
+        return int(self.lam.shape[0])
+
+    @cached_property
+    def partner_pool(self) -> torch.Tensor:
+        return (self.pool_index >= self.n_real).to(torch.int8)
+
+    @cached_property
+    def partner_index(self) -> torch.Tensor:
+        return torch.where(self.pool_index >= self.n_real, self.pool_index - self.n_real, self.pool_index)
+
+
+def sample_beta(
+    count: int, alpha: float, beta: float, generator: torch.Generator, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """``count`` seeded draws from Beta(alpha, beta) as float32.
+
+    ``torch.distributions.Beta`` cannot take a generator, so: for β = 1 the exact inverse CDF ``u**(1/α)``
+    of a seeded uniform (one kernel, the paper's case); otherwise ``X / (X + Y)`` with seeded Gamma draws
+    ``X ~ Γ(α)``, ``Y ~ Γ(β)`` from ``torch._standard_gamma``.
+    """
+    if beta == 1.0:
+        return torch.rand(count, generator=generator, device=device, dtype=DTYPE).pow_(1.0 / alpha)
+    x = torch._standard_gamma(torch.full((count,), alpha, device=device, dtype=DTYPE), generator=generator)
+    y = torch._standard_gamma(torch.full((count,), beta, device=device, dtype=DTYPE), generator=generator)
+    total = x + y
+    # Both Gamma draws can underflow to 0 for tiny shapes; λ is then undefined, so split evenly.
+    return torch.where(total > 0, x / total.clamp_min(torch.finfo(DTYPE).tiny), 0.5)
+
+
+class GenMixer:
+    """Mixes real training images with partners from the real ∪ synthetic (or synthetic-only) pool.
+
+    Built once per training run; owns a private generator so its draws are reproducible from ``seed`` and
+    never disturb the training loop's RNG. Image tensors are (N, C, H, W) floats at any value scale; they
+    are kept as one concatenated pool (real rows first), so memory is one copy of real + synthetic.
+    """
+
+    def __init__(
+        self,
+        real_images: torch.Tensor,
+        real_labels: torch.Tensor,
+        synthetic_images: torch.Tensor | None,
+        synthetic_labels: torch.Tensor | None,
+        num_classes: int,
+        config: GenMixConfig | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.config = config or GenMixConfig()
+        self.num_classes = int(num_classes)
+        device = real_images.device
+        if real_images.ndim != 4 or len(real_images) == 0:
+            raise ValueError(
+                f"real_images must be a non-empty (N, C, H, W) tensor, got {tuple(real_images.shape)}"
+            )
+        if synthetic_images is None or synthetic_labels is None:
+            synthetic_images = real_images.new_empty((0, *real_images.shape[1:]))
+            synthetic_labels = real_labels.new_empty((0,))
+        if synthetic_images.shape[1:] != real_images.shape[1:] and len(synthetic_images):
+            raise ValueError(
+                f"synthetic images {tuple(synthetic_images.shape[1:])} must match real images "
+                f"{tuple(real_images.shape[1:])} in (C, H, W)"
+            )
+        if (
+            synthetic_images.device != device
+            or real_labels.device != device
+            or synthetic_labels.device != device
+        ):
+            raise ValueError("real and synthetic images and labels must all be on the same device")
+        for name, images, labels in (
+            ("real", real_images, real_labels),
+            ("synthetic", synthetic_images, synthetic_labels),
+        ):
+            if labels.ndim != 1 or len(labels) != len(images):
+                raise ValueError(
+                    f"{name}_labels must be (N,) with N = {len(images)}, got {tuple(labels.shape)}"
+                )
+            if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
+                raise ValueError(f"{name}_labels must lie in 0..{self.num_classes - 1}")
+        if self.config.pool == "synthetic" and len(synthetic_images) == 0:
+            raise ValueError("pool='synthetic' needs at least one synthetic image")
+
+        self.device = device
+        self.image_shape = tuple(real_images.shape[1:])
+        self.n_real = len(real_images)
+        self.n_synthetic = len(synthetic_images)
+        if self.n_synthetic:
+            pool = torch.cat([real_images.to(DTYPE), synthetic_images.to(DTYPE)])
+        else:
+            pool = real_images.to(DTYPE)
+        self._pool = pool.contiguous().view(len(pool), -1)
+        self._pool_labels = torch.cat([real_labels.long(), synthetic_labels.long()])
+        self._eye = torch.eye(self.num_classes, device=device, dtype=DTYPE)
+        self._weight_base = torch.tensor([1.0, 0.0], device=device, dtype=DTYPE)
+        self._weight_step = torch.tensor([-1.0, 1.0], device=device, dtype=DTYPE)
+        self._generator = torch_rng(seed, device)
+        # Partners are drawn from candidates [lo, hi) of the pool; class-balanced draws go through a
+        # class-sorted copy of the candidate indices with per-class start and count.
+        self._lo = self.n_real if self.config.pool == "synthetic" else 0
+        self._hi = len(self._pool_labels)
+        candidates = torch.arange(self._lo, self._hi, device=device)
+        candidate_labels = self._pool_labels[candidates]
+        self._by_class = candidates[torch.argsort(candidate_labels, stable=True)]
+        counts = torch.bincount(candidate_labels, minlength=self.num_classes)
+        self._class_starts = torch.cumsum(counts, 0) - counts
+        self._class_counts = counts
+        self._present_classes = torch.nonzero(counts).flatten()
+
+    @property
+    def generator(self) -> torch.Generator:
+        """The private RNG (exposed so callers can checkpoint and restore its state)."""
+        return self._generator
+
+    def _draw_partners(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        """Global pool indices of ``count`` partners."""
+        if not self.config.class_balanced:
+            return torch.randint(self._lo, self._hi, (count,), generator=generator, device=self.device)
+        pick = torch.randint(0, len(self._present_classes), (count,), generator=generator, device=self.device)
+        classes = self._present_classes[pick]
+        sizes = self._class_counts[classes]
+        offset = (
+            torch.rand(count, generator=generator, device=self.device, dtype=torch.float64) * sizes
+        ).long()
+        offset = torch.minimum(offset, sizes - 1)
+        return self._by_class[self._class_starts[classes] + offset]
+
+    def _mix(self, real_index: torch.Tensor, generator: torch.Generator) -> MixBatch:
+        real_index = real_index.to(device=self.device, dtype=torch.long).flatten()
+        count = real_index.numel()
+        if count == 0:
+            raise ValueError("real_index is empty")
+        low, high = torch.aminmax(real_index)
+        if int(low) < 0 or int(high) >= self.n_real:  # a pool index past n_real would silently be synthetic
+            raise ValueError(f"real_index must lie in 0..{self.n_real - 1}, got {int(low)}..{int(high)}")
+        cfg = self.config
+        lam = sample_beta(count, cfg.alpha, cfg.beta, generator, self.device)
+        if cfg.mix_prob < 1.0:
+            keep = torch.rand(count, generator=generator, device=self.device) < cfg.mix_prob
+            lam = lam.mul_(keep)
+        partner = self._draw_partners(count, generator)
+        rows = torch.stack([real_index, partner], dim=1)
+        weights = torch.addcmul(self._weight_base, lam[:, None], self._weight_step)  # [1 - λ, λ] per row
+        images = F.embedding_bag(rows, self._pool, per_sample_weights=weights, mode="sum")
+        row_labels = self._pool_labels.index_select(0, rows.view(-1)).view(count, 2)
+        soft = F.embedding_bag(row_labels, self._eye, per_sample_weights=weights, mode="sum")
+        return MixBatch(
+            images=images.view(count, *self.image_shape),
+            soft_labels=soft,
+            lam=lam,
+            real_index=real_index,
+            pool_index=partner,
+            n_real=self.n_real,
+        )
+
+    def mix(self, real_index: torch.Tensor) -> MixBatch:
+        """Mix the real images at ``real_index`` (values in 0..n_real-1) with freshly drawn partners."""
+        return self._mix(real_index, self._generator)
+
+    def mix_export(self, count: int, seed: int | None = None) -> MixBatch:
+        """``count`` mixed images over uniformly drawn real images, e.g. to export a GenMix data set.
+
+        With ``seed`` the draw uses its own RNG (same seed, same export) and leaves the mixer's RNG alone.
+        """
+        generator = self._generator if seed is None else torch_rng(seed, self.device)
+        real_index = torch.randint(0, self.n_real, (count,), generator=generator, device=self.device)
+        return self._mix(real_index, generator)
+
+
+def mixup_batch(
+    images: torch.Tensor, soft_labels: torch.Tensor, alpha: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Real–real MixUp (Zhang et al.): one ``λ ~ Beta(α, α)`` per batch, partners = a random permutation.
+
+    Returns ``(λ·x + (1-λ)·x[perm], λ·y + (1-λ)·y[perm], λ)`` with λ a 0-d tensor.
+    """
+    if not alpha > 0:
+        raise ValueError(f"MixUp alpha must be > 0, got {alpha}")
+    lam = sample_beta(1, alpha, alpha, generator, images.device)[0]
+    perm = torch.randperm(len(images), generator=generator, device=images.device)
+    mixed_images = torch.lerp(images[perm], images, lam.to(images.dtype))
+    mixed_labels = torch.lerp(soft_labels[perm], soft_labels, lam.to(soft_labels.dtype))
+    return mixed_images, mixed_labels, lam

@@ -1,0 +1,270 @@
+"""How good, how diverse and how novel a generator's images are: KID, a mode-collapse ratio, a memorisation check.
+
+Why these three: a synthetic set can fail a lab in three ways — it looks unlike the real images (KID), it
+repeats a few patterns (diversity ratio, the StyleGAN failure the paper shows in Fig. 3), or it copies
+training images, which must never be published (memorisation). All functions take NumPy arrays and return
+plain dicts of floats, ready for ``results.json``.
+
+Features. No pretrained network can be downloaded here, so Inception (FID/KID's usual network) is out. The
+preferred feature network is the experiment's own classifier trained on real images only (its penultimate
+layer; pass ``features=`` and ``feature_net=``); the fallback :func:`random_convnet_features` is a fixed-seed,
+randomly initialised conv net: deterministic and download-free, but weak (it sees texture and intensity
+statistics, not semantics). Every report names the network it used.
+
+Memorisation works in pixel space on purpose: a copy of a patient image is a pixel-level near-duplicate,
+whatever a feature network thinks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.data import Split, to_tensor
+
+FeatureFn = Callable[[np.ndarray], np.ndarray]
+"""uint8 images (N, H, W, C) -> float features (N, D)."""
+
+RANDOM_NET_NAME = "random-convnet-seed{seed}"
+
+
+# ----------------------------------------------------------------------------------------------- features
+
+
+def random_convnet(seed: int = 0) -> nn.Module:
+    """A fixed, randomly initialised conv net (3 → 256 channels, 3 stride-2 stages); mean+max pooled: 512-d."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        layers: list[nn.Module] = []
+        widths = (3, 32, 64, 128, 256)
+        for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+            conv = nn.Conv2d(c_in, c_out, 3, stride=1 if i == 0 else 2, padding=1)
+            nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+            nn.init.zeros_(conv.bias)
+            layers += [conv, nn.ReLU()]
+        net = nn.Sequential(*layers)
+    return net.eval()
+
+
+@torch.no_grad()
+def random_convnet_features(images: np.ndarray, seed: int = 0, batch_size: int = 256) -> np.ndarray:
+    """Features of uint8 (N, H, W, C) images from :func:`random_convnet` (gray is repeated to 3 channels)."""
+    net = random_convnet(seed)
+    chunks = []
+    for start in range(0, len(images), batch_size):
+        x = to_tensor(images[start : start + batch_size])
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        h = net((x - 0.5) / 0.5)
+        chunks.append(torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1))
+    if not chunks:
+        return np.zeros((0, 512), np.float32)
+    return torch.cat(chunks).numpy().astype(np.float64)
+
+
+def flat_pixels(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, H, W, C) -> float (N, H*W*C) in [0, 1]: the space copies are measured in."""
+    return images.reshape(len(images), -1).astype(np.float64) / 255.0
+
+
+# ----------------------------------------------------------------------------------------------------- KID
+
+
+def _poly_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """KID's kernel ``(x·y / d + 1)^3`` (Bińkowski et al. 2018)."""
+    return (x @ y.T / x.shape[1] + 1.0) ** 3
+
+
+def _mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
+    m = len(x)
+    k_xx, k_yy, k_xy = _poly_kernel(x, x), _poly_kernel(y, y), _poly_kernel(x, y)
+    off_xx = (k_xx.sum() - np.trace(k_xx)) / (m * (m - 1))
+    off_yy = (k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
+    return float(off_xx + off_yy - 2.0 * k_xy.mean())
+
+
+def kid(
+    real: np.ndarray, fake: np.ndarray, subset_size: int = 100, num_subsets: int = 100, seed: int = 0
+) -> dict[str, float]:
+    """Kernel Inception Distance between two feature sets: unbiased MMD² over random subsets, mean ± std.
+
+    ``subset_size`` is capped at the smaller set, so a few hundred images (or a few dozen per class) work;
+    torch-fidelity's default of 1000 would refuse them. ``kid_std`` is the spread over subsets.
+    """
+    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+    if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
+        raise ValueError(f"KID needs two (N, D) feature arrays of equal D, got {real.shape} and {fake.shape}")
+    size = min(subset_size, len(real), len(fake))
+    if size < 2:
+        raise ValueError(f"KID needs at least 2 real and 2 synthetic images, got {len(real)} and {len(fake)}")
+    rng = np.random.default_rng(seed)
+    values = np.array(
+        [
+            _mmd2_unbiased(
+                real[rng.choice(len(real), size, replace=False)],
+                fake[rng.choice(len(fake), size, replace=False)],
+            )
+            for _ in range(num_subsets)
+        ]
+    )
+    return {"kid_mean": float(values.mean()), "kid_std": float(values.std()), "kid_subset_size": float(size),
+            "kid_subsets": float(num_subsets)}  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------- mode collapse
+
+
+def _mean_pairwise_distance(feats: np.ndarray, cap: int, rng: np.random.Generator) -> float:
+    if len(feats) > cap:
+        feats = feats[rng.choice(len(feats), cap, replace=False)]
+    sq = (feats**2).sum(1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * feats @ feats.T, 0.0)
+    n = len(feats)
+    return float(np.sqrt(d2).sum() / (n * (n - 1)))
+
+
+def diversity(
+    real: np.ndarray,
+    real_labels: np.ndarray,
+    fake: np.ndarray,
+    fake_labels: np.ndarray,
+    num_classes: int,
+    cap: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Per class, the mean pairwise feature distance of synthetic images over that of real ones.
+
+    A ratio near 1 means the generator spreads like the real class; well below 1 (e.g. < 0.5) is the
+    mode-collapse signal. ``diversity_ratio`` is the mean over classes with at least 2 images on both sides.
+    """
+    rng = np.random.default_rng(seed)
+    per_class: dict[str, dict[str, float]] = {}
+    for k in range(num_classes):
+        r, f = real[real_labels == k], fake[fake_labels == k]
+        if len(r) < 2 or len(f) < 2:
+            continue
+        d_real = _mean_pairwise_distance(np.asarray(r, np.float64), cap, rng)
+        d_fake = _mean_pairwise_distance(np.asarray(f, np.float64), cap, rng)
+        per_class[str(k)] = {
+            "real": d_real,
+            "synthetic": d_fake,
+            "ratio": d_fake / d_real if d_real > 0 else float("nan"),
+        }
+    ratios = [v["ratio"] for v in per_class.values()]
+    return {"diversity_ratio": float(np.mean(ratios)) if ratios else float("nan"),
+            "diversity_min_ratio": float(np.min(ratios)) if ratios else float("nan"),
+            "diversity_per_class": per_class}  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------ memorisation
+
+
+def _nearest(
+    query: np.ndarray, reference: np.ndarray, exclude_self: bool = False, chunk: int = 512
+) -> tuple[np.ndarray, np.ndarray]:
+    """Euclidean distance from each query row to its nearest reference row, and that row's index."""
+    ref_sq = (reference**2).sum(1)
+    dists, index = [], []
+    for start in range(0, len(query), chunk):
+        q = query[start : start + chunk]
+        d2 = np.maximum((q**2).sum(1)[:, None] + ref_sq[None, :] - 2.0 * q @ reference.T, 0.0)
+        if exclude_self:
+            rows = np.arange(len(q))
+            d2[rows, start + rows] = np.inf
+        index.append(d2.argmin(1))
+        dists.append(np.sqrt(d2[np.arange(len(q)), index[-1]]))
+    return np.concatenate(dists), np.concatenate(index)
+
+
+def memorisation(
+    train: np.ndarray,
+    synthetic: np.ndarray,
+    holdout: np.ndarray | None = None,
+    percentile: float = 5.0,
+    top: int = 5,
+) -> dict[str, Any]:
+    """Share of synthetic images that sit closer to a training image than real images do.
+
+    Definition (all distances Euclidean, usually on :func:`flat_pixels`): ``d_syn[i]`` is the distance from
+    synthetic image ``i`` to its nearest training image; the reference ``d_real[j]`` is the same distance for
+    an independent real image ``j`` (the held-out set; without one, a training image to its nearest *other*
+    training image). ``threshold`` is the ``percentile``-th percentile of ``d_real``.
+
+    * ``memorised_share`` = share of ``d_syn < threshold``. A generator that draws new images from the real
+      distribution scores about ``percentile``/100 (0.05); clearly more means it reproduces training images.
+    * ``closer_than_any_real_share`` = share of ``d_syn`` below the smallest ``d_real``: about 0 if
+      nothing is copied; each such image deserves a look before anything is published.
+    * ``closest`` lists the ``top`` closest pairs (synthetic index, training index, distance) to inspect.
+    """
+    train, synthetic = np.asarray(train, np.float64), np.asarray(synthetic, np.float64)
+    if len(train) < 2 or len(synthetic) == 0:
+        raise ValueError("memorisation needs at least 2 training images and 1 synthetic image")
+    if holdout is not None and len(holdout) > 0:
+        d_real, _ = _nearest(np.asarray(holdout, np.float64), train)
+        reference = "holdout-to-train"
+    else:
+        d_real, _ = _nearest(train, train, exclude_self=True)
+        reference = "train-to-train (leave-one-out)"
+    d_syn, nn_index = _nearest(synthetic, train)
+    threshold = float(np.percentile(d_real, percentile))
+    order = np.argsort(d_syn)[:top]
+    return {
+        "memorised_share": float((d_syn < threshold).mean()),
+        "memorised_expected_share": percentile / 100.0,
+        "closer_than_any_real_share": float((d_syn < d_real.min()).mean()),
+        "memorisation_threshold": threshold,
+        "memorisation_reference": reference,
+        "nn_distance_synthetic_median": float(np.median(d_syn)),
+        "nn_distance_real_median": float(np.median(d_real)),
+        "closest": [
+            {"synthetic": int(i), "train": int(nn_index[i]), "distance": float(d_syn[i])} for i in order
+        ],
+    }
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+def quality_report(
+    train: Split,
+    test: Split,
+    synthetic: Split,
+    num_classes: int,
+    features: FeatureFn | None = None,
+    feature_net: str | None = None,
+    subset_size: int = 100,
+    num_subsets: int = 100,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """All generator quality figures for one synthetic set, as a JSON-ready dict.
+
+    ``features`` maps uint8 images to features (e.g. the real-data classifier's penultimate layer via
+    ``models.train.extract_features``); ``feature_net`` names it in the report. Without it the fixed-seed
+    random conv net is used. KID and diversity compare with the real *test* images; memorisation compares
+    with the *training* images, calibrated on the test images.
+    """
+    if features is None:
+        features = lambda images: random_convnet_features(images, seed=0)  # noqa: E731
+        feature_net = RANDOM_NET_NAME.format(seed=0)
+    real_f, fake_f = features(test.images), features(synthetic.images)
+    report: dict[str, Any] = {
+        "feature_net": feature_net or "custom",
+        "n_synthetic": len(synthetic),
+        "n_real": len(test),
+    }
+    report.update(kid(real_f, fake_f, subset_size, num_subsets, seed))
+    per_class_kid = {}
+    for k in range(num_classes):
+        r, f = real_f[test.labels == k], fake_f[synthetic.labels == k]
+        if len(r) >= 2 and len(f) >= 2:
+            per_class_kid[str(k)] = kid(r, f, subset_size, num_subsets, seed)["kid_mean"]
+    report["kid_per_class"] = per_class_kid
+    report.update(diversity(real_f, test.labels, fake_f, synthetic.labels, num_classes, seed=seed))
+    report.update(
+        memorisation(flat_pixels(train.images), flat_pixels(synthetic.images), flat_pixels(test.images))
+    )
+    return report

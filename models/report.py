@@ -1,0 +1,82 @@
+"""The paper's Table 1 from run records: one row per arm (and generator), mean ± std over seeds.
+
+Pure Python (no torch), so the service can build the same table from stored records.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+ARM_LABELS = {"baseline": "Baseline (Real)", "mixup": "MixUp (Real)", "augmix": "AugMix (Real)"}
+GENERATOR_LABELS = {"dcgan": "DCGAN", "stylegan": "StyleGAN", "diffusion": "Diffusion Model",
+                    "textual_inversion": "Textual Inversion"}  # fmt: skip
+HEADLINE = ("accuracy", "macro_f1", "balanced_accuracy", "auc")
+
+
+def row_label(arm: str, generator: str | None, ratio: float) -> str:
+    """``Baseline (Real)``, ``DCGAN (50%)``, ``GenMix (DCGAN)`` as in the paper's Table 1."""
+    if generator is None:
+        return ARM_LABELS.get(arm, arm)
+    name = GENERATOR_LABELS.get(generator, generator)
+    return f"GenMix ({name})" if arm == "genmix" else f"{name} ({ratio * 100:.0f}%)"
+
+
+def mean_std(values: list[float | None]) -> dict[str, float | int | None]:
+    """Mean and sample standard deviation (0 for one value) of the defined values."""
+    present = [float(v) for v in values if v is not None]
+    if not present:
+        return {"mean": None, "std": None, "n": 0}
+    std = statistics.stdev(present) if len(present) > 1 else 0.0
+    return {"mean": statistics.fmean(present), "std": std, "n": len(present)}
+
+
+def summary_rows(records: list[dict[str, Any]], class_names: list[str], ratio: float) -> list[dict[str, Any]]:
+    """Aggregate records by (arm, generator), keeping the order in which arms first appear."""
+    groups: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault((record["arm"], record.get("generator")), []).append(record)
+    rows = []
+    for (arm, generator), group in groups.items():
+        row: dict[str, Any] = {"label": row_label(arm, generator, ratio), "arm": arm, "generator": generator,
+                               "seeds": [r["seed"] for r in group]}  # fmt: skip
+        for key in HEADLINE:
+            row[key] = mean_std([r["metrics"][key] for r in group])
+        row["per_class"] = [
+            {"class": name,
+             "sensitivity": mean_std([r["metrics"]["per_class"][k]["sensitivity"] for r in group]),
+             "specificity": mean_std([r["metrics"]["per_class"][k]["specificity"] for r in group])}
+            for k, name in enumerate(class_names)
+        ]  # fmt: skip
+        rows.append(row)
+    return rows
+
+
+def _cell(stat: dict[str, Any], scale: float = 100.0) -> str:
+    if stat["mean"] is None:
+        return "n/a"
+    if stat["n"] > 1:
+        return f"{stat['mean'] * scale:.1f}±{stat['std'] * scale:.1f}"
+    return f"{stat['mean'] * scale:.1f}"
+
+
+def format_table(rows: list[dict[str, Any]], class_names: list[str], markdown: bool = False) -> str:
+    """Text (or Markdown) table in percent: Acc, F1 (macro), BalAcc, AUC, then Sens/Spec per class."""
+    header = ["Method", "Acc.", "F1", "BalAcc", "AUC"]
+    for name in class_names:
+        header += [f"{name} Sens.", f"{name} Spec."]
+    body = []
+    for row in rows:
+        cells = [row["label"]] + [_cell(row[key]) for key in HEADLINE]
+        for per in row["per_class"]:
+            cells += [_cell(per["sensitivity"]), _cell(per["specificity"])]
+        body.append(cells)
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(cells) + " |" for cells in body]
+        return "\n".join(lines)
+    widths = [max(len(str(c[i])) for c in [header, *body]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    lines = [fmt.format(*header), fmt.format(*["-" * w for w in widths])]
+    lines += [fmt.format(*cells) for cells in body]
+    return "\n".join(lines)

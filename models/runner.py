@@ -1,0 +1,239 @@
+"""Carries out an :class:`models.experiment.ExperimentConfig`: the stage order, resumption and file layout.
+
+Every finished piece is a file under ``out_dir``; a rerun finds it and moves on, so a crashed or redelivered
+job resumes where it stopped. Randomness is seeded per stage from the experiment seed, so the order in
+which stages run (or resume) never changes their results.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import asdict
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from models import figures
+from models.arms import ArmSettings, build_arm
+from models.classifiers import build_classifier
+from models.data import ImageSet, Split, load_synthetic_npz, save_synthetic_npz
+from models.experiment import GENERATIVE_ARMS, ExperimentConfig, Observer, planned_runs, run_id
+from models.generators import build_generator, generator_class
+from models.generators.checkpoint import read_json, write_json, atomic_path
+from models.genmix import GenMixConfig
+from models.export import build_mixer, save_export
+from models.hooks import TrainHooks
+from models.report import summary_rows
+from models.runtime import pick_device, seed_everything
+from models.train import classifier_config, evaluate, extract_features, train_classifier
+
+EXPORT_MAX = 2000
+
+
+def synthetic_counts(train_counts: list[int], ratio: float) -> list[int]:
+    """Synthetic images per class: ``ratio`` × the real count of that class, at least one."""
+    return [max(1, round(ratio * n)) for n in train_counts]
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package in ("genmix", "torch", "torchvision", "diffusers", "numpy", "scikit-learn"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+class ExperimentRunner:
+    """One experiment's stages: generators → synthetic sets → classifiers per arm and seed → figures → results."""
+
+    def __init__(
+        self, dataset: ImageSet, config: ExperimentConfig, out_dir: Path, observer: Observer
+    ) -> None:
+        self.data = dataset
+        self.config = config
+        self.out = out_dir
+        self.observer = observer
+        self.device = pick_device(config.device)
+        self.classifier_config = classifier_config(config.profile, config.classifier)
+        self.genmix_config = GenMixConfig(alpha=config.alpha, beta=config.beta, pool=config.partner_pool,  # type: ignore[arg-type]
+                                          class_balanced=config.class_balanced, mix_prob=config.mix_prob)  # fmt: skip
+        self.hooks_base = dict(should_stop=observer.should_stop, progress=observer.progress)
+        needs_generators = any(arm in GENERATIVE_ARMS for arm in config.arms)
+        self.generators = list(config.generators) if needs_generators else []
+        self.stages = [(g, s) for s in config.seeds for g in self.generators]
+        self.runs = planned_runs(config)
+        self.stage_count = len(self.stages) + len(self.runs) + (1 if config.figures else 0)
+        self.stage_index = 0
+
+    # -- stages ---------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_json(self.out / "config.json", self.resolved_config())
+        synthetic: dict[tuple[str, int], Split] = {}
+        for generator, seed in self.stages:
+            synthetic[(generator, seed)] = self.synthetic_set(generator, seed)
+        records = []
+        for arm, generator, seed in self.runs:
+            syn = synthetic.get((generator, seed)) if generator else None
+            records.append(self.classifier_run(arm, generator, seed, syn))
+        if self.config.figures:
+            self._next_stage("figures")
+            self.sample_figures(synthetic)
+        results = {
+            "config": self.resolved_config(),
+            "versions": versions(),
+            "dataset": self.dataset_info(),
+            "records": records,
+            "generators": {f"{g}-seed{s}": self.generator_info(g, s) for g, s in self.stages},
+            "summary": summary_rows(records, self.data.class_names, self.config.synthetic_ratio),
+        }
+        path = self.out / "results.json"
+        write_json(path, results)
+        self.observer.artifact("results", path, {})
+        return results
+
+    def _next_stage(self, name: str) -> None:
+        self.observer.stage(name, self.stage_index, self.stage_count)
+        self.stage_index += 1
+
+    def _hooks(self, checkpoint_dir: Path, every: int) -> TrainHooks:
+        return TrainHooks(checkpoint_dir=checkpoint_dir, checkpoint_every=every, **self.hooks_base)
+
+    def synthetic_set(self, generator: str, seed: int) -> Split:
+        """Train (or resume, or reuse) the generator of one seed and sample its synthetic set."""
+        self._next_stage(f"generator {generator} seed {seed}")
+        folder = self.out / f"seed{seed}" / generator
+        syn_path = folder / "synthetic.npz"
+        if syn_path.is_file():
+            return load_synthetic_npz(syn_path)
+        model_dir = folder / "model"
+        if (model_dir / "config.json").is_file():
+            model = generator_class(generator).load(model_dir, self.device)
+        else:
+            seed_everything(seed)
+            model = build_generator(generator, self.data.num_classes, self.data.channels, self.data.image_size,
+                                    config=self.config.generator.get(generator), profile=self.config.profile,
+                                    device=self.device, seed=seed)  # fmt: skip
+            every = int(model.config.get("checkpoint_every") or 250)
+            stats = model.fit(self.data.train, self._hooks(folder / "checkpoint", every))
+            model.save(model_dir)
+            write_json(folder / "train_stats.json", stats)
+            self.observer.artifact("generator", model_dir, {"generator": generator, "seed": seed})
+        counts = synthetic_counts(self.data.train.counts(self.data.num_classes), self.config.synthetic_ratio)
+        syn = model.sample(counts, seed=seed)
+        self._export_genmix(folder, syn, seed)
+        with atomic_path(syn_path) as tmp, open(tmp, "wb") as handle:
+            save_synthetic_npz(syn, handle, self.data.class_names)
+        self.observer.artifact(
+            "synthetic", syn_path, {"generator": generator, "seed": seed, "count": len(syn)}
+        )
+        return syn
+
+    def _mixed_uint8(self, syn: Split, seed: int, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``count`` GenMix images as uint8 (N, H, W, C) with their soft labels and λ (for figures)."""
+        batch = build_mixer(self.data.train, syn, self.data.num_classes, self.genmix_config, seed).mix_export(
+            count
+        )
+        images = batch.images.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        return images, batch.soft_labels.numpy(), batch.lam.numpy()
+
+    def _export_genmix(self, folder: Path, syn: Split, seed: int) -> None:
+        """A ready-to-train GenMix batch for the lab's own code, one per real training image (capped)."""
+        count = min(len(self.data.train), EXPORT_MAX)
+        mixer = build_mixer(self.data.train, syn, self.data.num_classes, self.genmix_config, seed + 7919)
+        path = save_export(mixer.mix_export(count), folder / "genmix_export.npz", self.data.class_names)
+        self.observer.artifact("genmix_export", path, {"seed": seed, "count": count})
+
+    def classifier_run(self, arm: str, generator: str | None, seed: int, syn: Split | None) -> dict[str, Any]:
+        """Train and evaluate one classifier (or read back its finished record)."""
+        rid = run_id(arm, generator, seed)
+        self._next_stage(f"classifier {rid}")
+        record_path = self.out / "runs" / f"{rid}.json"
+        if record_path.is_file():
+            return read_json(record_path)
+        seed_everything(seed)
+        cfg = self.classifier_config
+        model = build_classifier(cfg.name, self.data.channels, self.data.num_classes, self.data.image_size,
+                                 weights=cfg.weights)  # fmt: skip
+        settings = ArmSettings(mixup_alpha=self.config.alpha, genmix=self.genmix_config)
+        arm_obj = build_arm(arm, self.data.train, self.data.num_classes, self.device, seed, syn, settings)
+        hooks = self._hooks(self.out / "runs" / rid / "checkpoint", 1)
+        result = train_classifier(
+            model, arm_obj, self.data.val, self.data.class_names, cfg, self.device, hooks
+        )
+        metrics = evaluate(result.model, self.data.test, self.data.class_names, self.device)
+        record = {"run_id": rid, "arm": arm, "generator": generator, "seed": seed, "metrics": metrics,
+                  "best_epoch": result.best_epoch, "epochs_trained": result.epochs_trained,
+                  "stopped_early": result.stopped_early, "history": result.history,
+                  "train_size": len(arm_obj)}  # fmt: skip
+        if self.config.figures:
+            self.run_figures(rid, record, result.model, syn, seed)
+        write_json(record_path, record)
+        self.observer.run_finished(record)
+        return record
+
+    # -- figures ----------------------------------------------------------------------------------
+    def run_figures(self, rid: str, record: dict[str, Any], model: torch.nn.Module, syn: Split | None,
+                    seed: int) -> None:  # fmt: skip
+        fig_dir = self.out / "figures"
+        names = self.data.class_names
+        paths = [
+            figures.confusion_matrix_plot(record["metrics"]["confusion_matrix"], names,
+                                          fig_dir / f"confusion-{rid}.png", title=rid),
+            figures.learning_curves(record["history"], fig_dir / f"curves-{rid}.png", title=rid),
+        ]  # fmt: skip
+        if record["arm"] == "genmix" and syn is not None and seed == self.config.seeds[0]:
+            paths.append(self.tsne_figure(rid, model, syn, seed, fig_dir))
+        for path in paths:
+            self.observer.artifact("figure", path, {"run_id": rid})
+
+    def tsne_figure(self, rid: str, model: torch.nn.Module, syn: Split, seed: int, fig_dir: Path) -> Path:
+        """The paper's Fig. 4: features of real, synthetic and GenMix training images from the GenMix classifier."""
+        rng = np.random.default_rng(seed)
+        train = self.data.train
+        per_kind = 300
+        real_idx = rng.choice(len(train), min(per_kind, len(train)), replace=False)
+        syn_idx = rng.choice(len(syn), min(per_kind, len(syn)), replace=False)
+        mixed_u8, soft, _ = self._mixed_uint8(syn, seed + 104729, min(per_kind, len(train)))
+        images = np.concatenate([train.images[real_idx], syn.images[syn_idx], mixed_u8])
+        labels = np.concatenate([train.labels[real_idx], syn.labels[syn_idx], soft.argmax(1)])
+        kinds = ["real"] * len(real_idx) + ["synthetic"] * len(syn_idx) + ["genmix"] * len(mixed_u8)
+        features = extract_features(model, images, self.device)
+        return figures.tsne_plot(features, labels, kinds, self.data.class_names, fig_dir / f"tsne-{rid}.png",
+                                 seed=seed)  # fmt: skip
+
+    def sample_figures(self, synthetic: dict[tuple[str, int], Split]) -> None:
+        """The paper's Fig. 3 for each generator (first seed): real, synthetic and GenMix images per class."""
+        seed = self.config.seeds[0]
+        for generator in self.generators:
+            syn = synthetic[(generator, seed)]
+            genmix = self._mixed_uint8(syn, seed + 15485863, min(len(self.data.train), 400))
+            path = figures.sample_grid(self.data.train, syn, genmix, self.data.class_names,
+                                       self.out / "figures" / f"samples-{generator}.png")  # fmt: skip
+            self.observer.artifact("figure", path, {"generator": generator})
+
+    # -- descriptions -----------------------------------------------------------------------------
+    def resolved_config(self) -> dict[str, Any]:
+        return {**asdict(self.config), "classifier_resolved": asdict(self.classifier_config),
+                "device": str(self.device)}  # fmt: skip
+
+    def dataset_info(self) -> dict[str, Any]:
+        return {"name": self.data.name, "class_names": self.data.class_names, "channels": self.data.channels,
+                "image_size": list(self.data.image_size), "counts": self.data.counts()}  # fmt: skip
+
+    def generator_info(self, generator: str, seed: int) -> dict[str, Any]:
+        folder = self.out / f"seed{seed}" / generator
+        info: dict[str, Any] = {"generator": generator, "seed": seed}
+        if (folder / "train_stats.json").is_file():
+            info["train_stats"] = read_json(folder / "train_stats.json")
+        if (folder / "model" / "config.json").is_file():
+            info["model_config"] = json.loads((folder / "model" / "config.json").read_text())
+        info["synthetic_per_class"] = synthetic_counts(self.data.train.counts(self.data.num_classes),
+                                                       self.config.synthetic_ratio)  # fmt: skip
+        return info

@@ -1,0 +1,227 @@
+"""The classifier loop: soft-target cross-entropy, Adam, early stopping on the validation set, best weights kept.
+
+One loop serves every arm (arms yield soft labels). It checkpoints after every epoch when asked, so a
+redelivered job resumes at the next epoch instead of starting over.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.arms import Arm
+from models.data import Split, to_tensor
+from models.generators.checkpoint import (
+    CheckpointDir,
+    load_optimizer_state,
+    optimizer_state,
+    prefixed,
+    unprefixed,
+)
+from models.hooks import TrainHooks
+from models.metrics import compute_metrics
+from models.runtime import autocast
+
+MONITORS = ("val_loss", "val_auc", "val_macro_f1")
+
+
+@dataclass
+class ClassifierConfig:
+    """Hyperparameters of one classifier run. The paper: VGG-16, 100 epochs, batch 8, lr 2e-4, patience 20."""
+
+    name: str = "vgg16"
+    epochs: int = 100
+    batch_size: int = 8
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    patience: int = 20
+    monitor: str = "val_loss"
+    weights: str | None = None
+    eval_batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        if self.monitor not in MONITORS:
+            raise ValueError(f"unknown monitor {self.monitor!r}; choose from {', '.join(MONITORS)}")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.patience < 1:
+            raise ValueError("epochs, batch_size and patience must be ≥ 1 and lr > 0")
+
+
+CLASSIFIER_PROFILES: dict[str, dict[str, Any]] = {
+    "paper": {"name": "vgg16", "epochs": 100, "batch_size": 8, "lr": 2e-4, "patience": 20},
+    "quick": {"name": "smallcnn", "epochs": 40, "batch_size": 32, "lr": 1e-3, "patience": 10},
+}
+
+
+def classifier_config(profile: str, overrides: dict[str, Any] | None = None) -> ClassifierConfig:
+    """The profile's settings with explicit ``overrides`` on top; unknown keys are an error."""
+    if profile not in CLASSIFIER_PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose from {', '.join(CLASSIFIER_PROFILES)}")
+    known = set(ClassifierConfig.__dataclass_fields__)
+    unknown = set(overrides or {}) - known
+    if unknown:
+        raise ValueError(f"unknown classifier settings {sorted(unknown)}; known: {sorted(known)}")
+    return ClassifierConfig(**{**CLASSIFIER_PROFILES[profile], **(overrides or {})})
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against soft targets (rows summing to 1); equals the usual loss for one-hot rows."""
+    return -(targets * torch.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
+
+
+@torch.no_grad()
+def predict(model: nn.Module, split: Split, device: torch.device, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities (N, K) for a split."""
+    model.eval()
+    probs = []
+    for start in range(0, len(split), batch_size):
+        x = to_tensor(split.images[start : start + batch_size], device)
+        with autocast(device):
+            probs.append(torch.softmax(model(x).float(), dim=1).cpu())
+    return torch.cat(probs).numpy()
+
+
+@torch.no_grad()
+def extract_features(
+    model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 256
+) -> np.ndarray:
+    """Penultimate features of uint8 (N, H, W, C) images, for t-SNE and quality measures."""
+    model.eval()
+    chunks = [model.features(to_tensor(images[s : s + batch_size], device)).float().cpu()
+              for s in range(0, len(images), batch_size)]  # fmt: skip
+    return torch.cat(chunks).numpy()
+
+
+def evaluate(model: nn.Module, split: Split, class_names: list[str], device: torch.device) -> dict[str, Any]:
+    """Loss and all metrics of :func:`models.metrics.compute_metrics` on a split."""
+    probs = predict(model, split, device)
+    metrics = compute_metrics(split.labels, probs, class_names)
+    picked = np.clip(probs[np.arange(len(split)), split.labels], 1e-12, 1.0)
+    metrics["loss"] = float(-np.log(picked).mean())
+    return metrics
+
+
+def _score(metrics: dict[str, Any], monitor: str) -> float:
+    """Higher is better."""
+    if monitor == "val_loss":
+        return -metrics["loss"]
+    value = metrics["auc"] if monitor == "val_auc" else metrics["macro_f1"]
+    return float(value) if value is not None else -metrics["loss"]
+
+
+@dataclass
+class TrainResult:
+    """The best model (restored), its epoch, and one history row per epoch."""
+
+    model: nn.Module
+    best_epoch: int
+    epochs_trained: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def train_classifier(
+    model: nn.Module,
+    arm: Arm,
+    val: Split,
+    class_names: list[str],
+    config: ClassifierConfig,
+    device: torch.device,
+    hooks: TrainHooks | None = None,
+) -> TrainResult:
+    """Train with early stopping on ``config.monitor``; resume from ``hooks.checkpoint_dir`` if it holds a checkpoint."""
+    hooks = hooks or TrainHooks()
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    state = _State(best=copy.deepcopy(model.state_dict()))
+    store = CheckpointDir(hooks.checkpoint_dir, keep=1) if hooks.checkpoint_dir else None
+    if store is not None:
+        state.restore(store, model, optimizer, arm, device)
+
+    steps_per_epoch = -(-len(arm) // config.batch_size)
+    total = config.epochs * steps_per_epoch
+    last_epoch = state.epoch if state.done else config.epochs
+    for epoch in range(state.epoch, last_epoch):
+        model.train()
+        losses = []
+        for step, (x, y) in enumerate(arm.epoch(config.batch_size)):
+            hooks.check_cancel()
+            with autocast(device):
+                loss = soft_cross_entropy(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            if step % 10 == 0:
+                hooks.progress(epoch * steps_per_epoch + step, total, {"loss": losses[-1]})
+        val_metrics = evaluate(model, val, class_names, device)
+        row = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_loss": val_metrics["loss"],
+               "val_auc": val_metrics["auc"], "val_macro_f1": val_metrics["macro_f1"],
+               "val_accuracy": val_metrics["accuracy"]}  # fmt: skip
+        state.history.append(row)
+        score = _score(val_metrics, config.monitor)
+        if score > state.best_score:
+            state.best_score, state.best_epoch, state.stale = score, epoch + 1, 0
+            state.best = copy.deepcopy(model.state_dict())
+        else:
+            state.stale += 1
+        state.epoch = epoch + 1
+        hooks.progress(
+            state.epoch * steps_per_epoch, total, {"loss": row["train_loss"], "val_loss": row["val_loss"]}
+        )
+        stop = state.stale >= config.patience
+        if store is not None:
+            state.save(store, model, optimizer, arm, stop)
+        if stop:
+            break
+    model.load_state_dict(state.best)
+    return TrainResult(
+        model, state.best_epoch, state.epoch, state.history, stopped_early=state.epoch < config.epochs
+    )
+
+
+@dataclass
+class _State:
+    """Everything an epoch boundary must carry across a crash."""
+
+    best: dict[str, torch.Tensor]
+    epoch: int = 0
+    best_epoch: int = 0
+    best_score: float = float("-inf")
+    stale: int = 0
+    done: bool = False
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def save(self, store: CheckpointDir, model: nn.Module, optimizer: torch.optim.Optimizer, arm: Arm,
+             done: bool) -> None:  # fmt: skip
+        opt_tensors, opt_meta = optimizer_state(optimizer, "optimizer")
+        tensors = {**prefixed("model", model.state_dict()), **prefixed("best", self.best), **opt_tensors,
+                   "rng/arm": arm.rng.get_state(), "rng/arm_cpu": arm.cpu_rng.get_state()}  # fmt: skip
+        if hasattr(arm, "mixer"):
+            tensors["rng/mixer"] = arm.mixer.generator.get_state()
+        meta = {"optimizer": opt_meta, "epoch": self.epoch, "best_epoch": self.best_epoch,
+                "best_score": self.best_score, "stale": self.stale, "history": self.history, "done": done}  # fmt: skip
+        store.save(self.epoch, tensors, meta)
+
+    def restore(self, store: CheckpointDir, model: nn.Module, optimizer: torch.optim.Optimizer, arm: Arm,
+                device: torch.device) -> None:  # fmt: skip
+        ckpt = store.latest(device)
+        if ckpt is None:
+            return
+        model.load_state_dict(unprefixed("model", ckpt.tensors))
+        self.best = unprefixed("best", ckpt.tensors)
+        load_optimizer_state(optimizer, "optimizer", ckpt.tensors, ckpt.meta["optimizer"])
+        arm.rng.set_state(ckpt.tensors["rng/arm"].cpu())
+        arm.cpu_rng.set_state(ckpt.tensors["rng/arm_cpu"].cpu())
+        if "rng/mixer" in ckpt.tensors and hasattr(arm, "mixer"):
+            arm.mixer.generator.set_state(ckpt.tensors["rng/mixer"].cpu())
+        self.epoch = int(ckpt.meta["epoch"])
+        self.best_epoch = int(ckpt.meta["best_epoch"])
+        self.best_score = float(ckpt.meta["best_score"])
+        self.stale = int(ckpt.meta["stale"])
+        self.history = list(ckpt.meta["history"])
+        self.done = bool(ckpt.meta.get("done"))

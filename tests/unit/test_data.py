@@ -1,0 +1,338 @@
+"""Loaders: real MedMNIST files, hand-built image folders, and every kind of bad input naming its file."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from models.data import (
+    DatasetError,
+    ImageSet,
+    Split,
+    fetch_medmnist,
+    load_dataset,
+    load_image_folder,
+    load_npz,
+    load_synthetic_npz,
+    medmnist_filename,
+    medmnist_url,
+    one_hot,
+    save_npz,
+    save_synthetic_npz,
+    slice_imageset,
+    to_tensor,
+    to_uint8,
+)
+
+# ------------------------------------------------------------------------------------------ MedMNIST npz
+
+
+def test_breastmnist_counts_match_the_published_split(breast: ImageSet) -> None:
+    assert breast.counts() == {"train": [147, 399], "val": [21, 57], "test": [42, 114]}
+    assert breast.class_names == ["0", "1"]
+    assert breast.channels == 1 and breast.image_size == (28, 28)
+    assert breast.train.images.dtype == np.uint8 and breast.train.labels.dtype == np.int64
+    assert breast.name == "breastmnist"
+
+
+def test_retinamnist_is_rgb_with_five_grades(data_dir: Path) -> None:
+    retina = load_npz(data_dir / "retinamnist.npz")
+    assert retina.channels == 3 and retina.image_size == (28, 28)
+    assert retina.counts()["train"] == [486, 128, 206, 194, 66]
+    assert retina.counts()["test"] == [174, 46, 92, 68, 20]
+
+
+def test_breastmnist_64_loads_at_64(data_dir: Path) -> None:
+    assert load_npz(data_dir / "breastmnist_64.npz").image_size == (64, 64)
+
+
+def _medmnist_arrays(rng: np.random.Generator, rgb: bool = False) -> dict[str, np.ndarray]:
+    shape = (6, 5, 5, 3) if rgb else (6, 5, 5)
+    arrays = {}
+    for split in ("train", "val", "test"):
+        arrays[f"{split}_images"] = rng.integers(0, 256, shape, dtype=np.uint8)
+        arrays[f"{split}_labels"] = np.array([[0], [1], [2], [0], [1], [2]], dtype=np.uint8)
+    return arrays
+
+
+def test_npz_round_trip_keeps_pixels_labels_and_class_names(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for rgb in (False, True):
+        arrays = _medmnist_arrays(rng, rgb)
+        arrays["class_names"] = np.array(["cyst", "hemangioma", "metastasis"])
+        np.savez(tmp_path / "in.npz", **arrays)
+        loaded = load_npz(tmp_path / "in.npz")
+        assert loaded.class_names == ["cyst", "hemangioma", "metastasis"]
+        assert loaded.channels == (3 if rgb else 1)
+        save_npz(loaded, tmp_path / "out.npz")
+        with np.load(tmp_path / "out.npz") as saved:
+            assert saved["train_images"].shape == arrays["train_images"].shape  # gray stored (N, H, W)
+            assert saved["train_labels"].shape == (6, 1)
+        again = load_npz(tmp_path / "out.npz")
+        for split in ("train", "val", "test"):
+            np.testing.assert_array_equal(again.splits[split].images, loaded.splits[split].images)
+            np.testing.assert_array_equal(again.splits[split].labels, loaded.splits[split].labels)
+        assert again.class_names == loaded.class_names
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda a: a.pop("val_labels"), "missing arrays ['val_labels']"),
+        (lambda a: a.update(train_images=a["train_images"].astype(np.float32) / 255), "must be uint8"),
+        (
+            lambda a: a.update(test_images=a["test_images"][..., None].repeat(2, -1)),
+            "(N, H, W) or (N, H, W, 3)",
+        ),
+        (lambda a: a.update(val_labels=a["val_labels"][:4]), "4 labels but there are 6 images"),
+        (lambda a: a.update(val_labels=-a["val_labels"].astype(np.int64)), "negative label"),
+        (lambda a: a.update(train_labels=a["train_labels"].astype(np.float64)), "integer class indices"),
+        (lambda a: a.update(train_labels=np.zeros((6, 2), np.int64)), "single-label"),
+        (
+            lambda a: a.update(train_labels=np.array([0, 0, 2, 0, 2, 2])),
+            "no training image for class(es) ['1']",
+        ),
+        (lambda a: a.update(class_names=np.array(["a", "b"])), "out of range for 2 class_names"),
+        (lambda a: a.update(val_images=a["val_images"][:, :4]), "different image shapes"),
+        (lambda a: a.update(test_images=a["test_images"][:0], test_labels=a["test_labels"][:0]), "no images"),
+    ],
+)
+def test_bad_npz_names_the_file_and_the_problem(tmp_path: Path, change, message: str) -> None:
+    arrays = _medmnist_arrays(np.random.default_rng(1))
+    change(arrays)
+    path = tmp_path / "bad_set.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(DatasetError) as err:
+        load_npz(path)
+    assert str(path) in str(err.value)
+    assert message in str(err.value)
+
+
+def test_corrupt_or_pickled_npz_is_refused(tmp_path: Path, data_dir: Path) -> None:
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes((data_dir / "breastmnist.npz").read_bytes()[:5000])
+    pickled = tmp_path / "pickled.npz"
+    arrays = _medmnist_arrays(np.random.default_rng(2))
+    arrays["class_names"] = np.array([{"evil": 1}], dtype=object)
+    np.savez(pickled, **arrays)
+    for path in (truncated, pickled, tmp_path / "absent.npz"):
+        with pytest.raises(DatasetError, match="npz|no such file") as err:
+            load_npz(path)
+        assert str(path) in str(err.value)
+
+
+# ------------------------------------------------------------------------------------------ image folders
+
+
+def _write(path: Path, value: int, size: tuple[int, int] = (8, 6), mode: str = "L") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    colour = value if mode == "L" else (value, 255 - value, value // 2)
+    Image.new(mode, size, colour).save(path)
+
+
+def _class_tree(root: Path, per_class: dict[str, int], mode: str = "L") -> None:
+    for c, (name, count) in enumerate(per_class.items()):
+        for i in range(count):
+            _write(root / name / f"{i:03d}.png", 80 * c + i, mode=mode)  # unique per file below 80
+
+
+def test_split_layout_keeps_given_splits(tmp_path: Path) -> None:
+    for split, count in (("train", 4), ("val", 2), ("test", 3)):
+        for name in ("benign", "malignant"):
+            for i in range(count):
+                _write(tmp_path / split / name / f"{i}.png", i)
+    loaded = load_image_folder(tmp_path)
+    assert loaded.class_names == ["benign", "malignant"]
+    assert loaded.counts() == {"train": [4, 4], "val": [2, 2], "test": [3, 3]}
+    assert loaded.channels == 1 and loaded.image_size == (6, 8)  # (H, W) from an 8-wide, 6-high PNG
+    assert loaded.train.images[1, 0, 0, 0] == 1  # sorted file order, pixel value kept
+
+
+def test_split_layout_carves_missing_val_from_train(tmp_path: Path) -> None:
+    _class_tree(tmp_path / "train", {"a": 10, "b": 10})
+    _class_tree(tmp_path / "test", {"a": 2, "b": 2})
+    loaded = load_image_folder(tmp_path, seed=3, val_fraction=0.2)
+    assert loaded.counts() == {"train": [8, 8], "test": [2, 2], "val": [2, 2]}
+
+
+def test_class_layout_is_split_stratified_and_seeded(tmp_path: Path) -> None:
+    _class_tree(tmp_path, {"cyst": 20, "hemangioma": 10, "metastasis": 30}, mode="RGB")
+    first = load_image_folder(tmp_path, seed=0, val_fraction=0.2, test_fraction=0.2)
+    assert first.channels == 3
+    assert first.counts() == {"train": [12, 6, 18], "val": [4, 2, 6], "test": [4, 2, 6]}
+    again = load_image_folder(tmp_path, seed=0, val_fraction=0.2, test_fraction=0.2)
+    other = load_image_folder(tmp_path, seed=1, val_fraction=0.2, test_fraction=0.2)
+    np.testing.assert_array_equal(first.test.images, again.test.images)
+    assert not np.array_equal(first.test.images, other.test.images)
+    # no image is in two splits: the pixel fingerprints (unique per file) are disjoint
+    keys = {s: {tuple(im[0, 0]) for im in first.splits[s].images} for s in ("train", "val", "test")}
+    assert (
+        not keys["train"] & keys["val"]
+        and not keys["train"] & keys["test"]
+        and not keys["val"] & keys["test"]
+    )
+    assert load_dataset(tmp_path, seed=0).counts() == load_image_folder(tmp_path, seed=0).counts()
+
+
+def test_gray_and_colour_mixed_folder_becomes_rgb(tmp_path: Path) -> None:
+    _class_tree(tmp_path / "train", {"a": 2, "b": 2})
+    _write(tmp_path / "train" / "b" / "colour.jpg", 100, mode="RGB")
+    _class_tree(tmp_path / "val", {"a": 1, "b": 1})
+    _class_tree(tmp_path / "test", {"a": 1, "b": 1})
+    loaded = load_image_folder(tmp_path)
+    assert loaded.channels == 3
+    gray = loaded.train.images[0]
+    assert (gray[..., 0] == gray[..., 1]).all() and (gray[..., 1] == gray[..., 2]).all()
+
+
+def test_sixteen_bit_png_is_rescaled_not_clipped(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        for i in range(3):
+            for split in ("train", "val", "test"):
+                target = tmp_path / split / name / f"{i}.png"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(np.full((4, 4), 65535 if name == "b" else 257 * 10, np.uint16)).save(target)
+    loaded = load_image_folder(tmp_path)
+    assert loaded.train.images[loaded.train.labels == 1].min() == 255
+    assert loaded.train.images[loaded.train.labels == 0].max() == 10
+
+
+def test_mixed_size_folder_names_the_first_differing_file(tmp_path: Path) -> None:
+    _class_tree(tmp_path, {"a": 5, "b": 5})
+    _write(tmp_path / "b" / "002.png", 0, size=(9, 9))
+    with pytest.raises(DatasetError, match="9x9 differs") as err:
+        load_image_folder(tmp_path)
+    assert str(tmp_path / "b" / "002.png") in str(err.value)
+
+
+@pytest.mark.parametrize("problem", ["not_an_image", "gif", "empty_class", "stray", "too_few"])
+def test_bad_folders_name_the_file(tmp_path: Path, problem: str) -> None:
+    _class_tree(tmp_path, {"a": 6, "b": 6})
+    if problem == "not_an_image":
+        bad = tmp_path / "a" / "zzz.png"
+        bad.write_bytes(b"this is not a png")
+    elif problem == "gif":  # a real GIF renamed .png: outside the format allow-list
+        bad = tmp_path / "a" / "zzz.png"
+        Image.new("L", (8, 6)).save(bad, format="GIF")
+    elif problem == "empty_class":
+        bad = tmp_path / "c"
+        bad.mkdir()
+    elif problem == "stray":
+        bad = tmp_path / "loose.png"
+        _write(bad, 0)
+    else:
+        shutil.rmtree(tmp_path / "b")
+        _class_tree(tmp_path, {"b": 1})
+        bad = tmp_path
+    with pytest.raises(DatasetError) as err:
+        load_image_folder(tmp_path)
+    assert str(bad) in str(err.value)
+
+
+def test_load_dataset_rejects_other_paths(tmp_path: Path) -> None:
+    (tmp_path / "x.csv").write_text("a,b")
+    with pytest.raises(DatasetError, match="x.csv"):
+        load_dataset(tmp_path / "x.csv")
+
+
+# ----------------------------------------------------------------------------------------- synthetic, slices
+
+
+def test_synthetic_npz_round_trip_and_range_check(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    split = Split(rng.integers(0, 256, (7, 5, 5, 3), dtype=np.uint8), np.array([0, 1, 2, 2, 1, 0, 1]))
+    path = save_synthetic_npz(split, tmp_path / "syn.npz", ["a", "b", "c"])
+    loaded = load_synthetic_npz(path, num_classes=3)
+    np.testing.assert_array_equal(loaded.images, split.images)
+    np.testing.assert_array_equal(loaded.labels, split.labels)
+    with np.load(path) as raw:
+        assert list(raw["class_names"]) == ["a", "b", "c"]
+    with pytest.raises(DatasetError, match="out of range for 2 classes"):
+        load_synthetic_npz(path, num_classes=2)
+    np.savez(tmp_path / "nolabels.npz", images=split.images)
+    with pytest.raises(DatasetError, match="nolabels.npz: missing arrays \\['labels'\\]"):
+        load_synthetic_npz(tmp_path / "nolabels.npz")
+
+
+def test_slice_keeps_every_class_and_is_seeded(data_dir: Path) -> None:
+    retina = load_npz(data_dir / "retinamnist.npz")
+    small = slice_imageset(retina, per_split_max=20, seed=0)
+    for split in ("train", "val", "test"):
+        counts = small.counts()[split]
+        assert sum(counts) == 20 and min(counts) >= 1
+    assert small.counts()["train"][0] > small.counts()["train"][4]  # still imbalanced like the source
+    same = slice_imageset(retina, per_split_max=20, seed=0)
+    other = slice_imageset(retina, per_split_max=20, seed=1)
+    np.testing.assert_array_equal(small.train.images, same.train.images)
+    assert not np.array_equal(small.train.images, other.train.images)
+    with pytest.raises(ValueError, match="cannot keep all 5 classes"):
+        slice_imageset(retina, per_split_max=4)
+
+
+# ------------------------------------------------------------------------------------------ fetch (offline)
+
+
+def test_fetch_offline_falls_back_to_data_dir(tmp_path: Path, data_dir: Path) -> None:
+    path = fetch_medmnist("breastmnist", 28, data_dir, offline=True, cache_dir=tmp_path / "cache")
+    assert path == data_dir / "breastmnist.npz"
+    assert (
+        fetch_medmnist("breastmnist", 64, data_dir, offline=True, cache_dir=tmp_path).name
+        == "breastmnist_64.npz"
+    )
+
+
+def test_fetch_prefers_a_verified_cache_and_ignores_a_corrupt_one(tmp_path: Path, data_dir: Path) -> None:
+    cached = tmp_path / "medmnist" / "breastmnist.npz"
+    cached.parent.mkdir()
+    shutil.copy(data_dir / "breastmnist.npz", cached)
+    assert fetch_medmnist("breastmnist", 28, data_dir, offline=True, cache_dir=tmp_path) == cached
+    cached.write_bytes(b"corrupt")
+    assert (
+        fetch_medmnist("breastmnist", 28, data_dir, offline=True, cache_dir=tmp_path)
+        == data_dir / "breastmnist.npz"
+    )
+
+
+def test_fetch_env_offline_and_neither_source_names_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GENMIX_OFFLINE", "1")
+    with pytest.raises(DatasetError) as err:
+        fetch_medmnist("breastmnist", 28, tmp_path / "empty", cache_dir=tmp_path / "cache")
+    message = str(err.value)
+    assert "skipped (offline)" in message
+    assert str(tmp_path / "empty" / "breastmnist.npz") in message and str(tmp_path / "cache") in message
+
+
+def test_fetch_refuses_a_local_copy_with_the_wrong_md5(tmp_path: Path) -> None:
+    (tmp_path / "retinamnist.npz").write_bytes(b"not the release")
+    with pytest.raises(DatasetError, match="MD5 does not match"):
+        fetch_medmnist("retinamnist", 28, tmp_path, offline=True, cache_dir=tmp_path / "cache")
+
+
+def test_medmnist_names_and_urls() -> None:
+    assert medmnist_filename("pneumoniamnist", 28) == "pneumoniamnist.npz"
+    assert medmnist_filename("pneumoniamnist", 128) == "pneumoniamnist_128.npz"
+    assert (
+        medmnist_url("breastmnist", 28)
+        == "https://zenodo.org/records/5208230/files/breastmnist.npz?download=1"
+    )
+    assert medmnist_url("breastmnist", 64).endswith("/10519652/files/breastmnist_64.npz?download=1")
+
+
+# ------------------------------------------------------------------------------------------ conversions
+
+
+def test_tensor_round_trip_and_one_hot(breast: ImageSet) -> None:
+    images = breast.train.images[:5]
+    tensor = to_tensor(images)
+    assert tensor.shape == (5, 1, 28, 28) and tensor.dtype == torch.float32
+    assert 0.0 <= float(tensor.min()) and float(tensor.max()) <= 1.0
+    np.testing.assert_array_equal(to_uint8(tensor), images)
+    hot = one_hot(torch.tensor([0, 1, 1]), 2)
+    assert hot.tolist() == [[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]

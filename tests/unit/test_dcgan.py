@@ -1,0 +1,255 @@
+"""Class-conditional DCGAN: real tiny networks, a few dozen steps each, on BreastMNIST slices or drawn shapes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.data import Split
+from models.generators import build_generator
+from models.generators.checkpoint import CheckpointDir, load_optimizer_state, optimizer_state, write_json
+from models.generators.dcgan import DCGAN, spatial_plan
+from models.hooks import Cancelled, TrainHooks
+
+DATA_DIR = Path(
+    os.environ.get("GENMIX_DATA_DIR", Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets")
+)
+
+
+def breastmnist_slice(per_class: int = 24) -> Split:
+    """The first ``per_class`` training images of each BreastMNIST class (28×28 gray)."""
+    path = DATA_DIR / "breastmnist.npz"
+    if not path.is_file():
+        pytest.skip(f"{path} not found; set GENMIX_DATA_DIR")
+    with np.load(path) as data:
+        images, labels = data["train_images"], data["train_labels"].reshape(-1).astype(np.int64)
+    index = np.concatenate([np.flatnonzero(labels == k)[:per_class] for k in (0, 1)])
+    return Split(images[index][..., None], labels[index])
+
+
+def shapes(n_per_class: int, size: int, channels: int, num_classes: int = 2, seed: int = 0) -> Split:
+    """Class k = a bright disc (k even) or square (k odd) of random place and size on a noisy background."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    images, labels = [], []
+    for k in range(num_classes):
+        for _ in range(n_per_class):
+            cy, cx = rng.uniform(0.3, 0.7, 2) * size
+            r = rng.uniform(0.15, 0.3) * size
+            mask = (
+                (yy - cy) ** 2 + (xx - cx) ** 2 < r**2
+                if k % 2 == 0
+                else (abs(yy - cy) < r) & (abs(xx - cx) < r)
+            )
+            img = rng.normal(40, 10, (size, size)) + 170 * mask
+            img = np.repeat(img[..., None], channels, axis=-1)
+            if channels == 3:
+                img[..., k % 3] *= 0.5  # classes differ in colour too
+            images.append(np.clip(img, 0, 255).astype(np.uint8))
+            labels.append(k)
+    return Split(np.stack(images), np.array(labels, dtype=np.int64))
+
+
+def tiny(**overrides) -> dict:
+    return {"iterations": 20, "log_every": 5, **overrides}
+
+
+class Recorder:
+    """Progress calls, as a list of (step, total, metrics)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int, dict[str, float]]] = []
+
+    def __call__(self, step: int, total: int, metrics: dict[str, float]) -> None:
+        self.calls.append((step, total, dict(metrics)))
+
+    @property
+    def steps(self) -> list[int]:
+        return [c[0] for c in self.calls]
+
+
+def test_spatial_plan_covers_the_sizes_the_service_accepts() -> None:
+    assert spatial_plan(28) == (7, 2)
+    assert spatial_plan(32) == (4, 3)
+    assert spatial_plan(64) == (4, 4)
+    assert spatial_plan(128) == (4, 5)
+    for bad in (30, 17, 8):
+        with pytest.raises(ValueError, match="cannot build"):
+            spatial_plan(bad)
+
+
+def test_profiles_share_keys_and_paper_matches_section_3() -> None:
+    keys = {name: set(p) for name, p in DCGAN.profiles.items()}
+    assert keys["paper"] == keys["quick"] == keys["tiny"]
+    paper = DCGAN.profiles["paper"]
+    assert (paper["iterations"], paper["batch_size"], paper["lr"]) == (70_000, 8, 1e-3)
+    assert (paper["beta1"], paper["beta2"]) == (0.5, 0.999)
+    with pytest.raises(ValueError, match="unknown dcgan settings"):
+        DCGAN(2, 1, (28, 28), config={"lr_typo": 1.0}, profile="tiny")
+
+
+def test_short_run_on_breastmnist_gives_varied_class_conditional_samples() -> None:
+    train = breastmnist_slice()
+    progress = Recorder()
+    model = build_generator("dcgan", 2, 1, (28, 28), config=tiny(iterations=40), profile="tiny", seed=1)
+    stats = model.fit(train, TrainHooks(progress=progress))
+    assert progress.steps == [5, 10, 15, 20, 25, 30, 35, 40]  # every log_every steps, not every step
+    assert all(total == 40 for _, total, _ in progress.calls)
+    assert all(np.isfinite(v) for _, _, m in progress.calls for v in (m["loss_d"], m["loss_g"]))
+    assert stats["steps"] == 40 and np.isfinite(stats["loss_d"]) and np.isfinite(stats["loss_g"])
+
+    out = model.sample([5, 7], seed=3)
+    assert out.images.shape == (12, 28, 28, 1) and out.images.dtype == np.uint8
+    assert out.labels.tolist() == [0] * 5 + [1] * 7
+    pixels = out.images.astype(np.float64)
+    assert pixels.std(axis=0).mean() > 2.0, "samples do not vary between draws"
+    assert pixels.reshape(12, -1).std(axis=1).min() > 2.0, "some sample is a flat image"
+
+
+def test_generator_uses_the_class_label() -> None:
+    model = DCGAN(3, 1, (28, 28), profile="tiny", seed=0)
+    z = torch.randn(4, model.config["z_dim"])
+    with torch.no_grad():
+        model.netG.eval()
+        a = model.netG(z, torch.zeros(4, dtype=torch.long))
+        b = model.netG(z, torch.full((4,), 2, dtype=torch.long))
+    assert (a - b).abs().mean() > 1e-4
+
+
+def test_learns_class_specific_brightness() -> None:
+    """Class 0 bright, class 1 dark: after a short run, generated class 0 is brighter than class 1."""
+    rng = np.random.default_rng(0)
+    bright = np.clip(rng.normal(200, 20, (32, 28, 28, 1)), 0, 255)
+    dark = np.clip(rng.normal(50, 20, (32, 28, 28, 1)), 0, 255)
+    train = Split(np.concatenate([bright, dark]).astype(np.uint8), np.repeat([0, 1], 32))
+    model = DCGAN(2, 1, (28, 28), config=tiny(iterations=60, lr=2e-3), profile="tiny", seed=0)
+    model.fit(train)
+    out = model.sample([16, 16], seed=0)
+    mean0, mean1 = out.images[:16].mean(), out.images[16:].mean()
+    assert mean0 > mean1 + 40, (mean0, mean1)
+
+
+def test_same_seed_same_images_and_save_load_round_trip(tmp_path: Path) -> None:
+    model = DCGAN(2, 1, (28, 28), config=tiny(), profile="tiny", seed=0)
+    model.fit(shapes(12, 28, 1))
+    first = model.sample([6, 6], seed=7)
+    np.testing.assert_array_equal(first.images, model.sample([6, 6], seed=7).images)
+    assert not np.array_equal(first.images, model.sample([6, 6], seed=8).images)
+
+    model.save(tmp_path / "model")
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["config.json", "generator.safetensors"]
+    meta = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert (meta["num_classes"], meta["channels"], meta["image_size"], meta["profile"]) == (
+        2,
+        1,
+        [28, 28],
+        "tiny",
+    )
+    loaded = DCGAN.load(tmp_path / "model")
+    np.testing.assert_array_equal(loaded.sample([6, 6], seed=7).images, first.images)
+
+
+def test_sampling_batches_do_not_change_the_images() -> None:
+    model = DCGAN(2, 1, (28, 28), config=tiny(sample_batch_size=5), profile="tiny", seed=0)
+    model.fit(shapes(12, 28, 1))
+    small_batches = model.sample([7, 6], seed=2).images
+    model.config["sample_batch_size"] = 64
+    np.testing.assert_allclose(model.sample([7, 6], seed=2).images, small_batches, atol=1)
+
+
+def test_resume_continues_from_the_checkpoint_and_matches_an_unbroken_run(tmp_path: Path) -> None:
+    train = shapes(12, 28, 1)
+    ckpt_dir = tmp_path / "ckpt"
+    first = DCGAN(2, 1, (28, 28), config=tiny(iterations=20, checkpoint_every=10), profile="tiny", seed=4)
+    first.fit(train, TrainHooks(checkpoint_dir=ckpt_dir))
+    assert CheckpointDir(ckpt_dir).steps() == [10, 20]
+    assert not [p for p in ckpt_dir.iterdir() if p.name.endswith(".tmp")]
+
+    progress = Recorder()
+    resumed = DCGAN(2, 1, (28, 28), config=tiny(iterations=30, checkpoint_every=10), profile="tiny", seed=4)
+    stats = resumed.fit(train, TrainHooks(progress=progress, checkpoint_dir=ckpt_dir))
+    assert progress.steps == [25, 30]
+    assert stats["steps"] == 30 and stats["trained_steps"] == 10
+    assert CheckpointDir(ckpt_dir).steps() == [20, 30]  # the newest two are kept
+
+    unbroken = DCGAN(2, 1, (28, 28), config=tiny(iterations=30), profile="tiny", seed=4)
+    unbroken.fit(train)
+    np.testing.assert_array_equal(
+        resumed.sample([4, 4], seed=0).images, unbroken.sample([4, 4], seed=0).images
+    )
+
+    again = DCGAN(2, 1, (28, 28), config=tiny(iterations=30), profile="tiny", seed=4)
+    assert again.fit(train, TrainHooks(checkpoint_dir=ckpt_dir))["trained_steps"] == 0  # already finished
+
+
+def test_resume_ignores_an_uncommitted_checkpoint_and_rejects_another_architecture(tmp_path: Path) -> None:
+    train = shapes(8, 28, 1)
+    ckpt_dir = tmp_path / "ckpt"
+    DCGAN(2, 1, (28, 28), config=tiny(iterations=10), profile="tiny").fit(
+        train, TrainHooks(checkpoint_dir=ckpt_dir)
+    )
+    (ckpt_dir / "ckpt-00000015.safetensors").write_bytes(b"torn write")  # no JSON mark: never committed
+    assert CheckpointDir(ckpt_dir).latest().step == 10
+
+    wider = DCGAN(2, 1, (28, 28), config=tiny(iterations=20, ngf=16), profile="tiny")
+    with pytest.raises(ValueError, match="ngf"):
+        wider.fit(train, TrainHooks(checkpoint_dir=ckpt_dir))
+
+
+def test_optimizer_state_round_trips_through_tensors_and_json(tmp_path: Path) -> None:
+    model = DCGAN(2, 1, (28, 28), config=tiny(iterations=3), profile="tiny")
+    model.fit(shapes(4, 28, 1))
+    tensors, meta = optimizer_state(model.opt_d, "opt")
+    write_json(tmp_path / "meta.json", meta)
+    fresh = torch.optim.Adam(model.netD.parameters(), lr=0.5)
+    load_optimizer_state(fresh, "opt", tensors, json.loads((tmp_path / "meta.json").read_text()))
+    before, after = model.opt_d.state_dict(), fresh.state_dict()
+    assert after["param_groups"][0]["lr"] == before["param_groups"][0]["lr"]
+    for pid, entry in before["state"].items():
+        for key, value in entry.items():
+            torch.testing.assert_close(after["state"][pid][key], value)
+
+
+def test_cancel_stops_within_one_step() -> None:
+    asked = 0
+
+    def should_stop() -> bool:
+        nonlocal asked
+        asked += 1
+        return asked > 7
+
+    progress = Recorder()
+    model = DCGAN(2, 1, (28, 28), config=tiny(iterations=50, log_every=1), profile="tiny")
+    with pytest.raises(Cancelled):
+        model.fit(shapes(6, 28, 1), TrainHooks(progress=progress, should_stop=should_stop))
+    assert progress.steps == list(range(1, 8))
+    assert model.step == 7
+
+
+@pytest.mark.parametrize(("channels", "size"), [(3, 28), (3, 32), (1, 64)])
+def test_rgb_and_larger_images(channels: int, size: int) -> None:
+    model = DCGAN(2, channels, (size, size), config=tiny(iterations=6, batch_size=4), profile="tiny")
+    stats = model.fit(shapes(4, size, channels))
+    assert np.isfinite(stats["loss_d"])
+    out = model.sample([3, 2], seed=0)
+    assert out.images.shape == (5, size, size, channels) and out.images.dtype == np.uint8
+    assert out.images.astype(float).std() > 1.0
+
+
+def test_rejects_data_that_does_not_fit_the_model() -> None:
+    model = DCGAN(2, 1, (28, 28), config=tiny(), profile="tiny")
+    with pytest.raises(ValueError, match="model expects"):
+        model.fit(shapes(4, 32, 1))
+    with pytest.raises(ValueError, match="square"):
+        DCGAN(2, 1, (28, 32), profile="tiny")
+
+
+def test_hinge_loss_flips_and_label_smoothing_train() -> None:
+    config = tiny(iterations=10, loss="hinge", hflip=True, balanced=False, label_smoothing=0.1)
+    stats = DCGAN(2, 1, (28, 28), config=config, profile="tiny").fit(shapes(6, 28, 1))
+    assert np.isfinite(stats["loss_d"]) and np.isfinite(stats["loss_g"])

@@ -1,0 +1,45 @@
+"""The Celery app the workers run: ``celery -A workers.celery_app worker -Q cpu`` (or ``genmix worker``).
+
+Configuration is :func:`app.queue.celery_config`, shared with the API that publishes. CUDA is never touched
+here: the worker parent imports torch (so forked children start fast) but only tasks pick a device.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery.signals import worker_init, worker_ready
+
+from app.queue import build_celery
+from app.settings import get_settings
+
+log = logging.getLogger("genmix.worker")
+settings = get_settings()
+celery_app = build_celery(settings, include=["workers.tasks"])
+app = celery_app
+
+
+@worker_init.connect
+def _announce(**_: Any) -> None:
+    if settings.is_embedded_broker:
+        log.warning(
+            "embedded mode: SQLite at %s and the kombu filesystem broker at %s; single-machine only "
+            "(a crash loses the in-flight message; orphaned jobs are re-queued at start). "
+            "Set GENMIX_DATABASE_URL and GENMIX_BROKER_URL (PostgreSQL, Redis) for production.",
+            settings.database_url,
+            settings.broker_dir,
+        )
+
+
+@worker_ready.connect
+def _recover(**_: Any) -> None:
+    from workers.recovery import recover_orphans
+
+    try:
+        requeued = recover_orphans(settings)
+    except Exception:
+        log.warning("could not look for orphaned jobs", exc_info=True)
+        return
+    if requeued:
+        log.warning("re-queued %d orphaned job(s): %s", len(requeued), ", ".join(requeued))
