@@ -1,4 +1,4 @@
-"""A byte-bounded LRU cache for immutable blobs (sample PNGs), so hot images skip the database and the disk."""
+"""A byte-bounded LRU cache for immutable blobs (sample PNGs): hot images skip the database and the disk."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Validate an uploaded dataset (MedMNIST ``.npz`` or ImageFolder ``.zip``) and normalise it; numpy + Pillow only.
+"""Validate an uploaded dataset (MedMNIST ``.npz`` or ImageFolder ``.zip``) and normalise it (numpy, Pillow).
 
 Nothing here trusts the archive: every zip member is checked (no ``..``, no absolute path, no symlink or
 other special file, no encryption, member count, total uncompressed size, per-member compression ratio)
@@ -148,7 +148,7 @@ def check_members(archive: zipfile.ZipFile, limits: IngestLimits) -> list[zipfil
             if ratio > limits.max_ratio:
                 raise UploadError(
                     422,
-                    f"member {name!r} expands {ratio:.0f}:1 (limit {limits.max_ratio:.0f}:1): refusing a zip bomb",
+                    f"member {name!r} expands {ratio:.0f}:1 (limit {limits.max_ratio:.0f}:1): a zip bomb?",
                 )
     return members
 
@@ -276,7 +276,7 @@ def _ignored(parts: tuple[str, ...]) -> bool:
 def _layout(
     members: list[zipfile.ZipInfo],
 ) -> tuple[dict[tuple[str, str], list[zipfile.ZipInfo]], set[tuple[str, str]]]:
-    """Map each member to ``(split, class)``; returns files per (split, class) and every (split, class) folder."""
+    """Map members to ``(split, class)``: files per (split, class), and every (split, class) folder seen."""
     files = [(PurePosixPath(m.filename).parts, m) for m in members if not m.is_dir()]
     dirs = [PurePosixPath(m.filename).parts for m in members if m.is_dir()]
     files = [(p, m) for p, m in files if not _ignored(p)]
@@ -382,7 +382,7 @@ def _parse_imagefolder(
 
 
 def decode_image(data: bytes, name: str, limits: IngestLimits, image_size: int | None = None) -> np.ndarray:
-    """Fully decode one image into uint8 (H, W, 1|3); refuse formats off the allow-list and oversized images."""
+    """Fully decode one image into uint8 (H, W, 1|3); refuse formats off the allow-list, oversized images."""
     try:
         with Image.open(io.BytesIO(data), formats=list(limits.formats)) as image:
             width, height = image.size

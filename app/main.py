@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="GenMix",
-        summary="Generative + mixup augmentation for small, imbalanced medical image sets, measured honestly.",
+        summary="Generative + mixup augmentation for small, imbalanced medical image sets.",
         version="0.1.0",
         lifespan=lifespan,
     )

@@ -83,7 +83,7 @@ def _publisher(settings: Settings) -> Celery:
 
 
 def enqueue_job(settings: Settings, *, job_id: str, queue: str) -> None:
-    """Publish the job id (call only after the job row is committed); raises when the broker is unreachable."""
+    """Publish the job id (only after the job row is committed); raises when the broker is unreachable."""
     if settings.is_embedded_broker:
         settings.ensure_dirs()
     publisher = _publisher(settings)

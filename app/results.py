@@ -11,7 +11,7 @@ METRICS = ("accuracy", "macro_f1", "balanced_accuracy", "auc")
 
 
 def summarize(runs: Iterable[Any]) -> list[dict[str, Any]]:
-    """One row per (arm, generator), in the order arms first appear; std is the sample std (None for 1 seed)."""
+    """One row per (arm, generator) in order of appearance; std is the sample std (None for one seed)."""
     groups: dict[tuple[str, str | None], list[Any]] = defaultdict(list)
     for run in runs:
         groups[(run.arm, run.generator)].append(run)

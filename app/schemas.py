@@ -19,7 +19,7 @@ class Page(BaseModel, Generic[T]):
     count: int
 
 
-# --- datasets ------------------------------------------------------------------------------------------------
+# --- datasets --------------------------------------------------------------------------------
 
 
 class DatasetOut(BaseModel):
@@ -36,7 +36,7 @@ class DatasetOut(BaseModel):
     created_at: datetime
 
 
-# --- jobs ------------------------------------------------------------------------------------------------------
+# --- jobs ------------------------------------------------------------------------------------
 
 
 class ClassifierSpec(BaseModel):
@@ -48,7 +48,7 @@ class ClassifierSpec(BaseModel):
 
 
 class JobCreate(BaseModel):
-    """An experiment: generators x arms x seeds on one dataset. Explicit hyperparameters override the profile."""
+    """An experiment: generators x arms x seeds on one dataset. Explicit settings override the profile."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -180,7 +180,7 @@ class EventOut(BaseModel):
     created_at: datetime
 
 
-# --- samples and artifacts ----------------------------------------------------------------------------------
+# --- samples and artifacts ----------------------------------------------------------------------
 
 
 class SampleOut(BaseModel):

@@ -1,4 +1,4 @@
-"""API keys: ``gmx_<id>_<secret>``. The id finds the row; sha256(secret) is stored and compared in constant time."""
+"""API keys ``gmx_<id>_<secret>``: the id finds the row; sha256(secret) is stored and compared safely."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The one settings object of the service (API, workers and CLI share it); every field reads ``GENMIX_<NAME>``.
+"""The one settings object of the service (API, workers, CLI share it); each field reads ``GENMIX_<NAME>``.
 
 With nothing configured the service is *embedded*: SQLite (WAL) and kombu's filesystem broker under
 ``state_dir``, which suits one machine. Production sets ``GENMIX_DATABASE_URL=postgresql+psycopg://...`` and
@@ -20,7 +20,7 @@ REPO_ROOT = _PACKAGE_DIR.parent
 
 
 def default_data_dir() -> Path:
-    """Where dataset files (``breastmnist.npz``...) are looked up: the repository's sibling ``../shared/datasets``."""
+    """Where dataset files (``breastmnist.npz``...) live: the repository's sibling ``../shared/datasets``."""
     return (REPO_ROOT / ".." / "shared" / "datasets").resolve()
 
 
@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     database_url: str = ""
     """SQLAlchemy URL; empty means ``sqlite:///<state_dir>/genmix.db``."""
     broker_url: str = ""
-    """Celery broker; empty means kombu's filesystem transport under ``<state_dir>/broker`` (single machine)."""
+    """Celery broker; empty: kombu's filesystem transport under ``<state_dir>/broker`` (one machine only)."""
     artifact_root: Path | None = None
     """Datasets, job outputs and sample PNGs; must be shared by the API and every worker."""
     redis_key_prefix: str = ""

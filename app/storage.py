@@ -1,4 +1,4 @@
-"""The artifact root on disk: datasets, job outputs, sample PNGs. Paths come from the database, never a client.
+"""The artifact root on disk: datasets, job outputs, sample PNGs. Paths come from the database, never clients.
 
 Every file the service writes goes to a temporary name in the same folder and is renamed into place, so a
 reader never sees half a file. :meth:`ArtifactStore.resolve` refuses any stored path that leaves the root.

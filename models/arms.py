@@ -123,8 +123,15 @@ class GenMixArm(Arm):
 
     needs_synthetic = True
 
-    def __init__(self, real: Split, num_classes: int, device: torch.device, seed: int,
-                 synthetic: Split | None = None, settings: ArmSettings | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        real: Split,
+        num_classes: int,
+        device: torch.device,
+        seed: int,
+        synthetic: Split | None = None,
+        settings: ArmSettings | None = None,
+    ) -> None:
         super().__init__(real, num_classes, device, seed, synthetic, settings)
         assert synthetic is not None
         self.mixer = GenMixer(

@@ -56,7 +56,7 @@ class ClassifierError(ValueError):
 
 
 def load_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state dict from a local ``.safetensors`` or torchvision ``.pth`` file (never downloads, never unpickles code)."""
+    """A state dict from a local ``.safetensors`` or torchvision ``.pth`` file (no download, no unpickled code)."""
     path = Path(path)
     if not path.is_file():
         raise ClassifierError(f"weights file {path} does not exist")
@@ -77,9 +77,7 @@ def _load_matching(module: nn.Module, state: dict[str, torch.Tensor], path: str 
     module.load_state_dict(usable, strict=False)
 
 
-def _vgg16(
-    in_channels: int, image_size: tuple[int, int], weights: str | Path | None
-) -> tuple[nn.Module, int]:
+def _vgg16(in_channels: int, image_size: tuple[int, int], weights: str | Path | None) -> tuple[nn.Module, int]:
     """torchvision VGG-16 whose last max-pools become identities when the input is too small for them."""
     vgg = torchvision.models.vgg16(weights=None)
     if weights:
@@ -95,9 +93,7 @@ def _vgg16(
     return backbone, 4096
 
 
-def _resnet18(
-    in_channels: int, image_size: tuple[int, int], weights: str | Path | None
-) -> tuple[nn.Module, int]:
+def _resnet18(in_channels: int, image_size: tuple[int, int], weights: str | Path | None) -> tuple[nn.Module, int]:
     """torchvision ResNet-18; below 64 px the stem becomes 3x3 stride 1 without max-pool (MedMNIST's 28 px variant)."""
     net = torchvision.models.resnet18(weights=None)
     if min(image_size) < 64:
@@ -109,19 +105,24 @@ def _resnet18(
     return net, 512
 
 
-def _smallcnn(
-    in_channels: int, image_size: tuple[int, int], weights: str | Path | None
-) -> tuple[nn.Module, int]:
+def _smallcnn(in_channels: int, image_size: tuple[int, int], weights: str | Path | None) -> tuple[nn.Module, int]:
     """Three conv blocks and global pooling: trains in seconds on a CPU."""
 
     def block(cin: int, cout: int) -> list[nn.Module]:
         return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
     backbone = nn.Sequential(
-        *block(in_channels, 32), *block(32, 32), nn.MaxPool2d(2),
-        *block(32, 64), *block(64, 64), nn.MaxPool2d(2),
-        *block(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Dropout(0.2),
-    )  # fmt: skip
+        *block(in_channels, 32),
+        *block(32, 32),
+        nn.MaxPool2d(2),
+        *block(32, 64),
+        *block(64, 64),
+        nn.MaxPool2d(2),
+        *block(64, 128),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(1),
+        nn.Dropout(0.2),
+    )
     if weights:
         _load_matching(backbone, load_weights_file(weights), weights)
     return backbone, 128

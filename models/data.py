@@ -130,9 +130,10 @@ def _open_npz(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise DatasetError(f"{path}: no such file")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not hasattr(archive, "files"):
-                raise DatasetError(f"{path}: expected an .npz archive of arrays, found a single .npy array")
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise DatasetError(f"{path}: expected an .npz archive of arrays, found a single .npy array")
+        with loaded as archive:
             return {key: archive[key] for key in archive.files}
     except DatasetError:
         raise
@@ -281,7 +282,8 @@ def load_image_folder(
     """An image folder as an ImageSet: ``<split>/<class>/*.png|jpg|jpeg`` or ``<class>/*`` (split here).
 
     Missing val/test splits are carved from train, stratified by class and seeded, so the same folder
-    and seed always give the same split. Class names are the sorted folder names.
+    and seed always give the same split; the fractions are of all images in the ``<class>/*`` layout and
+    of the given train split otherwise. Class names are the sorted folder names.
     """
     root = Path(root)
     if not root.is_dir():
@@ -366,7 +368,9 @@ def save_npz(imageset: ImageSet, path: str | Path) -> Path:
     return path
 
 
-def save_synthetic_npz(split: Split, path: str | Path | BinaryIO, class_names: list[str]) -> str | Path | BinaryIO:
+def save_synthetic_npz(
+    split: Split, path: str | Path | BinaryIO, class_names: list[str]
+) -> str | Path | BinaryIO:
     """Write generated images in the SYN format: ``images`` (N, H, W[, 3]) uint8, ``labels`` (N,), names.
 
     ``path`` may be an open binary file (e.g. a temporary file that is renamed into place afterwards).
@@ -499,15 +503,18 @@ def fetch_medmnist(
     offline: bool | None = None,
     cache_dir: str | Path | None = None,
     timeout: float = 10.0,
+    url: str | None = None,
 ) -> Path:
     """Path to a verified MedMNIST npz: the cache, else a fresh download, else ``data_dir``'s copy.
 
     ``offline`` (default: env ``GENMIX_OFFLINE=1``) skips the download, so tests never touch the network.
-    Files with a known MD5 are only accepted when they match it.
+    Files with a known MD5 are only accepted when they match it. ``url`` replaces the Zenodo address
+    (e.g. a lab's internal mirror).
     """
     if offline is None:
         offline = os.environ.get("GENMIX_OFFLINE", "") == "1"
     name = medmnist_filename(flag, size)
+    url = url or medmnist_url(flag, size)
     expected = MEDMNIST_MD5.get(name)
     cached = Path(cache_dir or default_cache_dir()) / "medmnist" / name
     local = Path(data_dir) / name
@@ -516,7 +523,7 @@ def fetch_medmnist(
     network = "skipped (offline)"
     if not offline:
         try:
-            _download(medmnist_url(flag, size), cached, expected, timeout)
+            _download(url, cached, expected, timeout)
             return cached
         except (OSError, urllib.error.URLError, TimeoutError) as exc:
             network = f"failed ({exc})"
@@ -524,6 +531,5 @@ def fetch_medmnist(
         return local
     state = "missing" if not local.is_file() else "present but its MD5 does not match the official release"
     raise DatasetError(
-        f"{name}: download from {medmnist_url(flag, size)} into {cached} {network}, and the local copy "
-        f"{local} is {state}"
+        f"{name}: download from {url} into {cached} {network}, and the local copy {local} is {state}"
     )

@@ -24,9 +24,15 @@ def _raw(split: Split) -> torch.Tensor:
 
 def build_mixer(real: Split, synthetic: Split, num_classes: int, config: GenMixConfig, seed: int) -> GenMixer:
     """A mixer over raw-scale (0–255) images of the real and synthetic sets."""
-    return GenMixer(real_images=_raw(real), real_labels=torch.from_numpy(real.labels).long(),
-                    synthetic_images=_raw(synthetic), synthetic_labels=torch.from_numpy(synthetic.labels).long(),
-                    num_classes=num_classes, config=config, seed=seed)  # fmt: skip
+    return GenMixer(
+        real_images=_raw(real),
+        real_labels=torch.from_numpy(real.labels).long(),
+        synthetic_images=_raw(synthetic),
+        synthetic_labels=torch.from_numpy(synthetic.labels).long(),
+        num_classes=num_classes,
+        config=config,
+        seed=seed,
+    )
 
 
 def save_export(batch: MixBatch, path: Path, class_names: list[str]) -> Path:
@@ -45,15 +51,25 @@ def save_export(batch: MixBatch, path: Path, class_names: list[str]) -> Path:
     return Path(path)
 
 
-def export_genmix(real_path: Path, synthetic_path: Path, out_path: Path, count: int, seed: int = 0,
-                  alpha: float = 0.3, beta: float = 1.0, pool: str = "real+synthetic",
-                  class_balanced: bool = False) -> Path:  # fmt: skip
+def export_genmix(
+    real_path: Path,
+    synthetic_path: Path,
+    out_path: Path,
+    count: int,
+    seed: int = 0,
+    alpha: float = 0.3,
+    beta: float = 1.0,
+    pool: str = "real+synthetic",
+    class_balanced: bool = False,
+) -> Path:
     """``genmix mix``: mix the train split of ``real_path`` with the synthetic set at ``synthetic_path``."""
     real = load_npz(real_path)
     synthetic = load_synthetic_npz(synthetic_path, num_classes=real.num_classes)
     if synthetic.images.shape[1:] != real.train.images.shape[1:]:
-        raise ValueError(f"{synthetic_path}: synthetic images {synthetic.images.shape[1:]} do not match the real "
-                         f"images {real.train.images.shape[1:]} (H, W, C)")  # fmt: skip
+        raise ValueError(
+            f"{synthetic_path}: synthetic images {synthetic.images.shape[1:]} do not match the real "
+            f"images {real.train.images.shape[1:]} (H, W, C)"
+        )
     config = GenMixConfig(alpha=alpha, beta=beta, pool=pool, class_balanced=class_balanced)  # type: ignore[arg-type]
     mixer = build_mixer(real.train, synthetic, real.num_classes, config, seed)
     return save_export(mixer.mix_export(count), out_path, real.class_names)

@@ -9,8 +9,12 @@ import statistics
 from typing import Any
 
 ARM_LABELS = {"baseline": "Baseline (Real)", "mixup": "MixUp (Real)", "augmix": "AugMix (Real)"}
-GENERATOR_LABELS = {"dcgan": "DCGAN", "stylegan": "StyleGAN", "diffusion": "Diffusion Model",
-                    "textual_inversion": "Textual Inversion"}  # fmt: skip
+GENERATOR_LABELS = {
+    "dcgan": "DCGAN",
+    "stylegan": "StyleGAN",
+    "diffusion": "Diffusion Model",
+    "textual_inversion": "Textual Inversion",
+}
 HEADLINE = ("accuracy", "macro_f1", "balanced_accuracy", "auc")
 
 
@@ -38,16 +42,22 @@ def summary_rows(records: list[dict[str, Any]], class_names: list[str], ratio: f
         groups.setdefault((record["arm"], record.get("generator")), []).append(record)
     rows = []
     for (arm, generator), group in groups.items():
-        row: dict[str, Any] = {"label": row_label(arm, generator, ratio), "arm": arm, "generator": generator,
-                               "seeds": [r["seed"] for r in group]}  # fmt: skip
+        row: dict[str, Any] = {
+            "label": row_label(arm, generator, ratio),
+            "arm": arm,
+            "generator": generator,
+            "seeds": [r["seed"] for r in group],
+        }
         for key in HEADLINE:
             row[key] = mean_std([r["metrics"][key] for r in group])
         row["per_class"] = [
-            {"class": name,
-             "sensitivity": mean_std([r["metrics"]["per_class"][k]["sensitivity"] for r in group]),
-             "specificity": mean_std([r["metrics"]["per_class"][k]["specificity"] for r in group])}
+            {
+                "class": name,
+                "sensitivity": mean_std([r["metrics"]["per_class"][k]["sensitivity"] for r in group]),
+                "specificity": mean_std([r["metrics"]["per_class"][k]["specificity"] for r in group]),
+            }
             for k, name in enumerate(class_names)
-        ]  # fmt: skip
+        ]
         rows.append(row)
     return rows
 

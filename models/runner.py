@@ -22,10 +22,10 @@ from models.arms import ArmSettings, build_arm
 from models.classifiers import build_classifier
 from models.data import ImageSet, Split, load_synthetic_npz, save_synthetic_npz
 from models.experiment import GENERATIVE_ARMS, ExperimentConfig, Observer, planned_runs, run_id
-from models.generators import build_generator, generator_class
-from models.generators.checkpoint import read_json, write_json, atomic_path
-from models.genmix import GenMixConfig
 from models.export import build_mixer, save_export
+from models.generators import build_generator, generator_class
+from models.generators.checkpoint import atomic_path, read_json, write_json
+from models.genmix import GenMixConfig
 from models.hooks import TrainHooks
 from models.report import summary_rows
 from models.runtime import pick_device, seed_everything
@@ -52,17 +52,20 @@ def versions() -> dict[str, str]:
 class ExperimentRunner:
     """One experiment's stages: generators → synthetic sets → classifiers per arm and seed → figures → results."""
 
-    def __init__(
-        self, dataset: ImageSet, config: ExperimentConfig, out_dir: Path, observer: Observer
-    ) -> None:
+    def __init__(self, dataset: ImageSet, config: ExperimentConfig, out_dir: Path, observer: Observer) -> None:
         self.data = dataset
         self.config = config
         self.out = out_dir
         self.observer = observer
         self.device = pick_device(config.device)
         self.classifier_config = classifier_config(config.profile, config.classifier)
-        self.genmix_config = GenMixConfig(alpha=config.alpha, beta=config.beta, pool=config.partner_pool,  # type: ignore[arg-type]
-                                          class_balanced=config.class_balanced, mix_prob=config.mix_prob)  # fmt: skip
+        self.genmix_config = GenMixConfig(
+            alpha=config.alpha,
+            beta=config.beta,
+            pool=config.partner_pool,  # type: ignore[arg-type]
+            class_balanced=config.class_balanced,
+            mix_prob=config.mix_prob,
+        )
         self.hooks_base = dict(should_stop=observer.should_stop, progress=observer.progress)
         needs_generators = any(arm in GENERATIVE_ARMS for arm in config.arms)
         self.generators = list(config.generators) if needs_generators else []
@@ -117,9 +120,16 @@ class ExperimentRunner:
             model = generator_class(generator).load(model_dir, self.device)
         else:
             seed_everything(seed)
-            model = build_generator(generator, self.data.num_classes, self.data.channels, self.data.image_size,
-                                    config=self.config.generator.get(generator), profile=self.config.profile,
-                                    device=self.device, seed=seed)  # fmt: skip
+            model = build_generator(
+                generator,
+                self.data.num_classes,
+                self.data.channels,
+                self.data.image_size,
+                config=self.config.generator.get(generator),
+                profile=self.config.profile,
+                device=self.device,
+                seed=seed,
+            )
             every = int(model.config.get("checkpoint_every") or 250)
             stats = model.fit(self.data.train, self._hooks(folder / "checkpoint", every))
             model.save(model_dir)
@@ -130,16 +140,12 @@ class ExperimentRunner:
         self._export_genmix(folder, syn, seed)
         with atomic_path(syn_path) as tmp, open(tmp, "wb") as handle:
             save_synthetic_npz(syn, handle, self.data.class_names)
-        self.observer.artifact(
-            "synthetic", syn_path, {"generator": generator, "seed": seed, "count": len(syn)}
-        )
+        self.observer.artifact("synthetic", syn_path, {"generator": generator, "seed": seed, "count": len(syn)})
         return syn
 
     def _mixed_uint8(self, syn: Split, seed: int, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``count`` GenMix images as uint8 (N, H, W, C) with their soft labels and λ (for figures)."""
-        batch = build_mixer(self.data.train, syn, self.data.num_classes, self.genmix_config, seed).mix_export(
-            count
-        )
+        batch = build_mixer(self.data.train, syn, self.data.num_classes, self.genmix_config, seed).mix_export(count)
         images = batch.images.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
         return images, batch.soft_labels.numpy(), batch.lam.numpy()
 
@@ -159,19 +165,26 @@ class ExperimentRunner:
             return read_json(record_path)
         seed_everything(seed)
         cfg = self.classifier_config
-        model = build_classifier(cfg.name, self.data.channels, self.data.num_classes, self.data.image_size,
-                                 weights=cfg.weights)  # fmt: skip
+        model = build_classifier(
+            cfg.name, self.data.channels, self.data.num_classes, self.data.image_size, weights=cfg.weights
+        )
         settings = ArmSettings(mixup_alpha=self.config.alpha, genmix=self.genmix_config)
         arm_obj = build_arm(arm, self.data.train, self.data.num_classes, self.device, seed, syn, settings)
         hooks = self._hooks(self.out / "runs" / rid / "checkpoint", 1)
-        result = train_classifier(
-            model, arm_obj, self.data.val, self.data.class_names, cfg, self.device, hooks
-        )
+        result = train_classifier(model, arm_obj, self.data.val, self.data.class_names, cfg, self.device, hooks)
         metrics = evaluate(result.model, self.data.test, self.data.class_names, self.device)
-        record = {"run_id": rid, "arm": arm, "generator": generator, "seed": seed, "metrics": metrics,
-                  "best_epoch": result.best_epoch, "epochs_trained": result.epochs_trained,
-                  "stopped_early": result.stopped_early, "history": result.history,
-                  "train_size": len(arm_obj)}  # fmt: skip
+        record = {
+            "run_id": rid,
+            "arm": arm,
+            "generator": generator,
+            "seed": seed,
+            "metrics": metrics,
+            "best_epoch": result.best_epoch,
+            "epochs_trained": result.epochs_trained,
+            "stopped_early": result.stopped_early,
+            "history": result.history,
+            "train_size": len(arm_obj),
+        }
         if self.config.figures:
             self.run_figures(rid, record, result.model, syn, seed)
         write_json(record_path, record)
@@ -179,15 +192,17 @@ class ExperimentRunner:
         return record
 
     # -- figures ----------------------------------------------------------------------------------
-    def run_figures(self, rid: str, record: dict[str, Any], model: torch.nn.Module, syn: Split | None,
-                    seed: int) -> None:  # fmt: skip
+    def run_figures(
+        self, rid: str, record: dict[str, Any], model: torch.nn.Module, syn: Split | None, seed: int
+    ) -> None:
         fig_dir = self.out / "figures"
         names = self.data.class_names
         paths = [
-            figures.confusion_matrix_plot(record["metrics"]["confusion_matrix"], names,
-                                          fig_dir / f"confusion-{rid}.png", title=rid),
+            figures.confusion_matrix_plot(
+                record["metrics"]["confusion_matrix"], names, fig_dir / f"confusion-{rid}.png", title=rid
+            ),
             figures.learning_curves(record["history"], fig_dir / f"curves-{rid}.png", title=rid),
-        ]  # fmt: skip
+        ]
         if record["arm"] == "genmix" and syn is not None and seed == self.config.seeds[0]:
             paths.append(self.tsne_figure(rid, model, syn, seed, fig_dir))
         for path in paths:
@@ -205,8 +220,7 @@ class ExperimentRunner:
         labels = np.concatenate([train.labels[real_idx], syn.labels[syn_idx], soft.argmax(1)])
         kinds = ["real"] * len(real_idx) + ["synthetic"] * len(syn_idx) + ["genmix"] * len(mixed_u8)
         features = extract_features(model, images, self.device)
-        return figures.tsne_plot(features, labels, kinds, self.data.class_names, fig_dir / f"tsne-{rid}.png",
-                                 seed=seed)  # fmt: skip
+        return figures.tsne_plot(features, labels, kinds, self.data.class_names, fig_dir / f"tsne-{rid}.png", seed=seed)
 
     def sample_figures(self, synthetic: dict[tuple[str, int], Split]) -> None:
         """The paper's Fig. 3 for each generator (first seed): real, synthetic and GenMix images per class."""
@@ -214,18 +228,31 @@ class ExperimentRunner:
         for generator in self.generators:
             syn = synthetic[(generator, seed)]
             genmix = self._mixed_uint8(syn, seed + 15485863, min(len(self.data.train), 400))
-            path = figures.sample_grid(self.data.train, syn, genmix, self.data.class_names,
-                                       self.out / "figures" / f"samples-{generator}.png")  # fmt: skip
+            path = figures.sample_grid(
+                self.data.train,
+                syn,
+                genmix,
+                self.data.class_names,
+                self.out / "figures" / f"samples-{generator}.png",
+            )
             self.observer.artifact("figure", path, {"generator": generator})
 
     # -- descriptions -----------------------------------------------------------------------------
     def resolved_config(self) -> dict[str, Any]:
-        return {**asdict(self.config), "classifier_resolved": asdict(self.classifier_config),
-                "device": str(self.device)}  # fmt: skip
+        return {
+            **asdict(self.config),
+            "classifier_resolved": asdict(self.classifier_config),
+            "device": str(self.device),
+        }
 
     def dataset_info(self) -> dict[str, Any]:
-        return {"name": self.data.name, "class_names": self.data.class_names, "channels": self.data.channels,
-                "image_size": list(self.data.image_size), "counts": self.data.counts()}  # fmt: skip
+        return {
+            "name": self.data.name,
+            "class_names": self.data.class_names,
+            "channels": self.data.channels,
+            "image_size": list(self.data.image_size),
+            "counts": self.data.counts(),
+        }
 
     def generator_info(self, generator: str, seed: int) -> dict[str, Any]:
         folder = self.out / f"seed{seed}" / generator
@@ -234,6 +261,7 @@ class ExperimentRunner:
             info["train_stats"] = read_json(folder / "train_stats.json")
         if (folder / "model" / "config.json").is_file():
             info["model_config"] = json.loads((folder / "model" / "config.json").read_text())
-        info["synthetic_per_class"] = synthetic_counts(self.data.train.counts(self.data.num_classes),
-                                                       self.config.synthetic_ratio)  # fmt: skip
+        info["synthetic_per_class"] = synthetic_counts(
+            self.data.train.counts(self.data.num_classes), self.config.synthetic_ratio
+        )
         return info

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import random
+from contextlib import AbstractContextManager as ContextManager
 from contextlib import nullcontext
-from typing import ContextManager
 
 import numpy as np
 import torch

@@ -86,13 +86,13 @@ def predict(model: nn.Module, split: Split, device: torch.device, batch_size: in
 
 
 @torch.no_grad()
-def extract_features(
-    model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 256
-) -> np.ndarray:
+def extract_features(model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 256) -> np.ndarray:
     """Penultimate features of uint8 (N, H, W, C) images, for t-SNE and quality measures."""
     model.eval()
-    chunks = [model.features(to_tensor(images[s : s + batch_size], device)).float().cpu()
-              for s in range(0, len(images), batch_size)]  # fmt: skip
+    chunks = [
+        model.features(to_tensor(images[s : s + batch_size], device)).float().cpu()
+        for s in range(0, len(images), batch_size)
+    ]
     return torch.cat(chunks).numpy()
 
 
@@ -133,7 +133,7 @@ def train_classifier(
     device: torch.device,
     hooks: TrainHooks | None = None,
 ) -> TrainResult:
-    """Train with early stopping on ``config.monitor``; resume from ``hooks.checkpoint_dir`` if it holds a checkpoint."""
+    """Train with early stopping on ``config.monitor``; resume from ``hooks.checkpoint_dir`` when it has one."""
     hooks = hooks or TrainHooks()
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -159,9 +159,14 @@ def train_classifier(
             if step % 10 == 0:
                 hooks.progress(epoch * steps_per_epoch + step, total, {"loss": losses[-1]})
         val_metrics = evaluate(model, val, class_names, device)
-        row = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_loss": val_metrics["loss"],
-               "val_auc": val_metrics["auc"], "val_macro_f1": val_metrics["macro_f1"],
-               "val_accuracy": val_metrics["accuracy"]}  # fmt: skip
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": float(np.mean(losses)),
+            "val_loss": val_metrics["loss"],
+            "val_auc": val_metrics["auc"],
+            "val_macro_f1": val_metrics["macro_f1"],
+            "val_accuracy": val_metrics["accuracy"],
+        }
         state.history.append(row)
         score = _score(val_metrics, config.monitor)
         if score > state.best_score:
@@ -170,18 +175,14 @@ def train_classifier(
         else:
             state.stale += 1
         state.epoch = epoch + 1
-        hooks.progress(
-            state.epoch * steps_per_epoch, total, {"loss": row["train_loss"], "val_loss": row["val_loss"]}
-        )
+        hooks.progress(state.epoch * steps_per_epoch, total, {"loss": row["train_loss"], "val_loss": row["val_loss"]})
         stop = state.stale >= config.patience
         if store is not None:
             state.save(store, model, optimizer, arm, stop)
         if stop:
             break
     model.load_state_dict(state.best)
-    return TrainResult(
-        model, state.best_epoch, state.epoch, state.history, stopped_early=state.epoch < config.epochs
-    )
+    return TrainResult(model, state.best_epoch, state.epoch, state.history, stopped_early=state.epoch < config.epochs)
 
 
 @dataclass
@@ -196,19 +197,38 @@ class _State:
     done: bool = False
     history: list[dict[str, float]] = field(default_factory=list)
 
-    def save(self, store: CheckpointDir, model: nn.Module, optimizer: torch.optim.Optimizer, arm: Arm,
-             done: bool) -> None:  # fmt: skip
+    def save(
+        self, store: CheckpointDir, model: nn.Module, optimizer: torch.optim.Optimizer, arm: Arm, done: bool
+    ) -> None:
         opt_tensors, opt_meta = optimizer_state(optimizer, "optimizer")
-        tensors = {**prefixed("model", model.state_dict()), **prefixed("best", self.best), **opt_tensors,
-                   "rng/arm": arm.rng.get_state(), "rng/arm_cpu": arm.cpu_rng.get_state()}  # fmt: skip
+        tensors = {
+            **prefixed("model", model.state_dict()),
+            **prefixed("best", self.best),
+            **opt_tensors,
+            "rng/arm": arm.rng.get_state(),
+            "rng/arm_cpu": arm.cpu_rng.get_state(),
+        }
         if hasattr(arm, "mixer"):
             tensors["rng/mixer"] = arm.mixer.generator.get_state()
-        meta = {"optimizer": opt_meta, "epoch": self.epoch, "best_epoch": self.best_epoch,
-                "best_score": self.best_score, "stale": self.stale, "history": self.history, "done": done}  # fmt: skip
+        meta = {
+            "optimizer": opt_meta,
+            "epoch": self.epoch,
+            "best_epoch": self.best_epoch,
+            "best_score": self.best_score,
+            "stale": self.stale,
+            "history": self.history,
+            "done": done,
+        }
         store.save(self.epoch, tensors, meta)
 
-    def restore(self, store: CheckpointDir, model: nn.Module, optimizer: torch.optim.Optimizer, arm: Arm,
-                device: torch.device) -> None:  # fmt: skip
+    def restore(
+        self,
+        store: CheckpointDir,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        arm: Arm,
+        device: torch.device,
+    ) -> None:
         ckpt = store.latest(device)
         if ckpt is None:
             return

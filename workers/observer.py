@@ -1,4 +1,4 @@
-"""The :class:`models.experiment.Observer` of a service job: everything the pipeline reports goes to the database.
+"""The :class:`models.experiment.Observer` of a service job: all the pipeline reports goes to the database.
 
 Progress writes are throttled (``progress_interval``) and carry an ETA for the current stage; cancellation is
 an Event set by :class:`workers.monitor.JobMonitor`. On a redelivered job, the first progress of each stage

@@ -79,9 +79,17 @@ class SampleWriter:
                 return existing.id
             target = self.out_dir / "samples" / f"{source_key.replace(':', '-')}.png"
             self.store.write_bytes(target, png_bytes(image))
-            sample = add_sample(session, job_id=self.job_id, source_key=source_key, kind=kind, label=int(label),
-                                width=int(image.shape[1]), height=int(image.shape[0]),
-                                path=self.store.relative(target), **fields)  # fmt: skip
+            sample = add_sample(
+                session,
+                job_id=self.job_id,
+                source_key=source_key,
+                kind=kind,
+                label=int(label),
+                width=int(image.shape[1]),
+                height=int(image.shape[0]),
+                path=self.store.relative(target),
+                **fields,
+            )
             return sample.id
 
     def real(self, index: int) -> int:
@@ -92,8 +100,9 @@ class SampleWriter:
     def synthetic(self, seed: int, generator: str, index: int) -> int:
         data = self._synthetic_set(seed, generator)
         index = int(index)
-        return self._save(f"synthetic:{generator}:{seed}:{index}", "synthetic", _hwc(data["images"][index]),
-                          int(data["labels"][index]), generator=generator, seed=seed, source_index=index)  # fmt: skip
+        image, label = _hwc(data["images"][index]), int(data["labels"][index])
+        key = f"synthetic:{generator}:{seed}:{index}"
+        return self._save(key, "synthetic", image, label, generator=generator, seed=seed, source_index=index)
 
     def _synthetic_set(self, seed: int, generator: str) -> dict[str, np.ndarray]:
         key = (seed, generator)

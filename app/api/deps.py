@@ -1,4 +1,4 @@
-"""Typed dependencies, so every route reads as its signature: ``SessionDep``, ``PrincipalDep``, ``StoreDep``..."""
+"""Typed dependencies, so every route reads as its signature: ``SessionDep``, ``PrincipalDep``..."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Datasets: create from a validated upload (file first, then the row; neither survives a failure), read, delete."""
+"""Datasets: create from a validated upload (file, then row; neither survives a failure), read, delete."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Jobs as the API sees them: create (idempotently), list, read, cancel. Worker-side state lives in lifecycle.py."""
+"""Jobs as the API sees them: create (idempotently), list, read, cancel. Worker side: lifecycle.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A job's life as the worker drives it: claim (with the attempt cap), stages, progress, heartbeat, results, end.
+"""A job's life as a worker drives it: claim (with the attempt cap), stages, progress, heartbeat, results.
 
 Claiming is a compare-and-set on ``attempts``, so two deliveries of one message can never both run the job,
 on PostgreSQL or SQLite alike. A delivery finds one of four things:
@@ -224,10 +224,21 @@ def record_run(session: Session, *, job_id: str, record: dict[str, Any], class_n
                 f1=_float(entry.get("f1")),
             )
         )
-    headline = {"accuracy": run.accuracy, "macro_f1": run.macro_f1, "balanced_accuracy": run.balanced_accuracy,
-                "auc": run.auc}  # fmt: skip
-    add_event(session, job_id=job_id, kind="run_finished",
-              data={"run_id": run.run_id, "arm": run.arm, "generator": run.generator, "seed": run.seed, **headline})  # fmt: skip
+    add_event(
+        session,
+        job_id=job_id,
+        kind="run_finished",
+        data={
+            "run_id": run.run_id,
+            "arm": run.arm,
+            "generator": run.generator,
+            "seed": run.seed,
+            "accuracy": run.accuracy,
+            "macro_f1": run.macro_f1,
+            "balanced_accuracy": run.balanced_accuracy,
+            "auc": run.auc,
+        },
+    )
     session.commit()
     return run
 

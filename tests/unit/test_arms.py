@@ -53,8 +53,10 @@ def test_genmix_blends_real_with_partners_and_soft_labels() -> None:
 
 
 def test_mixup_mixes_within_the_batch() -> None:
-    real = Split(np.arange(16, dtype=np.uint8).reshape(16, 1, 1, 1).repeat(8, 1).repeat(8, 2) * 10,
-                 np.array([0, 1] * 8))  # fmt: skip
+    real = Split(
+        np.arange(16, dtype=np.uint8).reshape(16, 1, 1, 1).repeat(8, 1).repeat(8, 2) * 10,
+        np.array([0, 1] * 8),
+    )
     x, y = _all(build_arm("mixup", real, 2, CPU, seed=3, settings=ArmSettings(mixup_alpha=1.0)), batch_size=16)
     assert torch.allclose(y.sum(1), torch.ones(16))
     assert not torch.equal(x.flatten(1).mean(1).sort().values, torch.arange(16.0) * 10 / 255)

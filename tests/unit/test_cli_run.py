@@ -12,8 +12,19 @@ from click.testing import CliRunner
 from app.cli import main
 from models.data import ImageSet, save_npz, slice_imageset
 
-TINY_DCGAN = json.dumps({"dcgan": {"iterations": 30, "batch_size": 16, "ngf": 8, "ndf": 8, "z_dim": 16,
-                                   "embed_dim": 8, "log_every": 10}})  # fmt: skip
+TINY_DCGAN = json.dumps(
+    {
+        "dcgan": {
+            "iterations": 30,
+            "batch_size": 16,
+            "ngf": 8,
+            "ndf": 8,
+            "z_dim": 16,
+            "embed_dim": 8,
+            "log_every": 10,
+        }
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +37,21 @@ def breast_slice(breast: ImageSet, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def run_dir(breast_slice: Path, tmp_path_factory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("run") / "out"
-    args = ["run", "--dataset", str(breast_slice), "--generator", "dcgan", "--seeds", "0,1", "--epochs", "2",
-            "--generator-config", TINY_DCGAN, "--out", str(out)]  # fmt: skip
+    args = [
+        "run",
+        "--dataset",
+        str(breast_slice),
+        "--generator",
+        "dcgan",
+        "--seeds",
+        "0,1",
+        "--epochs",
+        "2",
+        "--generator-config",
+        TINY_DCGAN,
+        "--out",
+        str(out),
+    ]
     result = CliRunner().invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return out, result.output
@@ -69,8 +93,20 @@ def test_rerun_with_the_same_directory_reuses_finished_work(run_dir, breast_slic
     out, _ = run_dir
     before = (out / "runs" / "genmix-dcgan-seed1.json").read_text()
     stamp = (out / "seed0" / "dcgan" / "synthetic.npz").stat().st_mtime_ns
-    args = ["run", "--dataset", str(breast_slice), "--seeds", "0,1", "--epochs", "2", "--no-figures",
-            "--generator-config", TINY_DCGAN, "--out", str(out)]  # fmt: skip
+    args = [
+        "run",
+        "--dataset",
+        str(breast_slice),
+        "--seeds",
+        "0,1",
+        "--epochs",
+        "2",
+        "--no-figures",
+        "--generator-config",
+        TINY_DCGAN,
+        "--out",
+        str(out),
+    ]
     result = CliRunner().invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert (out / "runs" / "genmix-dcgan-seed1.json").read_text() == before
@@ -80,8 +116,21 @@ def test_rerun_with_the_same_directory_reuses_finished_work(run_dir, breast_slic
 def test_mix_exports_a_traceable_genmix_batch(run_dir, breast_slice, tmp_path) -> None:
     out, _ = run_dir
     target = tmp_path / "mixed.npz"
-    args = ["mix", "--real", str(breast_slice), "--synthetic", str(out / "seed0" / "dcgan" / "synthetic.npz"),
-            "--alpha", "0.3", "--count", "50", "--seed", "4", "--out", str(target)]  # fmt: skip
+    args = [
+        "mix",
+        "--real",
+        str(breast_slice),
+        "--synthetic",
+        str(out / "seed0" / "dcgan" / "synthetic.npz"),
+        "--alpha",
+        "0.3",
+        "--count",
+        "50",
+        "--seed",
+        "4",
+        "--out",
+        str(target),
+    ]
     result = CliRunner().invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     batch = np.load(target)
@@ -96,8 +145,9 @@ def test_mix_exports_a_traceable_genmix_batch(run_dir, breast_slice, tmp_path) -
 
 
 def test_bad_requests_fail_with_clear_messages(breast_slice, tmp_path) -> None:
-    result = CliRunner().invoke(main, ["run", "--dataset", str(breast_slice), "--generator", "gan9000",
-                                       "--out", str(tmp_path / "x")])  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["run", "--dataset", str(breast_slice), "--generator", "gan9000", "--out", str(tmp_path / "x")]
+    )
     assert result.exit_code != 0 and "unknown generators ['gan9000']" in result.output
     bad = tmp_path / "bad.npz"
     np.savez(bad, train_images=np.zeros((2, 8, 8), np.uint8))

@@ -120,7 +120,10 @@ def test_corrupt_or_pickled_npz_is_refused(tmp_path: Path, data_dir: Path) -> No
     arrays = _medmnist_arrays(np.random.default_rng(2))
     arrays["class_names"] = np.array([{"evil": 1}], dtype=object)
     np.savez(pickled, **arrays)
-    for path in (truncated, pickled, tmp_path / "absent.npz"):
+    single = tmp_path / "single.npz"
+    with single.open("wb") as handle:
+        np.save(handle, np.zeros(3))
+    for path in (truncated, pickled, single, tmp_path / "absent.npz"):
         with pytest.raises(DatasetError, match="npz|no such file") as err:
             load_npz(path)
         assert str(path) in str(err.value)
@@ -307,6 +310,29 @@ def test_fetch_env_offline_and_neither_source_names_both(
     message = str(err.value)
     assert "skipped (offline)" in message
     assert str(tmp_path / "empty" / "breastmnist.npz") in message and str(tmp_path / "cache") in message
+
+
+def test_fetch_downloads_verifies_and_caches(tmp_path: Path, data_dir: Path) -> None:
+    # a file:// URL exercises the real download path (stream, MD5 check, atomic rename) without a network
+    source = (data_dir / "breastmnist.npz").resolve().as_uri()
+    cache = tmp_path / "cache"
+    path = fetch_medmnist("breastmnist", 28, tmp_path / "nowhere", offline=False, cache_dir=cache, url=source)
+    assert path == cache / "medmnist" / "breastmnist.npz"
+    assert load_npz(path).counts()["train"] == [147, 399]
+    assert not list(path.parent.glob("*.part"))
+
+
+def test_fetch_falls_back_when_the_download_fails_or_is_corrupt(tmp_path: Path, data_dir: Path) -> None:
+    wrong = tmp_path / "wrong.npz"
+    wrong.write_bytes(b"a different file")
+    for url in ((tmp_path / "missing.npz").as_uri(), wrong.as_uri()):
+        path = fetch_medmnist("breastmnist", 28, data_dir, offline=False, cache_dir=tmp_path / "c", url=url)
+        assert path == data_dir / "breastmnist.npz"
+        assert not list((tmp_path / "c" / "medmnist").glob("*"))  # nothing half-written or unverified kept
+    with pytest.raises(DatasetError, match="failed"):
+        fetch_medmnist(
+            "breastmnist", 28, tmp_path, offline=False, cache_dir=tmp_path / "c", url=wrong.as_uri()
+        )
 
 
 def test_fetch_refuses_a_local_copy_with_the_wrong_md5(tmp_path: Path) -> None:

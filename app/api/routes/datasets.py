@@ -93,7 +93,7 @@ def _image_size(fields: dict[str, str]) -> int | None:
     },  # fmt: skip
 )
 async def upload_dataset(request: Request, principal: PrincipalDep, services: ServicesDep) -> DatasetOut:
-    """Upload a dataset: a zip in ImageFolder layout (``<split>/<class>/*`` or ``<class>/*``) or a MedMNIST npz."""
+    """Upload a zip in ImageFolder layout (``<split>/<class>/*`` or ``<class>/*``) or a MedMNIST npz."""
     settings = services.settings
     upload = None
     try:

@@ -142,9 +142,9 @@ def job_events(
     follow: bool = True,
     last_event_id: Annotated[int | None, Header()] = None,
 ) -> Response:
-    """Server-sent events: ``status``, ``stage``, ``run_finished``, ``redelivered``, ``resumed``... from the job's
-    log (with ids, so ``Last-Event-ID`` resumes), and ``progress`` whenever the step changes. Ends once the job
-    is finished (or at once with ``follow=false``)."""
+    """Server-sent events: ``status``, ``stage``, ``run_finished``, ``redelivered``, ``resumed``... from the
+    job's log (with ids, so ``Last-Event-ID`` resumes), and ``progress`` whenever the step changes. Ends once
+    the job is finished (or at once with ``follow=false``)."""
     if crud.get_job(session, owner=principal.owner, job_id=job_id) is None:
         raise not_found("job")
     session.close()
