@@ -10,7 +10,7 @@ from typing import Literal, get_args
 
 Arm = Literal["baseline", "mixup", "augmix", "generative", "genmix"]
 Profile = Literal["quick", "paper"]
-GeneratorName = Literal["dcgan"]
+GeneratorName = Literal["dcgan", "stylegan", "diffusion", "textual_inversion"]
 ClassifierName = Literal["smallcnn", "resnet18", "vgg16"]
 PartnerPool = Literal["real+synthetic", "synthetic"]
 Queue = Literal["cpu", "gpu"]

@@ -27,6 +27,7 @@ def _use_state_dir(data_dir: Path | None) -> None:
 
 def _logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 data_dir_option = click.option(
@@ -41,25 +42,19 @@ data_dir_option = click.option(
 @click.option("--no-worker", is_flag=True, help="Run only the API (workers run elsewhere: `genmix worker`).")
 @click.option("--workers", default=1, show_default=True, type=int, help="API processes (uvicorn workers).")
 @click.option("--log-level", default="info", show_default=True)
-def serve_command(
-    host: str, port: int, data_dir: Path | None, no_worker: bool, workers: int, log_level: str
-) -> None:
+def serve_command(host: str, port: int, data_dir: Path | None, no_worker: bool, workers: int, log_level: str) -> None:
     """Run the REST API; with no configuration, an embedded single-machine service with one local worker."""
     _use_state_dir(data_dir)
     _logging(log_level)
     from app.embedded import serve
     from app.settings import get_settings
 
-    serve(
-        get_settings(), host=host, port=port, workers=workers, with_worker=not no_worker, log_level=log_level
-    )
+    serve(get_settings(), host=host, port=port, workers=workers, with_worker=not no_worker, log_level=log_level)
 
 
 @click.command("worker")
 @click.option("--queues", default="cpu", show_default=True, help="Comma-separated: cpu, gpu or both.")
-@click.option(
-    "--concurrency", default=None, type=int, help="Jobs at once (default GENMIX_WORKER_CONCURRENCY, 1)."
-)
+@click.option("--concurrency", default=None, type=int, help="Jobs at once (default GENMIX_WORKER_CONCURRENCY, 1).")
 @click.option("--name", default=None, help="Celery node name (default genmix-<queues>-<pid>@<host>).")
 @data_dir_option
 @click.option("--log-level", default="info", show_default=True)

@@ -68,9 +68,7 @@ def fetch_breastmnist(target: Path, data_dir: Path) -> tuple[Path, str]:
         say(f"  MedMNIST download unavailable ({type(exc).__name__}); using the local copy")
     local = data_dir / "breastmnist.npz"
     if not local.is_file():
-        raise SystemExit(
-            f"no BreastMNIST: the download failed and {local} does not exist (set GENMIX_DATA_DIR)"
-        )
+        raise SystemExit(f"no BreastMNIST: the download failed and {local} does not exist (set GENMIX_DATA_DIR)")
     return local, str(local)
 
 

@@ -99,9 +99,7 @@ class LocalWorker:
                 continue
 
 
-def serve(
-    settings: Settings, *, host: str, port: int, workers: int, with_worker: bool, log_level: str
-) -> None:
+def serve(settings: Settings, *, host: str, port: int, workers: int, with_worker: bool, log_level: str) -> None:
     import uvicorn
 
     prepare_database(settings)
@@ -112,6 +110,12 @@ def serve(
         worker = LocalWorker(env)
         worker.start()
     started = time.monotonic()
+
+    def stop_cleanly(signum: int, _frame: object) -> None:
+        raise SystemExit(0)  # uvicorn re-raises the signal after its shutdown: end here, so the worker stops
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop_cleanly)
     try:
         uvicorn.run(
             "app.main:create_app",

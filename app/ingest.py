@@ -78,8 +78,7 @@ class ParsedDataset:
     def counts(self) -> dict[str, list[int]]:
         k = len(self.class_names)
         return {
-            name: np.bincount(labels, minlength=k).astype(int).tolist()
-            for name, (_, labels) in self.splits.items()
+            name: np.bincount(labels, minlength=k).astype(int).tolist() for name, (_, labels) in self.splits.items()
         }
 
 
@@ -117,9 +116,7 @@ def check_members(archive: zipfile.ZipFile, limits: IngestLimits) -> list[zipfil
     """Refuse unsafe or oversized archives before anything is extracted; returns the members."""
     members = archive.infolist()
     if len(members) > limits.max_members:
-        raise UploadError(
-            422, f"the archive has {len(members)} members; at most {limits.max_members} are allowed"
-        )
+        raise UploadError(422, f"the archive has {len(members)} members; at most {limits.max_members} are allowed")
     total = 0
     for info in members:
         name = info.filename
@@ -213,9 +210,7 @@ def _parse_npz(
         if shape is None:
             shape = images.shape[1:]
         elif images.shape[1:] != shape:
-            raise UploadError(
-                422, f"wrong layout: {split}_images are {images.shape[1:]}, train_images are {shape}"
-            )
+            raise UploadError(422, f"wrong layout: {split}_images are {images.shape[1:]}, train_images are {shape}")
         pixels += images.size
         if pixels > limits.dataset_max_pixels:
             raise UploadError(413, f"the dataset has more than {limits.dataset_max_pixels} pixel values")
@@ -228,9 +223,7 @@ def _parse_npz(
     num_classes = int(max(labels.max(initial=-1) for _, labels in splits.values())) + 1
     names = class_names or [str(k) for k in range(num_classes)]
     if num_classes > len(names):
-        raise UploadError(
-            422, f"labels go up to {num_classes - 1} but only {len(names)} class names were given"
-        )
+        raise UploadError(422, f"labels go up to {num_classes - 1} but only {len(names)} class names were given")
     return ParsedDataset(format="npz", class_names=names, splits=splits)
 
 
@@ -254,9 +247,7 @@ def _npz_labels(labels: np.ndarray, split: str, count: int) -> np.ndarray:
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
     if labels.ndim != 1:
-        raise UploadError(
-            422, f"wrong layout: {split}_labels must be (N,) or (N, 1); multi-label is not supported"
-        )
+        raise UploadError(422, f"wrong layout: {split}_labels must be (N,) or (N, 1); multi-label is not supported")
     if labels.dtype.kind not in "iu":
         raise UploadError(422, f"wrong layout: {split}_labels must be integers, got {labels.dtype}")
     if len(labels) != count:
@@ -286,11 +277,7 @@ def _layout(
     roots = {p[0] for p, _ in files}
     depths = {len(p) for p, _ in files}
     strip = 0
-    if (
-        len(roots) == 1
-        and min(depths) >= 3
-        and not (depths == {3} and next(iter(roots)).lower() in SPLIT_ALIASES)
-    ):
+    if len(roots) == 1 and min(depths) >= 3 and not (depths == {3} and next(iter(roots)).lower() in SPLIT_ALIASES):
         strip = 1  # a single wrapper folder, e.g. ``mydata/train/a/1.png``
     files = [(p[strip:], m) for p, m in files]
     dirs = [p[strip:] for p in dirs if len(p) > strip]
@@ -387,9 +374,7 @@ def decode_image(data: bytes, name: str, limits: IngestLimits, image_size: int |
         with Image.open(io.BytesIO(data), formats=list(limits.formats)) as image:
             width, height = image.size
             if width * height > limits.image_max_pixels:
-                raise UploadError(
-                    422, f"{name!r} is {width}x{height}, over the {limits.image_max_pixels} pixel limit"
-                )
+                raise UploadError(422, f"{name!r} is {width}x{height}, over the {limits.image_max_pixels} pixel limit")
             image.load()
             array = _to_array(image, name)
     except UnidentifiedImageError:

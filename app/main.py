@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from starlette.types import ASGIApp
 
 from app.api.deps import Services, get_principal
+from app.api.fastpath import SampleFastPath
 from app.api.routes import artifacts, datasets, health, jobs, samples
 from app.cache import BytesCache
 from app.db.session import Database
@@ -20,6 +22,13 @@ from app.settings import Settings, get_settings
 from app.storage import ArtifactStore
 
 log = logging.getLogger("genmix.api")
+
+
+class GenMixAPI(FastAPI):
+    """FastAPI with :class:`SampleFastPath` outside every middleware, so bulk PNG requests skip them all."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SampleFastPath(super().build_middleware_stack(), self.state.services)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -38,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         services.db.dispose()
 
-    app = FastAPI(
+    app = GenMixAPI(
         title="GenMix",
         summary="Generative + mixup augmentation for small, imbalanced medical image sets.",
         version="0.1.0",

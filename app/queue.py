@@ -16,8 +16,9 @@ from threading import Lock
 from typing import Any
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
+from app.catalog import QUEUES
 from app.settings import Settings
 
 TASK_NAME = "genmix.run_job"
@@ -53,8 +54,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "worker_max_tasks_per_child": 1,
         "worker_concurrency": settings.worker_concurrency,
-        "task_queues": (Queue("gpu"), Queue("cpu")),
+        "task_queues": tuple(Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES),
         "task_default_queue": settings.default_queue,
+        "task_default_exchange": settings.default_queue,
+        "task_default_routing_key": settings.default_queue,
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
         "worker_enable_remote_control": not settings.is_embedded_broker,

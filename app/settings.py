@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     progress_interval: float = 1.0
     """Minimum seconds between progress writes to the database."""
     worker_concurrency: int = 1
+    worker_preload: bool = True
+    """Import torch and the models in the worker parent so each forked one-job child starts warm."""
 
     upload_max_bytes: int = 512 * 1024 * 1024
     zip_max_members: int = 200_000

@@ -39,9 +39,7 @@ class ReceivedUpload:
 class _FormCollector:
     """python-multipart callbacks: one file field written to disk, small text fields kept in memory."""
 
-    def __init__(
-        self, directory: Path, file_field: str, max_bytes: int, max_fields: int, max_field_bytes: int
-    ):
+    def __init__(self, directory: Path, file_field: str, max_bytes: int, max_fields: int, max_field_bytes: int):
         self.directory = directory
         self.file_field = file_field
         self.max_bytes = max_bytes

@@ -7,8 +7,9 @@
   batch, partners by rolling the batch), the library one would otherwise reach for.
 
 The mixer does more than either (draws partners and per-sample λ, gathers from the pool, builds soft
-labels). Methods are timed round-robin over ``--rotate`` distinct batches, so load spikes on a shared
-machine hit all of them alike; the median is reported.
+labels). Every method cycles through ``--rotate`` distinct batches whose inputs span as much memory as the
+mixer's pool, so none re-reads a batch that stays in cache; methods are timed round-robin so load spikes
+on a shared machine hit all of them alike; the median is reported.
 
     python bench/mixer.py --batch 256 --channels 3 --size 64 --pool 4000 --repeats 200
 """
@@ -29,8 +30,24 @@ from models.genmix import GenMixConfig, GenMixer
 from models.runtime import pick_device, torch_rng
 
 
-def _medians(fns: dict[str, Callable[[], object]], repeats: int, warmup: int, device: torch.device) -> dict:
-    """Median seconds per call of each function, timed round-robin so load spikes hit every method alike."""
+def _minor_faults() -> int:
+    """Minor page faults of this process so far (0 where the platform cannot say)."""
+    try:
+        import resource
+    except ImportError:  # not on Unix
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def _measure(
+    fns: dict[str, Callable[[], object]], repeats: int, warmup: int, device: torch.device, clock: Callable[[], float]
+) -> dict[str, tuple[float, float]]:
+    """(median seconds, mean minor page faults) per call of each function, timed round-robin.
+
+    Round-robin makes load spikes on a shared machine hit every method alike. Page faults are counted
+    because a freshly mapped output buffer (the allocator returned the last one to the OS) can double the
+    cost of a memory-bound op; the count says when that, not the op, is what was measured.
+    """
 
     def sync() -> None:
         if device.type == "cuda":
@@ -41,13 +58,16 @@ def _medians(fns: dict[str, Callable[[], object]], repeats: int, warmup: int, de
             fn()
     sync()
     times: dict[str, list[float]] = {name: [] for name in fns}
+    faults: dict[str, int] = dict.fromkeys(fns, 0)
     for _ in range(repeats):
         for name, fn in fns.items():
-            start = time.perf_counter()
+            before = _minor_faults()
+            start = clock()
             fn()
             sync()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+            times[name].append(clock() - start)
+            faults[name] += _minor_faults() - before
+    return {name: (statistics.median(times[name]), faults[name] / repeats) for name in fns}
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -60,7 +80,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
-    parser.add_argument("--rotate", type=int, default=8, help="distinct batches cycled through")
+    parser.add_argument("--rotate", type=int, default=0, help="distinct batches cycled (0: enough to span the pool)")
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="wall: elapsed time; cpu: this process's CPU time (steadier when other jobs share the cores)",
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -75,13 +101,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     synthetic_labels = torch.randint(0, args.classes, (args.pool,), generator=gen, device=device)
     mixer = GenMixer(real, real_labels, synthetic, synthetic_labels, args.classes, GenMixConfig(), seed=0)
     pool = torch.cat([real, synthetic])
+    # enough distinct batches that the references' inputs (2 images per output) span as much memory as the
+    # pool the mixer gathers from: otherwise they re-read a cache-resident set the mixer never gets.
+    rotate = args.rotate or max(1, -(-len(pool) // (2 * args.batch)))
 
-    # R different batches, cycled: every method reads images it did not touch in the last few calls, as in
-    # training, instead of re-reading one cache-resident batch. The references get their partners (and λ)
-    # gathered beforehand, outside the timing.
-    indices = [
-        torch.randint(0, args.pool, (args.batch,), generator=gen, device=device) for _ in range(args.rotate)
-    ]
+    # The references get their partners (and λ) gathered beforehand, outside the timing.
+    indices = [torch.randint(0, args.pool, (args.batch,), generator=gen, device=device) for _ in range(rotate)]
     batches = [mixer.mix(index) for index in indices]
     x_real = [real[index] for index in indices]
     partners = [pool[b.partner_index + b.partner_pool.long() * args.pool] for b in batches]
@@ -92,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     turn = {"mix": 0, "lerp": 0, "tv": 0}
 
     def cycle(name: str) -> int:
-        turn[name] = (turn[name] + 1) % args.rotate
+        turn[name] = (turn[name] + 1) % rotate
         return turn[name]
 
     def lerp_cold() -> torch.Tensor:
@@ -103,7 +128,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         r = cycle("tv")
         return mixup(x_real[r], labels[r])
 
-    results = _medians(
+    measured = _measure(
         {
             "GenMixer.mix": lambda: mixer.mix(indices[cycle("mix")]),
             "lerp floor": lerp_cold,
@@ -113,6 +138,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         args.repeats,
         args.warmup,
         device,
+        time.perf_counter if args.clock == "wall" else time.process_time,
     )
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     print(
@@ -121,11 +147,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     )
     print(
         f"batch={args.batch} image={'x'.join(map(str, shape))} pool={args.pool}+{args.pool} "
-        f"repeats={args.repeats}"
+        f"repeats={args.repeats} rotate={rotate} clock={args.clock}"
     )
-    print(f"{'method':<22}{'ms/batch':>10}{'images/s':>14}")
-    for method, seconds in results.items():
-        print(f"{method:<22}{seconds * 1e3:>10.3f}{args.batch / seconds:>14,.0f}")
+    print(f"{'method':<22}{'ms/batch':>10}{'images/s':>14}{'faults/call':>13}")
+    for method, (seconds, faults) in measured.items():
+        print(f"{method:<22}{seconds * 1e3:>10.3f}{args.batch / seconds:>14,.0f}{faults:>13.0f}")
+    results = {method: seconds for method, (seconds, _) in measured.items()}
     project = results["GenMixer.mix"]
     ratios = {
         "project/lerp": results["lerp floor"] / project,

@@ -38,13 +38,9 @@ class Split:
 
     def __post_init__(self) -> None:
         if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[-1] not in (1, 3):
-            raise DatasetError(
-                f"images must be uint8 (N, H, W, 1|3), got {self.images.dtype} {self.images.shape}"
-            )
+            raise DatasetError(f"images must be uint8 (N, H, W, 1|3), got {self.images.dtype} {self.images.shape}")
         if self.labels.ndim != 1 or len(self.labels) != len(self.images):
-            raise DatasetError(
-                f"labels must be (N,) matching {len(self.images)} images, got {self.labels.shape}"
-            )
+            raise DatasetError(f"labels must be (N,) matching {len(self.images)} images, got {self.labels.shape}")
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -172,15 +168,24 @@ def _as_labels(path: Path, key: str, labels: np.ndarray, count: int) -> np.ndarr
     return labels.astype(np.int64)
 
 
+MEDMNIST_CLASS_NAMES: dict[str, list[str]] = {
+    "breastmnist": ["malignant", "normal/benign"],
+    "pneumoniamnist": ["normal", "pneumonia"],
+    "retinamnist": ["grade 0", "grade 1", "grade 2", "grade 3", "grade 4"],
+}
+"""The official MedMNIST label names, used when a file named after the set carries no ``class_names``."""
+
+
 def _class_names(path: Path, arrays: dict[str, np.ndarray], max_label: int) -> list[str]:
-    """Names from an optional ``class_names`` array, else "0".."K-1" with K = largest label + 1."""
+    """Names from an optional ``class_names`` array, else MedMNIST's names for its files, else "0".."K-1"."""
     if "class_names" not in arrays:
+        known = MEDMNIST_CLASS_NAMES.get(path.stem.split("_")[0].lower())
+        if known is not None and len(known) == max_label + 1:
+            return list(known)
         return [str(k) for k in range(max_label + 1)]
     names = arrays["class_names"]
     if names.ndim != 1 or names.dtype.kind not in "UO" or len(names) == 0:
-        raise DatasetError(
-            f"{path}: class_names must be a 1-D array of strings, got {names.dtype} {names.shape}"
-        )
+        raise DatasetError(f"{path}: class_names must be a 1-D array of strings, got {names.dtype} {names.shape}")
     result = [str(name) for name in names.tolist()]
     if len(set(result)) != len(result):
         raise DatasetError(f"{path}: class_names has duplicates: {result}")
@@ -201,9 +206,7 @@ def _check_imageset(path: Path, imageset: ImageSet) -> ImageSet:
             raise DatasetError(f"{path}: the {name} split has no images")
     missing = [imageset.class_names[k] for k, n in enumerate(imageset.counts()["train"]) if n == 0]
     if missing:
-        raise DatasetError(
-            f"{path}: no training image for class(es) {missing}; every class needs at least one"
-        )
+        raise DatasetError(f"{path}: no training image for class(es) {missing}; every class needs at least one")
     return imageset
 
 
@@ -262,9 +265,7 @@ def _stratified_carve(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split ``index`` into (kept, carved) with ``fraction`` carved out, stratified by label and seeded."""
     if not 0.0 < fraction < 1.0:
-        raise DatasetError(
-            f"{root}: {what} fraction must be in (0, 1) to carve a {what} split, got {fraction}"
-        )
+        raise DatasetError(f"{root}: {what} fraction must be in (0, 1) to carve a {what} split, got {fraction}")
     from sklearn.model_selection import train_test_split  # local: sklearn is slow to import, rarely needed
 
     try:
@@ -334,9 +335,7 @@ def load_image_folder(
         )
     if "val" not in split_roots:
         share = val_fraction / (1.0 - test_fraction) if "test" not in split_roots else val_fraction
-        index["train"], index["val"] = _stratified_carve(
-            root, label_array, index["train"], share, seed, "val"
-        )
+        index["train"], index["val"] = _stratified_carve(root, label_array, index["train"], share, seed, "val")
     splits = {split: Split(images[idx], label_array[idx]) for split, idx in index.items()}
     return _check_imageset(root, ImageSet(root.name, classes, splits))
 
@@ -368,9 +367,7 @@ def save_npz(imageset: ImageSet, path: str | Path) -> Path:
     return path
 
 
-def save_synthetic_npz(
-    split: Split, path: str | Path | BinaryIO, class_names: list[str]
-) -> str | Path | BinaryIO:
+def save_synthetic_npz(split: Split, path: str | Path | BinaryIO, class_names: list[str]) -> str | Path | BinaryIO:
     """Write generated images in the SYN format: ``images`` (N, H, W[, 3]) uint8, ``labels`` (N,), names.
 
     ``path`` may be an open binary file (e.g. a temporary file that is renamed into place afterwards).
@@ -409,13 +406,9 @@ def slice_imageset(imageset: ImageSet, per_split_max: int, seed: int = 0) -> Ima
         counts = np.bincount(split.labels, minlength=imageset.num_classes)
         present = np.flatnonzero(counts)
         if per_split_max < len(present):
-            raise ValueError(
-                f"per_split_max={per_split_max} cannot keep all {len(present)} classes of {name}"
-            )
+            raise ValueError(f"per_split_max={per_split_max} cannot keep all {len(present)} classes of {name}")
         quota = _stratified_quota(counts, per_split_max)
-        chosen = [
-            rng.choice(np.flatnonzero(split.labels == k), size=int(quota[k]), replace=False) for k in present
-        ]
+        chosen = [rng.choice(np.flatnonzero(split.labels == k), size=int(quota[k]), replace=False) for k in present]
         splits[name] = split.take(np.sort(np.concatenate(chosen)))
     return ImageSet(imageset.name, list(imageset.class_names), splits)
 
@@ -530,6 +523,4 @@ def fetch_medmnist(
     if _verified(local, expected):
         return local
     state = "missing" if not local.is_file() else "present but its MD5 does not match the official release"
-    raise DatasetError(
-        f"{name}: download from {url} into {cached} {network}, and the local copy {local} is {state}"
-    )
+    raise DatasetError(f"{name}: download from {url} into {cached} {network}, and the local copy {local} is {state}")

@@ -87,9 +87,7 @@ def sample_grid(
     if genmix is not None:
         images, soft, lam = genmix
         hard = np.asarray(soft).argmax(axis=1)
-        rows.append(
-            ("GenMix", images, [_pick(hard, k, per_class) for k in range(num_classes)], np.asarray(lam))
-        )
+        rows.append(("GenMix", images, [_pick(hard, k, per_class) for k in range(num_classes)], np.asarray(lam)))
 
     h, w = real.images.shape[1:3]
     tile_in = max(0.45, min(1.0, w / 40))  # inches per tile: readable for 28 px, not huge for 128 px
@@ -132,7 +130,7 @@ def _embed_2d(features: np.ndarray, seed: int) -> tuple[np.ndarray, str]:
         return flat[:, :2], "first two features (too few points for t-SNE)"
     perplexity = float(min(30.0, max(1.0, (n - 1) / 3)))
     tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed)
-    return tsne.fit_transform(flat), f"t-SNE (perplexity {perplexity:g})"
+    return tsne.fit_transform(flat), f"t-SNE (perplexity {perplexity:.1f})"
 
 
 def tsne_plot(
@@ -148,13 +146,11 @@ def tsne_plot(
     labels = np.asarray(labels, dtype=np.int64)
     kinds = np.asarray(kinds, dtype=str)
     if not (len(features) == len(labels) == len(kinds)):
-        raise ValueError(
-            f"features, labels and kinds differ in length: {len(features)}, {len(labels)}, {len(kinds)}"
-        )
+        raise ValueError(f"features, labels and kinds differ in length: {len(features)}, {len(labels)}, {len(kinds)}")
     unknown = set(kinds.tolist()) - set(_KIND_MARKERS)
     if unknown:
         raise ValueError(f"unknown kinds {sorted(unknown)}; use {sorted(_KIND_MARKERS)}")
-    fig = Figure(figsize=(7, 6), layout="constrained")
+    fig = Figure(figsize=(8, 6), layout="constrained")
     ax = fig.subplots()
     num_classes = len(class_names)
     if len(features) == 0:
@@ -168,9 +164,7 @@ def tsne_plot(
                 if not mask.any():
                     continue
                 colour = _class_colour(k, num_classes)
-                style = (
-                    {"facecolors": "none", "edgecolors": [colour]} if kind == "genmix" else {"c": [colour]}
-                )
+                style = {"facecolors": "none", "edgecolors": [colour]} if kind == "genmix" else {"c": [colour]}
                 ax.scatter(
                     xy[mask, 0],
                     xy[mask, 1],
@@ -197,10 +191,9 @@ def tsne_plot(
         for kind, m in _KIND_MARKERS.items()
         if (kinds == kind).any()
     ]
-    first = ax.legend(handles=class_handles, title="class", loc="upper left", fontsize=8)
-    ax.add_artist(first)
+    fig.legend(handles=class_handles, title="class", loc="outside right upper", fontsize=8)
     if kind_handles:
-        ax.legend(handles=kind_handles, title="data", loc="upper right", fontsize=8)
+        fig.legend(handles=kind_handles, title="data", loc="outside right lower", fontsize=8)
     ax.set_title(method, fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -230,7 +223,12 @@ def learning_curves(history: Sequence[Mapping[str, float]], path: Path, title: s
     """Losses (left) and every other numeric metric, e.g. val_auc / val_f1 (right), per epoch."""
     epochs = [row.get("epoch", i + 1) for i, row in enumerate(history)]
     keys = sorted(
-        {k for row in history for k, v in row.items() if k != "epoch" and isinstance(v, int | float)}
+        {
+            k
+            for row in history
+            for k, v in row.items()
+            if k != "epoch" and isinstance(v, int | float) and not isinstance(v, bool)
+        }
     )
     loss_keys = [k for k in keys if "loss" in k]
     metric_keys = [k for k in keys if "loss" not in k]

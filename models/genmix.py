@@ -7,8 +7,8 @@ too because it is the same blend with a different pairing and λ law.
 
 Speed: the blend of two gathered rows is done as one ``embedding_bag`` call (weighted sum of two pool
 rows per output row), which reads each partner once and writes the output once, the same memory traffic
-as ``torch.lerp`` over tensors that were already gathered. Soft labels use the same call over an identity
-matrix, so a mixed batch costs a handful of kernel launches whatever its size.
+as ``torch.lerp`` over tensors that were already gathered; soft labels are one ``scatter_add_`` of the
+same weights, so a mixed batch costs a handful of kernel launches whatever its size.
 """
 
 from __future__ import annotations
@@ -54,14 +54,15 @@ class GenMixConfig:
             raise ValueError(f"GenMix mix_prob must be in [0, 1], got {self.mix_prob}")
 
 
-@dataclass(frozen=True)
+@dataclass
 class MixBatch:
     """One mixed batch and everything needed to reproduce it.
 
     ``lam`` is the weight of the partner. ``pool_index`` indexes the mixer's concatenated pool (real rows
     first); ``partner_pool`` (``REAL`` 0 / ``SYNTHETIC`` 1) and ``partner_index`` (into that pool's tensors
     as passed to :class:`GenMixer`) are derived from it on first access, so a training step never pays
-    for bookkeeping it does not read.
+    for bookkeeping it does not read. Rows with ``lam == 0`` (see ``mix_prob``) are the real image unchanged;
+    their partner was drawn but carries no weight.
     """
 
     images: torch.Tensor
@@ -89,7 +90,7 @@ def sample_beta(
     """``count`` seeded draws from Beta(alpha, beta) as float32.
 
     ``torch.distributions.Beta`` cannot take a generator, so: for β = 1 the exact inverse CDF ``u**(1/α)``
-    of a seeded uniform (one kernel, the paper's case); otherwise ``X / (X + Y)`` with seeded Gamma draws
+    of a seeded uniform (two cheap kernels, the paper's case); otherwise ``X / (X + Y)`` with seeded Gamma draws
     ``X ~ Γ(α)``, ``Y ~ Γ(β)`` from ``torch._standard_gamma``.
     """
     if beta == 1.0:
@@ -123,9 +124,7 @@ class GenMixer:
         self.num_classes = int(num_classes)
         device = real_images.device
         if real_images.ndim != 4 or len(real_images) == 0:
-            raise ValueError(
-                f"real_images must be a non-empty (N, C, H, W) tensor, got {tuple(real_images.shape)}"
-            )
+            raise ValueError(f"real_images must be a non-empty (N, C, H, W) tensor, got {tuple(real_images.shape)}")
         if synthetic_images is None or synthetic_labels is None:
             synthetic_images = real_images.new_empty((0, *real_images.shape[1:]))
             synthetic_labels = real_labels.new_empty((0,))
@@ -134,20 +133,14 @@ class GenMixer:
                 f"synthetic images {tuple(synthetic_images.shape[1:])} must match real images "
                 f"{tuple(real_images.shape[1:])} in (C, H, W)"
             )
-        if (
-            synthetic_images.device != device
-            or real_labels.device != device
-            or synthetic_labels.device != device
-        ):
+        if synthetic_images.device != device or real_labels.device != device or synthetic_labels.device != device:
             raise ValueError("real and synthetic images and labels must all be on the same device")
         for name, images, labels in (
             ("real", real_images, real_labels),
             ("synthetic", synthetic_images, synthetic_labels),
         ):
             if labels.ndim != 1 or len(labels) != len(images):
-                raise ValueError(
-                    f"{name}_labels must be (N,) with N = {len(images)}, got {tuple(labels.shape)}"
-                )
+                raise ValueError(f"{name}_labels must be (N,) with N = {len(images)}, got {tuple(labels.shape)}")
             if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
                 raise ValueError(f"{name}_labels must lie in 0..{self.num_classes - 1}")
         if self.config.pool == "synthetic" and len(synthetic_images) == 0:
@@ -163,7 +156,6 @@ class GenMixer:
             pool = real_images.to(DTYPE)
         self._pool = pool.contiguous().view(len(pool), -1)
         self._pool_labels = torch.cat([real_labels.long(), synthetic_labels.long()])
-        self._eye = torch.eye(self.num_classes, device=device, dtype=DTYPE)
         self._weight_base = torch.tensor([1.0, 0.0], device=device, dtype=DTYPE)
         self._weight_step = torch.tensor([-1.0, 1.0], device=device, dtype=DTYPE)
         self._generator = torch_rng(seed, device)
@@ -184,38 +176,44 @@ class GenMixer:
         """The private RNG (exposed so callers can checkpoint and restore its state)."""
         return self._generator
 
-    def _draw_partners(self, count: int, generator: torch.Generator) -> torch.Tensor:
-        """Global pool indices of ``count`` partners."""
+    def _draw_partners(self, out: torch.Tensor, generator: torch.Generator) -> None:
+        """Write global pool indices of partners into ``out`` (a column of the (N, 2) row-index tensor)."""
         if not self.config.class_balanced:
-            return torch.randint(self._lo, self._hi, (count,), generator=generator, device=self.device)
+            out.random_(self._lo, self._hi, generator=generator)
+            return
+        count = out.numel()
         pick = torch.randint(0, len(self._present_classes), (count,), generator=generator, device=self.device)
         classes = self._present_classes[pick]
         sizes = self._class_counts[classes]
-        offset = (
-            torch.rand(count, generator=generator, device=self.device, dtype=torch.float64) * sizes
-        ).long()
+        offset = (torch.rand(count, generator=generator, device=self.device, dtype=torch.float64) * sizes).long()
         offset = torch.minimum(offset, sizes - 1)
-        return self._by_class[self._class_starts[classes] + offset]
+        out.copy_(self._by_class[self._class_starts[classes] + offset])
 
     def _mix(self, real_index: torch.Tensor, generator: torch.Generator) -> MixBatch:
-        real_index = real_index.to(device=self.device, dtype=torch.long).flatten()
+        if real_index.ndim != 1 or real_index.dtype != torch.long or real_index.device != self.device:
+            real_index = real_index.to(device=self.device, dtype=torch.long).flatten()
         count = real_index.numel()
         if count == 0:
             raise ValueError("real_index is empty")
-        low, high = torch.aminmax(real_index)
-        if int(low) < 0 or int(high) >= self.n_real:  # a pool index past n_real would silently be synthetic
-            raise ValueError(f"real_index must lie in 0..{self.n_real - 1}, got {int(low)}..{int(high)}")
+        low, high = (int(v) for v in torch.aminmax(real_index))
+        if low < 0 or high >= self.n_real:  # a pool index past n_real would silently pick a synthetic image
+            raise ValueError(f"real_index must lie in 0..{self.n_real - 1}, got {low}..{high}")
         cfg = self.config
         lam = sample_beta(count, cfg.alpha, cfg.beta, generator, self.device)
         if cfg.mix_prob < 1.0:
             keep = torch.rand(count, generator=generator, device=self.device) < cfg.mix_prob
             lam = lam.mul_(keep)
-        partner = self._draw_partners(count, generator)
-        rows = torch.stack([real_index, partner], dim=1)
+        rows = torch.empty((count, 2), dtype=torch.long, device=self.device)  # (real, partner) pool rows
+        rows[:, 0] = real_index
+        partner = rows[:, 1]
+        self._draw_partners(partner, generator)
         weights = torch.addcmul(self._weight_base, lam[:, None], self._weight_step)  # [1 - λ, λ] per row
-        images = F.embedding_bag(rows, self._pool, per_sample_weights=weights, mode="sum")
         row_labels = self._pool_labels.index_select(0, rows.view(-1)).view(count, 2)
-        soft = F.embedding_bag(row_labels, self._eye, per_sample_weights=weights, mode="sum")
+        # 0 + (1-λ) + λ in either order is the same float, so this is deterministic even with CUDA atomics
+        soft = torch.zeros(count, self.num_classes, device=self.device, dtype=DTYPE).scatter_add_(
+            1, row_labels, weights
+        )
+        images = F.embedding_bag(rows, self._pool, per_sample_weights=weights, mode="sum")
         return MixBatch(
             images=images.view(count, *self.image_shape),
             soft_labels=soft,

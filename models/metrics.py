@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -34,9 +34,7 @@ def _auc(y_true: np.ndarray, probs: np.ndarray, num_classes: int) -> float | Non
         return None
     if num_classes == 2:
         return float(roc_auc_score(y_true, probs[:, 1]))
-    return float(
-        roc_auc_score(y_true, probs, multi_class="ovr", average="macro", labels=list(range(num_classes)))
-    )
+    return float(roc_auc_score(y_true, probs, multi_class="ovr", average="macro", labels=list(range(num_classes))))
 
 
 def compute_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
@@ -58,9 +56,7 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: Sequence
     labels = list(range(num_classes))
     y_pred = probs.argmax(axis=1)
     matrix = confusion_matrix(y_true, y_pred, labels=labels)
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0
-    )
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     total = int(matrix.sum())
     per_class = []
     for k, name in enumerate(class_names):
@@ -92,12 +88,12 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: Sequence
     }
 
 
-def summarise(records: Sequence[Mapping[str, Any]], key: str) -> dict[str, float | int | None]:
-    """Mean ± std of ``record[key]`` over records (e.g. seeds); std uses ddof=1 when n > 1, else 0.
+def summarise(values: Sequence[float | None]) -> dict[str, float | int | None]:
+    """Mean ± std of one metric over runs (e.g. seeds); std uses ddof=1 when n > 1, else 0.
 
-    Records where the value is missing or ``None`` (e.g. an undefined AUC) are left out and not counted.
+    ``None`` and NaN values (e.g. an undefined AUC) are left out and not counted.
     """
-    values = [float(r[key]) for r in records if r.get(key) is not None and not math.isnan(float(r[key]))]
+    values = [float(v) for v in values if v is not None and not math.isnan(float(v))]
     if not values:
         return {"mean": None, "std": None, "n": 0}
     array = np.asarray(values)

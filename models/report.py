@@ -1,12 +1,13 @@
 """The paper's Table 1 from run records: one row per arm (and generator), mean ± std over seeds.
 
-Pure Python (no torch), so the service can build the same table from stored records.
+No torch here, so the service can build the same table from stored records.
 """
 
 from __future__ import annotations
 
-import statistics
 from typing import Any
+
+from models.metrics import summarise
 
 ARM_LABELS = {"baseline": "Baseline (Real)", "mixup": "MixUp (Real)", "augmix": "AugMix (Real)"}
 GENERATOR_LABELS = {
@@ -26,15 +27,6 @@ def row_label(arm: str, generator: str | None, ratio: float) -> str:
     return f"GenMix ({name})" if arm == "genmix" else f"{name} ({ratio * 100:.0f}%)"
 
 
-def mean_std(values: list[float | None]) -> dict[str, float | int | None]:
-    """Mean and sample standard deviation (0 for one value) of the defined values."""
-    present = [float(v) for v in values if v is not None]
-    if not present:
-        return {"mean": None, "std": None, "n": 0}
-    std = statistics.stdev(present) if len(present) > 1 else 0.0
-    return {"mean": statistics.fmean(present), "std": std, "n": len(present)}
-
-
 def summary_rows(records: list[dict[str, Any]], class_names: list[str], ratio: float) -> list[dict[str, Any]]:
     """Aggregate records by (arm, generator), keeping the order in which arms first appear."""
     groups: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
@@ -49,12 +41,12 @@ def summary_rows(records: list[dict[str, Any]], class_names: list[str], ratio: f
             "seeds": [r["seed"] for r in group],
         }
         for key in HEADLINE:
-            row[key] = mean_std([r["metrics"][key] for r in group])
+            row[key] = summarise([r["metrics"][key] for r in group])
         row["per_class"] = [
             {
                 "class": name,
-                "sensitivity": mean_std([r["metrics"]["per_class"][k]["sensitivity"] for r in group]),
-                "specificity": mean_std([r["metrics"]["per_class"][k]["specificity"] for r in group]),
+                "sensitivity": summarise([r["metrics"]["per_class"][k]["sensitivity"] for r in group]),
+                "specificity": summarise([r["metrics"]["per_class"][k]["specificity"] for r in group]),
             }
             for k, name in enumerate(class_names)
         ]

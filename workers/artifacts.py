@@ -97,9 +97,7 @@ class ArtifactRecorder:
                 if kind is not None:
                     self._one(kind, file, path_meta(relative))
         with self.db.session() as session:
-            rows = session.execute(
-                select(Artifact.id, Artifact.path).where(Artifact.job_id == self.job_id)
-            ).all()
+            rows = session.execute(select(Artifact.id, Artifact.path).where(Artifact.job_id == self.job_id)).all()
             gone = [row.id for row in rows if not (self.store.root / row.path).is_file()]
             if gone:
                 session.execute(delete(Artifact).where(Artifact.id.in_(gone)))

@@ -28,11 +28,11 @@ class JobMonitor(threading.Thread):
         self.heartbeat_interval = heartbeat_interval
         self.stop_requested = threading.Event()
         self.reason = ""
-        self._done = threading.Event()
+        self._closing = threading.Event()
         self._last_beat = 0.0
 
     def run(self) -> None:
-        while not self._done.wait(self.poll_interval):
+        while not self._closing.wait(self.poll_interval):
             try:
                 self.tick()
             except Exception:  # a database hiccup must not kill the job; the next tick tries again
@@ -44,20 +44,20 @@ class JobMonitor(threading.Thread):
                 ours, cancel = lifecycle.heartbeat(session, job_id=self.job_id, attempt=self.attempt)
                 self._last_beat = time.monotonic()
                 if not ours:
-                    self._stop("another delivery took the job over")
+                    self._request_stop("another delivery took the job over")
                     return
             else:
                 cancel = lifecycle.cancel_requested(session, job_id=self.job_id)
         if cancel:
-            self._stop("cancelled by request")
+            self._request_stop("cancelled by request")
 
-    def _stop(self, reason: str) -> None:
+    def _request_stop(self, reason: str) -> None:
         if not self.stop_requested.is_set():
             self.reason = reason
             self.stop_requested.set()
             log.info("job %s: stopping (%s)", self.job_id, reason)
 
     def close(self) -> None:
-        self._done.set()
+        self._closing.set()
         if self.is_alive():
             self.join(timeout=5)

@@ -50,9 +50,7 @@ class DbObserver:
         self._first = None
         self._last_write = 0.0
         with self.db.session() as session:
-            lifecycle.set_stage(
-                session, job_id=self.job_id, attempt=self.attempt, name=name, index=index, count=count
-            )
+            lifecycle.set_stage(session, job_id=self.job_id, attempt=self.attempt, name=name, index=index, count=count)
 
     def progress(self, step: int, total: int, metrics: dict[str, float]) -> None:
         now = time.monotonic()

@@ -80,9 +80,7 @@ def execute(job_id: str, settings: Settings) -> Outcome:
 def _execute(db: Database, job_id: str, settings: Settings) -> Outcome:
     host, pid = socket.gethostname(), os.getpid()
     with db.session() as session:
-        claim = lifecycle.claim_job(
-            session, job_id=job_id, host=host, pid=pid, stale_after=settings.stale_after
-        )
+        claim = lifecycle.claim_job(session, job_id=job_id, host=host, pid=pid, stale_after=settings.stale_after)
     if claim.outcome == "busy":
         raise JobBusyError(claim.reason)
     if claim.outcome == "skip":
@@ -128,7 +126,8 @@ def _execute(db: Database, job_id: str, settings: Settings) -> Outcome:
             return Outcome("cancelled", monitor.reason)
         with db.session() as session:
             for record in results.get("records", []):
-                lifecycle.record_run(session, job_id=job_id, record=record, class_names=imageset.class_names)
+                lifecycle.record_run(session, job_id=job_id, record=record, class_names=imageset.class_names,
+                                     announce=False)  # fmt: skip
         _wrap_up(recorder, samples)
         with db.session() as session:
             lifecycle.finish_job(session, job_id=job_id, attempt=attempt, status=JobStatus.succeeded)

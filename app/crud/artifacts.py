@@ -17,11 +17,7 @@ MEDIA_TYPES = {".json": "application/json", ".npz": "application/octet-stream", 
 
 
 def media_type(path: Path) -> str:
-    return (
-        MEDIA_TYPES.get(path.suffix.lower())
-        or mimetypes.guess_type(path.name)[0]
-        or "application/octet-stream"
-    )
+    return MEDIA_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
 
 def upsert_artifact(
@@ -53,9 +49,7 @@ def upsert_artifact(
     return artifact
 
 
-def list_artifacts(
-    session: Session, *, job_id: str, kind: str | None, limit: int, offset: int
-) -> list[Artifact]:
+def list_artifacts(session: Session, *, job_id: str, kind: str | None, limit: int, offset: int) -> list[Artifact]:
     query = select(Artifact).where(Artifact.job_id == job_id)
     if kind is not None:
         query = query.where(Artifact.kind == kind)
@@ -72,6 +66,4 @@ def count_artifacts(session: Session, *, job_id: str, kind: str | None) -> int:
 
 
 def get_artifact(session: Session, *, job_id: str, artifact_id: int) -> Artifact | None:
-    return session.scalars(
-        select(Artifact).where(Artifact.id == artifact_id, Artifact.job_id == job_id)
-    ).one_or_none()
+    return session.scalars(select(Artifact).where(Artifact.id == artifact_id, Artifact.job_id == job_id)).one_or_none()

@@ -66,9 +66,7 @@ def create_dataset(
 
 def get_dataset(session: Session, *, owner: str, dataset_id: str) -> Dataset | None:
     query = (
-        select(Dataset)
-        .where(Dataset.id == dataset_id, Dataset.owner == owner)
-        .options(selectinload(Dataset.splits))
+        select(Dataset).where(Dataset.id == dataset_id, Dataset.owner == owner).options(selectinload(Dataset.splits))
     )
     return session.scalars(query).one_or_none()
 

@@ -18,10 +18,5 @@ def add_event(session: Session, *, job_id: str, kind: str, data: dict[str, Any] 
 
 
 def events_after(session: Session, *, job_id: str, after_id: int = 0, limit: int = 500) -> list[JobEvent]:
-    query = (
-        select(JobEvent)
-        .where(JobEvent.job_id == job_id, JobEvent.id > after_id)
-        .order_by(JobEvent.id)
-        .limit(limit)
-    )
+    query = select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.id > after_id).order_by(JobEvent.id).limit(limit)
     return list(session.scalars(query))

@@ -63,9 +63,7 @@ def create_job(
         if existing is not None:
             return existing, False
     dataset = session.scalars(
-        select(Dataset)
-        .where(Dataset.id == spec.dataset_id, Dataset.owner == owner)
-        .with_for_update(read=True)
+        select(Dataset).where(Dataset.id == spec.dataset_id, Dataset.owner == owner).with_for_update(read=True)
     ).one_or_none()
     if dataset is None:
         session.rollback()
@@ -94,9 +92,7 @@ def create_job(
     session.flush()
     add_event(session, job_id=job_id, kind="status", data={"status": JobStatus.queued.value})
     if idempotency_key is not None:
-        session.add(
-            IdempotencyKey(owner=owner, key=idempotency_key, request_sha256=fingerprint, job_id=job_id)
-        )
+        session.add(IdempotencyKey(owner=owner, key=idempotency_key, request_sha256=fingerprint, job_id=job_id))
     try:
         session.commit()
     except IntegrityError:

@@ -74,9 +74,7 @@ def claim_job(session: Session, *, job_id: str, host: str, pid: int, stale_after
             return Claim("skip", 0, "the job no longer exists")
         if JobStatus(job.status) in TERMINAL:
             return Claim("skip", job.attempts, f"the job is already {job.status}")
-        if job.status == JobStatus.running.value and owner_alive(
-            job, host=host, stale_after=stale_after, now=now
-        ):
+        if job.status == JobStatus.running.value and owner_alive(job, host=host, stale_after=stale_after, now=now):
             return Claim("busy", job.attempts, f"running on {job.worker_host} pid {job.worker_pid}")
         if job.cancel_requested:
             _finish(session, job, JobStatus.cancelled, reason="cancelled before it could resume")
@@ -182,20 +180,19 @@ def set_progress(
     session.execute(
         update(Job)
         .where(Job.id == job_id, Job.attempts == attempt)
-        .values(
-            step=step, total=total, eta_seconds=eta_seconds, progress_metrics=metrics, heartbeat_at=utcnow()
-        )
+        .values(step=step, total=total, eta_seconds=eta_seconds, progress_metrics=metrics, heartbeat_at=utcnow())
         .execution_options(synchronize_session=False)
     )
     session.commit()
 
 
-def record_run(session: Session, *, job_id: str, record: dict[str, Any], class_names: list[str]) -> Run:
+def record_run(
+    session: Session, *, job_id: str, record: dict[str, Any], class_names: list[str], announce: bool = True
+) -> Run:
     """Insert (or replace, on a resumed job) one arm x seed result with its metrics as columns."""
     metrics = record.get("metrics") or {}
-    run = session.scalars(
-        select(Run).where(Run.job_id == job_id, Run.run_id == record["run_id"])
-    ).one_or_none()
+    run = session.scalars(select(Run).where(Run.job_id == job_id, Run.run_id == record["run_id"])).one_or_none()
+    announce = announce or run is None
     if run is None:
         run = Run(job_id=job_id, run_id=record["run_id"])
         session.add(run)
@@ -224,6 +221,13 @@ def record_run(session: Session, *, job_id: str, record: dict[str, Any], class_n
                 f1=_float(entry.get("f1")),
             )
         )
+    if announce:
+        _announce_run(session, job_id, run)
+    session.commit()
+    return run
+
+
+def _announce_run(session: Session, job_id: str, run: Run) -> None:
     add_event(
         session,
         job_id=job_id,
@@ -239,8 +243,6 @@ def record_run(session: Session, *, job_id: str, record: dict[str, Any], class_n
             "auc": run.auc,
         },
     )
-    session.commit()
-    return run
 
 
 def _float(value: Any) -> float | None:

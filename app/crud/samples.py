@@ -12,9 +12,7 @@ from app.db.models import Job, Sample
 
 
 def find_sample(session: Session, *, job_id: str, source_key: str) -> Sample | None:
-    return session.scalars(
-        select(Sample).where(Sample.job_id == job_id, Sample.source_key == source_key)
-    ).one_or_none()
+    return session.scalars(select(Sample).where(Sample.job_id == job_id, Sample.source_key == source_key)).one_or_none()
 
 
 def add_sample(session: Session, *, job_id: str, source_key: str, **fields: Any) -> Sample:

@@ -11,6 +11,9 @@ from models.generators.base import Generator
 
 _MODULES: dict[str, str] = {
     "dcgan": "models.generators.dcgan:DCGAN",
+    "stylegan": "models.generators.stylegan:StyleGAN",
+    "diffusion": "models.generators.diffusion:Diffusion",
+    "textual_inversion": "models.generators.textual_inversion:TextualInversion",
 }
 
 

@@ -124,15 +124,16 @@ class ModulatedConv2d(nn.Module):
         self.demodulate = demodulate
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        n, c_in, h, width = x.shape
-        styles = self.affine(w)
-        weight = self.weight[None] * self.scale * styles[:, None, :, None, None]  # (N, out, in, k, k)
+        # Scale activations instead of building per-sample weights (StyleGAN2's non-fused form): the same
+        # result, but one ordinary convolution instead of a grouped one, far faster to train on CPU and GPU.
+        styles = self.affine(w)  # (N, in)
+        weight = self.weight * self.scale
+        x = F.conv2d(x * styles[:, :, None, None].to(x.dtype), weight.to(x.dtype), padding=weight.shape[-1] // 2)
         if self.demodulate:
-            weight = weight * (weight.square().sum(dim=(2, 3, 4), keepdim=True) + 1e-8).rsqrt()
-        c_out, k = weight.shape[1], weight.shape[-1]
-        out = F.conv2d(x.reshape(1, n * c_in, h, width), weight.reshape(n * c_out, c_in, k, k).to(x.dtype),
-                       padding=k // 2, groups=n)  # fmt: skip
-        return out.reshape(n, c_out, h, width)
+            # ||w_oik * s_i||² over (i, k) for each sample and output channel: (N, in) @ (in, out)
+            dcoefs = (styles.square() @ weight.square().sum(dim=(2, 3)).T + 1e-8).rsqrt()
+            x = x * dcoefs[:, :, None, None].to(x.dtype)
+        return x
 
 
 class SynthesisLayer(nn.Module):
@@ -359,9 +360,9 @@ class StyleGAN(Generator):
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
         # Sec. 3.1: 70,000 iterations, batch 8, learning rate 0.001; StyleGAN2's betas, mapping depth and R1.
         "paper": {**_COMMON, "iterations": 70_000, "batch_size": 8, "lr": 1e-3, "log_every": 500},
-        # A narrower network and a larger batch: learns BreastMNIST's look in minutes on a GPU.
-        "quick": {**_COMMON, "iterations": 3000, "batch_size": 32, "lr": 2e-3, "z_dim": 128, "w_dim": 128,
-                  "mapping_layers": 4, "fmap_base": 256, "fmap_max": 128},
+        # A narrow network (64/64/32 channels at 7/14/28 px), StyleGAN2's lr: minutes on a GPU, about an hour on CPU.
+        "quick": {**_COMMON, "iterations": 3000, "batch_size": 16, "lr": 2e-3, "z_dim": 128, "w_dim": 128,
+                  "mapping_layers": 4, "fmap_base": 128, "fmap_max": 64},
         # For tests: seconds, not minutes.
         "tiny": {**_COMMON, "iterations": 24, "batch_size": 8, "lr": 2e-3, "z_dim": 16, "w_dim": 16,
                  "mapping_layers": 2, "fmap_base": 16, "fmap_max": 16, "r1_interval": 4, "log_every": 4,

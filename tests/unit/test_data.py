@@ -34,7 +34,7 @@ from models.data import (
 
 def test_breastmnist_counts_match_the_published_split(breast: ImageSet) -> None:
     assert breast.counts() == {"train": [147, 399], "val": [21, 57], "test": [42, 114]}
-    assert breast.class_names == ["0", "1"]
+    assert breast.class_names == ["malignant", "normal/benign"]  # MedMNIST's names for its own file
     assert breast.channels == 1 and breast.image_size == (28, 28)
     assert breast.train.images.dtype == np.uint8 and breast.train.labels.dtype == np.int64
     assert breast.name == "breastmnist"
@@ -174,11 +174,7 @@ def test_class_layout_is_split_stratified_and_seeded(tmp_path: Path) -> None:
     assert not np.array_equal(first.test.images, other.test.images)
     # no image is in two splits: the pixel fingerprints (unique per file) are disjoint
     keys = {s: {tuple(im[0, 0]) for im in first.splits[s].images} for s in ("train", "val", "test")}
-    assert (
-        not keys["train"] & keys["val"]
-        and not keys["train"] & keys["test"]
-        and not keys["val"] & keys["test"]
-    )
+    assert not keys["train"] & keys["val"] and not keys["train"] & keys["test"] and not keys["val"] & keys["test"]
     assert load_dataset(tmp_path, seed=0).counts() == load_image_folder(tmp_path, seed=0).counts()
 
 
@@ -283,10 +279,7 @@ def test_slice_keeps_every_class_and_is_seeded(data_dir: Path) -> None:
 def test_fetch_offline_falls_back_to_data_dir(tmp_path: Path, data_dir: Path) -> None:
     path = fetch_medmnist("breastmnist", 28, data_dir, offline=True, cache_dir=tmp_path / "cache")
     assert path == data_dir / "breastmnist.npz"
-    assert (
-        fetch_medmnist("breastmnist", 64, data_dir, offline=True, cache_dir=tmp_path).name
-        == "breastmnist_64.npz"
-    )
+    assert fetch_medmnist("breastmnist", 64, data_dir, offline=True, cache_dir=tmp_path).name == "breastmnist_64.npz"
 
 
 def test_fetch_prefers_a_verified_cache_and_ignores_a_corrupt_one(tmp_path: Path, data_dir: Path) -> None:
@@ -295,15 +288,10 @@ def test_fetch_prefers_a_verified_cache_and_ignores_a_corrupt_one(tmp_path: Path
     shutil.copy(data_dir / "breastmnist.npz", cached)
     assert fetch_medmnist("breastmnist", 28, data_dir, offline=True, cache_dir=tmp_path) == cached
     cached.write_bytes(b"corrupt")
-    assert (
-        fetch_medmnist("breastmnist", 28, data_dir, offline=True, cache_dir=tmp_path)
-        == data_dir / "breastmnist.npz"
-    )
+    assert fetch_medmnist("breastmnist", 28, data_dir, offline=True, cache_dir=tmp_path) == data_dir / "breastmnist.npz"
 
 
-def test_fetch_env_offline_and_neither_source_names_both(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_fetch_env_offline_and_neither_source_names_both(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GENMIX_OFFLINE", "1")
     with pytest.raises(DatasetError) as err:
         fetch_medmnist("breastmnist", 28, tmp_path / "empty", cache_dir=tmp_path / "cache")
@@ -330,9 +318,7 @@ def test_fetch_falls_back_when_the_download_fails_or_is_corrupt(tmp_path: Path, 
         assert path == data_dir / "breastmnist.npz"
         assert not list((tmp_path / "c" / "medmnist").glob("*"))  # nothing half-written or unverified kept
     with pytest.raises(DatasetError, match="failed"):
-        fetch_medmnist(
-            "breastmnist", 28, tmp_path, offline=False, cache_dir=tmp_path / "c", url=wrong.as_uri()
-        )
+        fetch_medmnist("breastmnist", 28, tmp_path, offline=False, cache_dir=tmp_path / "c", url=wrong.as_uri())
 
 
 def test_fetch_refuses_a_local_copy_with_the_wrong_md5(tmp_path: Path) -> None:
@@ -344,10 +330,7 @@ def test_fetch_refuses_a_local_copy_with_the_wrong_md5(tmp_path: Path) -> None:
 def test_medmnist_names_and_urls() -> None:
     assert medmnist_filename("pneumoniamnist", 28) == "pneumoniamnist.npz"
     assert medmnist_filename("pneumoniamnist", 128) == "pneumoniamnist_128.npz"
-    assert (
-        medmnist_url("breastmnist", 28)
-        == "https://zenodo.org/records/5208230/files/breastmnist.npz?download=1"
-    )
+    assert medmnist_url("breastmnist", 28) == "https://zenodo.org/records/5208230/files/breastmnist.npz?download=1"
     assert medmnist_url("breastmnist", 64).endswith("/10519652/files/breastmnist_64.npz?download=1")
 
 

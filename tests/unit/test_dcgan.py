@@ -1,4 +1,4 @@
-"""Class-conditional DCGAN: real tiny networks, a few dozen steps each, on BreastMNIST slices or drawn shapes."""
+"""Class-conditional DCGAN: real tiny networks, a few dozen steps each, on BreastMNIST or drawn shapes."""
 
 from __future__ import annotations
 
@@ -16,9 +16,7 @@ from models.generators.checkpoint import CheckpointDir, load_optimizer_state, op
 from models.generators.dcgan import DCGAN, spatial_plan
 from models.hooks import Cancelled, TrainHooks
 
-DATA_DIR = Path(
-    os.environ.get("GENMIX_DATA_DIR", Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets")
-)
+DATA_DIR = Path(os.environ.get("GENMIX_DATA_DIR", Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets"))
 
 
 def breastmnist_slice(per_class: int = 24) -> Split:
@@ -41,11 +39,7 @@ def shapes(n_per_class: int, size: int, channels: int, num_classes: int = 2, see
         for _ in range(n_per_class):
             cy, cx = rng.uniform(0.3, 0.7, 2) * size
             r = rng.uniform(0.15, 0.3) * size
-            mask = (
-                (yy - cy) ** 2 + (xx - cx) ** 2 < r**2
-                if k % 2 == 0
-                else (abs(yy - cy) < r) & (abs(xx - cx) < r)
-            )
+            mask = (yy - cy) ** 2 + (xx - cx) ** 2 < r**2 if k % 2 == 0 else (abs(yy - cy) < r) & (abs(xx - cx) < r)
             img = rng.normal(40, 10, (size, size)) + 170 * mask
             img = np.repeat(img[..., None], channels, axis=-1)
             if channels == 3:
@@ -78,7 +72,7 @@ def test_spatial_plan_covers_the_sizes_the_service_accepts() -> None:
     assert spatial_plan(32) == (4, 3)
     assert spatial_plan(64) == (4, 4)
     assert spatial_plan(128) == (4, 5)
-    for bad in (30, 17, 8):
+    for bad in (30, 17, 9, 3):
         with pytest.raises(ValueError, match="cannot build"):
             spatial_plan(bad)
 
@@ -112,13 +106,13 @@ def test_short_run_on_breastmnist_gives_varied_class_conditional_samples() -> No
 
 
 def test_generator_uses_the_class_label() -> None:
-    model = DCGAN(3, 1, (28, 28), profile="tiny", seed=0)
+    model = DCGAN(3, 1, (28, 28), config=tiny(), profile="tiny", seed=0)
+    model.fit(shapes(6, 28, 1, num_classes=3))
     z = torch.randn(4, model.config["z_dim"])
     with torch.no_grad():
-        model.netG.eval()
         a = model.netG(z, torch.zeros(4, dtype=torch.long))
         b = model.netG(z, torch.full((4,), 2, dtype=torch.long))
-    assert (a - b).abs().mean() > 1e-4
+    assert (a - b).abs().mean() > 1e-3
 
 
 def test_learns_class_specific_brightness() -> None:
@@ -127,7 +121,7 @@ def test_learns_class_specific_brightness() -> None:
     bright = np.clip(rng.normal(200, 20, (32, 28, 28, 1)), 0, 255)
     dark = np.clip(rng.normal(50, 20, (32, 28, 28, 1)), 0, 255)
     train = Split(np.concatenate([bright, dark]).astype(np.uint8), np.repeat([0, 1], 32))
-    model = DCGAN(2, 1, (28, 28), config=tiny(iterations=60, lr=2e-3), profile="tiny", seed=0)
+    model = DCGAN(2, 1, (28, 28), config=tiny(iterations=100, lr=2e-3), profile="tiny", seed=0)
     model.fit(train)
     out = model.sample([16, 16], seed=0)
     mean0, mean1 = out.images[:16].mean(), out.images[16:].mean()
@@ -179,20 +173,17 @@ def test_resume_continues_from_the_checkpoint_and_matches_an_unbroken_run(tmp_pa
 
     unbroken = DCGAN(2, 1, (28, 28), config=tiny(iterations=30), profile="tiny", seed=4)
     unbroken.fit(train)
-    np.testing.assert_array_equal(
-        resumed.sample([4, 4], seed=0).images, unbroken.sample([4, 4], seed=0).images
-    )
+    np.testing.assert_array_equal(resumed.sample([4, 4], seed=0).images, unbroken.sample([4, 4], seed=0).images)
 
     again = DCGAN(2, 1, (28, 28), config=tiny(iterations=30), profile="tiny", seed=4)
-    assert again.fit(train, TrainHooks(checkpoint_dir=ckpt_dir))["trained_steps"] == 0  # already finished
+    finished = again.fit(train, TrainHooks(checkpoint_dir=ckpt_dir))  # already finished: nothing to train
+    assert finished["trained_steps"] == 0 and finished["loss_d"] == stats["loss_d"]
 
 
 def test_resume_ignores_an_uncommitted_checkpoint_and_rejects_another_architecture(tmp_path: Path) -> None:
     train = shapes(8, 28, 1)
     ckpt_dir = tmp_path / "ckpt"
-    DCGAN(2, 1, (28, 28), config=tiny(iterations=10), profile="tiny").fit(
-        train, TrainHooks(checkpoint_dir=ckpt_dir)
-    )
+    DCGAN(2, 1, (28, 28), config=tiny(iterations=10), profile="tiny").fit(train, TrainHooks(checkpoint_dir=ckpt_dir))
     (ckpt_dir / "ckpt-00000015.safetensors").write_bytes(b"torn write")  # no JSON mark: never committed
     assert CheckpointDir(ckpt_dir).latest().step == 10
 

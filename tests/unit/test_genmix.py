@@ -35,9 +35,7 @@ def _expected(mixer_inputs, batch):
     )
     partner_y = torch.where(
         is_syn,
-        syn_labels[batch.partner_index.clamp(max=len(syn) - 1)]
-        if len(syn)
-        else real_labels[batch.partner_index],
+        syn_labels[batch.partner_index.clamp(max=len(syn) - 1)] if len(syn) else real_labels[batch.partner_index],
         real_labels[batch.partner_index.clamp(max=len(real) - 1)],
     )
     lam = batch.lam.double()
@@ -134,9 +132,7 @@ def test_mixer_rng_is_private_and_export_seed_is_independent() -> None:
     assert torch.equal(torch.random.get_rng_state(), global_state)
     export_a = mixer.mix_export(50, seed=9)
     export_b = GenMixer(*inputs, num_classes=K, seed=99).mix_export(50, seed=9)
-    assert torch.equal(export_a.images, export_b.images) and torch.equal(
-        export_a.real_index, export_b.real_index
-    )
+    assert torch.equal(export_a.images, export_b.images) and torch.equal(export_a.real_index, export_b.real_index)
     # the seeded export did not advance the mixer's own stream
     fresh = GenMixer(*inputs, num_classes=K, seed=2)
     fresh.mix(torch.arange(10))
@@ -174,9 +170,7 @@ def test_mixes_real_breastmnist_with_itself_in_range(breast: ImageSet) -> None:
     labels = torch.from_numpy(breast.train.labels)
     batch = GenMixer(images, labels, images[:100], labels[:100], 2, seed=0).mix(torch.arange(128))
     assert batch.images.shape == (128, 1, 28, 28)
-    assert (
-        0.0 <= float(batch.images.min()) and float(batch.images.max()) <= 1.0
-    )  # convex blend stays in range
+    assert 0.0 <= float(batch.images.min()) and float(batch.images.max()) <= 1.0  # convex blend stays in range
 
 
 @pytest.mark.parametrize(
@@ -224,9 +218,7 @@ def test_mixup_batch_is_one_lambda_and_a_permutation() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_mixer_on_cuda_matches_equation_one() -> None:
     inputs = tuple(t.cuda() for t in _pools())
-    batch = GenMixer(*inputs, num_classes=K, config=GenMixConfig(class_balanced=True)).mix(
-        torch.arange(40).cuda()
-    )
+    batch = GenMixer(*inputs, num_classes=K, config=GenMixConfig(class_balanced=True)).mix(torch.arange(40).cuda())
     x, y = _expected(inputs, batch)
     torch.testing.assert_close(batch.images.double(), x, rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(batch.soft_labels.double(), y)

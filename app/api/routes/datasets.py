@@ -151,9 +151,7 @@ def get_dataset(dataset_id: str, session: SessionDep, principal: PrincipalDep) -
 
 
 @router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_dataset(
-    dataset_id: str, session: SessionDep, store: StoreDep, principal: PrincipalDep
-) -> Response:
+def delete_dataset(dataset_id: str, session: SessionDep, store: StoreDep, principal: PrincipalDep) -> Response:
     dataset = crud.get_dataset(session, owner=principal.owner, dataset_id=dataset_id)
     if dataset is None:
         raise not_found("dataset")

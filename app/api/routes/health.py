@@ -35,6 +35,4 @@ async def healthz(services: ServicesDep, response: Response) -> Health:
     ok = await run_in_threadpool(_ping, services)
     if not ok:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    return Health(
-        status="ok" if ok else "degraded", database="ok" if ok else "unreachable", version=_version()
-    )
+    return Health(status="ok" if ok else "degraded", database="ok" if ok else "unreachable", version=_version())

@@ -54,9 +54,7 @@ def create_job(
         except Exception as exc:  # the broker is down: fail the job loudly instead of leaving it queued
             log.exception("could not publish job %s", job.id)
             crud.mark_enqueue_failed(session, job=job, error=f"{type(exc).__name__}: {exc}")
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE, detail="the job queue is unavailable"
-            ) from None
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="the job queue is unavailable") from None
     body = job_out(request, job).model_dump(mode="json")
     return JSONResponse(body, status_code=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
 
@@ -70,9 +68,7 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Page[JobOut]:
-    rows, count = crud.list_jobs(
-        session, owner=principal.owner, status=status_filter, limit=limit, offset=offset
-    )
+    rows, count = crud.list_jobs(session, owner=principal.owner, status=status_filter, limit=limit, offset=offset)
     return Page(data=[job_out(request, row) for row in rows], count=count)
 
 
@@ -98,9 +94,7 @@ def cancel_job(job_id: str, request: Request, session: SessionDep, principal: Pr
     return job_out(request, job)
 
 
-def _snapshot(
-    services: ServicesDep, job_id: str, after_id: int
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _snapshot(services: ServicesDep, job_id: str, after_id: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     with services.db.session() as session:
         job = session.get(Job, job_id)
         assert job is not None

@@ -1,0 +1,179 @@
+// Datasets: upload with a progress bar, and each dataset's classes and per-split counts with a bar chart.
+
+import { getJson, request, upload } from "./api.js";
+import { $, el, fill, formatBytes, formatDate, notify } from "./ui.js";
+
+const SPLIT_ORDER = ["train", "val", "test"];
+
+function splitsOf(dataset) {
+  const names = Object.keys(dataset.counts || {});
+  return [...SPLIT_ORDER.filter((s) => names.includes(s)), ...names.filter((s) => !SPLIT_ORDER.includes(s))];
+}
+
+/** Per class: counts per split, the total, and the bar's base (training counts when there are any). */
+function classRows(dataset) {
+  const splits = splitsOf(dataset);
+  const rows = dataset.classes.map((name) => {
+    const perSplit = splits.map((split) => dataset.counts[split]?.[name] ?? 0);
+    const total = perSplit.reduce((a, b) => a + b, 0);
+    const train = splits.includes("train") ? dataset.counts.train[name] ?? 0 : total;
+    return { name, perSplit, total, train };
+  });
+  return { splits, rows };
+}
+
+function countsTable(dataset) {
+  const { splits, rows } = classRows(dataset);
+  const basis = splits.includes("train") ? "training" : "all";
+  const sum = rows.reduce((a, r) => a + r.train, 0) || 1;
+  const max = Math.max(1, ...rows.map((r) => r.train));
+  const body = rows.map((row) =>
+    el(
+      "tr",
+      {},
+      el("th", { scope: "row", text: row.name }),
+      row.perSplit.map((n) => el("td", { class: "num", text: n })),
+      el("td", { class: "num", text: row.total }),
+      el("td", { class: "bar-cell" }, barChart(row.train / max), el("span", { text: `${Math.round((100 * row.train) / sum)} %` })),
+    ),
+  );
+  return el(
+    "div",
+    { class: "table-scroll", role: "region", "aria-label": `Class counts of ${dataset.name}`, tabindex: "0" },
+    el(
+      "table",
+      { class: "counts" },
+      el("caption", { text: `Images per class and split (bars: share of ${basis} images)` }),
+      el(
+        "thead",
+        {},
+        el(
+          "tr",
+          {},
+          el("th", { scope: "col", text: "Class" }),
+          splits.map((s) => el("th", { scope: "col", class: "num", text: s })),
+          el("th", { scope: "col", class: "num", text: "total" }),
+          el("th", { scope: "col", text: `share of ${basis}` }),
+        ),
+      ),
+      el("tbody", {}, body),
+    ),
+  );
+}
+
+function barChart(fraction) {
+  const fillBar = el("span", { class: "bar-fill" });
+  fillBar.style.width = `${Math.max(2, Math.round(fraction * 100))}%`;
+  return el("span", { class: "bar", "aria-hidden": "true" }, fillBar);
+}
+
+function imbalanceNote(dataset) {
+  const { rows } = classRows(dataset);
+  const counts = rows.map((r) => r.train).filter((n) => n > 0);
+  if (counts.length < 2) return null;
+  const ratio = Math.max(...counts) / Math.min(...counts);
+  return el("p", { class: "muted", text: `Largest / smallest class: ${ratio.toFixed(1)}×` });
+}
+
+function datasetCard(dataset, onDeleted) {
+  const titleId = `ds-${dataset.id}`;
+  const [h, w] = dataset.image_size;
+  const error = el("p", { class: "error", role: "alert" });
+  const remove = el("button", { type: "button", class: "danger secondary", text: "Delete" });
+  remove.addEventListener("click", async () => {
+    if (!window.confirm(`Delete the dataset “${dataset.name}”? Its files are removed.`)) return;
+    remove.disabled = true;
+    try {
+      await request(`datasets/${encodeURIComponent(dataset.id)}`, { method: "DELETE" });
+      notify(`Deleted “${dataset.name}”.`);
+      onDeleted();
+    } catch (err) {
+      error.textContent = err.message;
+      remove.disabled = false;
+    }
+  });
+  return el(
+    "article",
+    { class: "card dataset", "aria-labelledby": titleId, "data-dataset-id": dataset.id },
+    el("h3", { id: titleId, text: dataset.name }),
+    el(
+      "p",
+      { class: "muted meta" },
+      `${dataset.num_images} images · ${dataset.classes.length} classes · ${h}×${w} px · `,
+      `${dataset.channels === 1 ? "grey" : `${dataset.channels} channels`} · ${dataset.format} · `,
+      `${formatBytes(dataset.size_bytes)} · ${formatDate(dataset.created_at)}`,
+    ),
+    el("p", { class: "muted meta" }, "id ", el("code", { text: dataset.id })),
+    countsTable(dataset),
+    imbalanceNote(dataset),
+    el(
+      "div",
+      { class: "actions" },
+      el("a", { class: "button", href: `#/new?dataset=${encodeURIComponent(dataset.id)}` }, "New experiment",
+        el("span", { class: "visually-hidden", text: ` with ${dataset.name}` })),
+      remove,
+    ),
+    error,
+  );
+}
+
+async function refreshList() {
+  const page = await getJson("datasets?limit=200");
+  const list = $("#dataset-list");
+  fill(list, page.data.map((d) => datasetCard(d, refreshList)));
+  $("#datasets-empty").hidden = page.data.length > 0;
+  return page.data;
+}
+
+async function submitUpload(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const file = $("#upload-file").files[0];
+  const errorBox = $("#upload-error");
+  const bar = $("#upload-progress");
+  const label = $("#upload-progress-label");
+  errorBox.textContent = "";
+  if (!file) {
+    errorBox.textContent = "Choose a .zip or .npz file first.";
+    $("#upload-file").focus();
+    return;
+  }
+  const data = new FormData();
+  data.append("file", file, file.name);
+  for (const name of ["name", "class_names", "image_size"]) {
+    const value = form.elements[name].value.trim();
+    if (value) data.append(name, value);
+  }
+  const button = $("#upload-submit");
+  button.disabled = true;
+  bar.hidden = false;
+  bar.value = 0;
+  label.textContent = "Uploading… 0 %";
+  try {
+    const dataset = await upload("datasets", data, (loaded, total) => {
+      const pct = Math.round((100 * loaded) / total);
+      bar.value = pct;
+      label.textContent = pct < 100 ? `Uploading… ${pct} %` : "Uploaded 100 %; checking every image…";
+    });
+    bar.value = 100;
+    label.textContent = `Uploaded 100 %: “${dataset.name}”, ${dataset.num_images} images.`;
+    notify(`Dataset “${dataset.name}” uploaded: ${dataset.num_images} images in ${dataset.classes.length} classes.`);
+    form.reset();
+    await refreshList();
+  } catch (error) {
+    label.textContent = "Upload failed.";
+    errorBox.textContent = error.message;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+export const datasetsView = {
+  section: "view-datasets",
+  init() {
+    $("#upload-form").addEventListener("submit", submitUpload);
+  },
+  async enter() {
+    await refreshList();
+  },
+};

@@ -1,0 +1,220 @@
+// New experiment: a form built from the API's own schema, sent as-is so the API's validation messages
+// (422 ``detail`` items) appear next to the fields they name.
+
+import { ApiError, getJson, openApi, request } from "./api.js";
+import { $, el, fill, notify } from "./ui.js";
+
+/** Used only if /openapi.json cannot be read. */
+const FALLBACK = {
+  generators: ["dcgan"],
+  arms: ["baseline", "mixup", "augmix", "generative", "genmix"],
+  classifier: ["smallcnn", "resnet18", "vgg16"],
+  profile: ["quick", "paper"],
+  partner_pool: ["real+synthetic", "synthetic"],
+  device: ["auto", "cpu", "cuda"],
+};
+const DEFAULTS = { synthetic_ratio: 0.5, alpha: 0.3, beta: 1.0, mix_prob: 1.0, profile: "quick", classifier: "smallcnn" };
+const NUMBER_FIELDS = ["synthetic_ratio", "alpha", "beta", "mix_prob", "samples_per_class"];
+
+function enumOf(schema) {
+  if (!schema) return null;
+  if (schema.enum) return schema.enum;
+  if ("const" in schema) return [schema.const];
+  if (schema.items) return enumOf(schema.items);
+  for (const option of schema.anyOf || []) {
+    const values = enumOf(option);
+    if (values) return values;
+  }
+  return null;
+}
+
+async function choices() {
+  const doc = await openApi();
+  const props = doc?.components?.schemas?.JobCreate?.properties || {};
+  const result = {};
+  for (const [name, fallback] of Object.entries(FALLBACK)) result[name] = enumOf(props[name]) || fallback;
+  const defaults = { ...DEFAULTS };
+  for (const name of Object.keys(DEFAULTS)) if (props[name] && "default" in props[name]) defaults[name] = props[name].default;
+  return { choices: result, defaults };
+}
+
+function fillSelect(select, values, selected) {
+  fill(select, values.map((v) => el("option", { value: v, text: v, selected: v === selected })));
+}
+
+function fillChecks(container, name, values, checked) {
+  fill(
+    container,
+    values.map((value) => {
+      const id = `f-${name}-${value}`.replace(/[^\w-]/g, "_");
+      return el(
+        "div",
+        { class: "check" },
+        el("input", { type: "checkbox", id, name, value, checked: checked.includes(value) }),
+        el("label", { for: id, text: value }),
+      );
+    }),
+  );
+}
+
+let built = false;
+
+async function buildForm() {
+  if (built) return;
+  const { choices: c, defaults } = await choices();
+  fillChecks($("#f-generators"), "generators", c.generators, c.generators.slice(0, 1));
+  fillChecks($("#f-arms"), "arms", c.arms, c.arms);
+  fillSelect($("#f-classifier"), c.classifier, defaults.classifier);
+  fillSelect($("#f-profile"), c.profile, defaults.profile);
+  fillSelect($("#f-partner_pool"), c.partner_pool, "real+synthetic");
+  fillSelect($("#f-device"), c.device, "auto");
+  for (const name of ["synthetic_ratio", "alpha", "beta", "mix_prob"]) $(`#f-${name}`).value = defaults[name];
+  // One error slot per field, announced with the field (aria-describedby).
+  for (const box of document.querySelectorAll("#job-form [data-field]")) {
+    const field = box.dataset.field;
+    const error = el("p", { class: "field-error", id: `err-${field}` });
+    box.append(error);
+    const control = box.tagName === "FIELDSET" ? box : box.querySelector("input, select, textarea");
+    control?.setAttribute("aria-describedby", error.id);
+  }
+  built = true;
+}
+
+async function loadDatasets(selected) {
+  const page = await getJson("datasets?limit=200");
+  const select = $("#f-dataset_id");
+  fill(
+    select,
+    page.data.map((d) =>
+      el("option", { value: d.id, text: `${d.name} (${d.num_images} images)`, selected: d.id === selected }),
+    ),
+  );
+  if (!page.data.length) {
+    select.append(el("option", { value: "", text: "no datasets yet: upload one first" }));
+  }
+}
+
+function parseJsonField(name, problems) {
+  const raw = $(`#f-${name}`).value.trim();
+  if (!raw) return undefined;
+  try {
+    const value = JSON.parse(raw);
+    if (value === null || typeof value !== "object" || Array.isArray(value)) {
+      problems.push({ field: name, message: "must be a JSON object, e.g. {\"epochs\": 10}" });
+      return undefined;
+    }
+    return value;
+  } catch (error) {
+    problems.push({ field: name, message: `not valid JSON (${error.message})` });
+    return undefined;
+  }
+}
+
+/** The request body, with values passed through unparsed where they are not numbers: the API says why. */
+function buildSpec(form) {
+  const problems = [];
+  const checked = (name) => [...form.querySelectorAll(`input[name=${name}]:checked`)].map((i) => i.value);
+  const spec = {
+    dataset_id: form.elements.dataset_id.value,
+    generators: checked("generators"),
+    arms: checked("arms"),
+    profile: form.elements.profile.value,
+    partner_pool: form.elements.partner_pool.value,
+    device: form.elements.device.value,
+    class_balanced: form.elements.class_balanced.checked,
+    figures: form.elements.figures.checked,
+  };
+  for (const name of NUMBER_FIELDS) {
+    const raw = form.elements[name].value.trim();
+    if (raw === "") continue;
+    const number = Number(raw);
+    spec[name] = Number.isFinite(number) ? number : raw;
+  }
+  spec.seeds = form.elements.seeds.value
+    .split(/[\s,]+/)
+    .filter(Boolean)
+    .map((t) => (/^-?\d+$/.test(t) ? Number(t) : t));
+  const overrides = parseJsonField("classifier_overrides", problems);
+  const name = form.elements.classifier.value;
+  spec.classifier = overrides ? { ...overrides, name } : name;
+  const generator = parseJsonField("generator", problems);
+  if (generator) spec.generator = generator;
+  return { spec, problems };
+}
+
+function clearErrors() {
+  $("#job-form-error").textContent = "";
+  for (const error of document.querySelectorAll("#job-form .field-error")) error.textContent = "";
+  for (const box of document.querySelectorAll("#job-form [aria-invalid]")) box.removeAttribute("aria-invalid");
+}
+
+/** Put each problem next to its field (or above the form when it names none); focus the first one. */
+function showProblems(problems) {
+  const general = [];
+  const byField = new Map();
+  for (const p of problems) {
+    const field = p.field === "classifier" && p.path.split(".").length > 2 ? "classifier_overrides" : p.field;
+    const box = field && document.querySelector(`#job-form [data-field="${field}"]`);
+    if (!box) {
+      general.push(p.path ? `${p.path}: ${p.message}` : p.message);
+      continue;
+    }
+    const list = byField.get(field) || [];
+    const text = p.path && p.path !== field ? `${p.path}: ${p.message}` : p.message;
+    if (!list.includes(text)) list.push(text);
+    byField.set(field, list);
+  }
+  let first = null;
+  for (const [field, messages] of byField) {
+    const box = document.querySelector(`#job-form [data-field="${field}"]`);
+    $(`#err-${field}`).textContent = messages.join("; ");
+    const control = box.tagName === "FIELDSET" ? box : box.querySelector("input, select, textarea");
+    control.setAttribute("aria-invalid", "true");
+    if (box.closest("details")) box.closest("details").open = true;
+    first ||= box.tagName === "FIELDSET" ? box.querySelector("input") : control;
+  }
+  const summary = $("#job-form-error");
+  const count = problems.length;
+  const intro = `The experiment was not launched: ${count} problem${count === 1 ? "" : "s"}`;
+  summary.textContent = general.length ? `${intro}. ${general.join(" ")}` : `${intro}; see the marked fields.`;
+  (first || summary).focus?.();
+}
+
+async function submitJob(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  clearErrors();
+  const { spec, problems } = buildSpec(form);
+  if (problems.length) {
+    showProblems(problems.map((p) => ({ ...p, path: "" })));
+    return;
+  }
+  const button = $("#job-submit");
+  button.disabled = true;
+  try {
+    const job = await (await request("jobs", { method: "POST", json: spec })).json();
+    notify(`Experiment ${job.id.slice(0, 8)} queued.`);
+    location.hash = `#/jobs/${encodeURIComponent(job.id)}`;
+  } catch (error) {
+    if (!(error instanceof ApiError) || error.status === 401) {
+      $("#job-form-error").textContent = error.message;
+      return;
+    }
+    const found = error.status === 404 && /dataset/.test(error.message);
+    showProblems(found ? [{ field: "dataset_id", path: "", message: error.message }] : error.problems);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+export const experimentView = {
+  section: "view-new",
+  init() {
+    $("#job-form").addEventListener("submit", submitJob);
+  },
+  async enter({ query }) {
+    await buildForm();
+    clearErrors();
+    await loadDatasets(query.get("dataset"));
+  },
+};

@@ -1,0 +1,315 @@
+"""API throughput on loopback: ``GET /samples/{id}`` against nginx serving the same PNGs, and ``POST /jobs``.
+
+Same run, same machine, same load generator (wrk, 32 connections): the API (uvicorn, ``--api-workers``
+processes, authenticated, each request owner-checked) and nginx (``worker_processes`` = the same count)
+serve the same sample PNG bytes; the ratio of requests/s and both p99 latencies are reported. Then ``POST
+/jobs`` is driven with valid experiment specs (validated, committed, published to the broker; no worker
+consumes them) and accepted jobs per second are counted and checked against the database.
+
+Production mode (default when reachable): a fresh PostgreSQL database on 127.0.0.1:5432 and a private key
+prefix on the Redis at 127.0.0.1:6379, both removed afterwards; ``--mode embedded`` uses SQLite and the
+filesystem broker instead. Needs ``nginx`` and ``wrk`` (Debian: ``apt-get install -y nginx wrk``).
+
+    python bench/api.py [--duration 10] [--api-workers 2] [--mode production|embedded] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from app.crud.samples import add_sample  # noqa: E402
+from app.db import migrate  # noqa: E402
+from app.db.models import Dataset, Job  # noqa: E402
+from app.db.session import Database  # noqa: E402
+from app.security import create_api_key  # noqa: E402
+from app.settings import Settings, default_data_dir  # noqa: E402
+from app.storage import ArtifactStore  # noqa: E402
+
+PG = "postgresql://postgres@127.0.0.1:5432"
+REDIS = "redis://127.0.0.1:6379/14"
+TARGETS = {"ratio": 0.25, "p99_ms": 50.0, "post_per_s": 200.0}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
+
+
+def _ms(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+
+def wrk(url: str, script: Path, duration: int, headers: dict[str, str], connections: int = 32) -> dict[str, float]:
+    """Run wrk and parse requests/s, p50/p99 latency and the count of non-2xx responses."""
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script)]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    out = subprocess.run(command + [url], capture_output=True, text=True, check=True, timeout=duration + 60).stdout
+    result = {
+        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p50_ms": _ms(re.search(r"\n\s+50%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+        "p99_ms": _ms(re.search(r"\n\s+99%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+        "requests": float(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
+        "non_2xx": 0.0,
+    }
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if bad:
+        result["non_2xx"] = float(bad.group(1))
+    errors = re.search(r"Socket errors: (.*)", out)
+    result["socket_errors"] = errors.group(1) if errors else "none"  # type: ignore[assignment]
+    return result
+
+
+def rotate_script(path: Path, prefix: str, ids: list[int]) -> Path:
+    path.write_text(
+        "local ids = {" + ",".join(map(str, ids)) + "}\nlocal i = 0\n"
+        "request = function()\n  i = i % #ids + 1\n"
+        f'  return wrk.format("GET", "{prefix}" .. ids[i])\nend\n'
+    )
+    return path
+
+
+def post_script(path: Path, body: dict[str, Any]) -> Path:
+    payload = json.dumps(body).replace("\\", "\\\\").replace('"', '\\"')
+    path.write_text(f'wrk.method = "POST"\nwrk.body = "{payload}"\nwrk.headers["Content-Type"] = "application/json"\n')
+    return path
+
+
+def nginx_config(root: Path, port: int, workers: int, scratch: Path) -> Path:
+    config = scratch / "nginx.conf"
+    config.write_text(f"""
+worker_processes {workers};
+pid {scratch}/nginx.pid;
+error_log {scratch}/nginx-error.log warn;
+daemon off;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    client_body_temp_path {scratch}/client_body;
+    proxy_temp_path {scratch}/proxy;
+    fastcgi_temp_path {scratch}/fastcgi;
+    uwsgi_temp_path {scratch}/uwsgi;
+    scgi_temp_path {scratch}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location /samples/ {{ alias {root}/; default_type image/png; }}
+    }}
+}}
+""")
+    return config
+
+
+def prepare(settings: Settings, samples: int) -> tuple[str, str, list[int], dict[int, Path]]:
+    """An API key, a dataset, a job and ``samples`` sample PNGs (real BreastMNIST images) in the store."""
+    settings.ensure_dirs()
+    migrate.upgrade(settings.database_url)
+    db, store = Database(settings.database_url), ArtifactStore(settings.artifacts)
+    with db.session() as session:
+        key = create_api_key(session, name="bench")
+    with np.load(settings.data_dir / "breastmnist.npz") as data:
+        images, labels = data["train_images"][:samples], data["train_labels"][:samples, 0]
+    ids: list[int] = []
+    files: dict[int, Path] = {}
+    with db.session() as session:
+        owner = "bench"
+        dataset = Dataset(id=str(uuid.uuid4()), owner=owner, name="bench", format="npz", sha256="0" * 64,
+                          size_bytes=0, channels=1, height=28, width=28, num_classes=2, num_images=len(images),
+                          class_names=["malignant", "normal_or_benign"], storage_path="datasets/none")  # fmt: skip
+        job_id = str(uuid.uuid4())
+        session.add(dataset)
+        session.add(Job(id=job_id, owner=owner, dataset_id=dataset.id, spec={"class_names": dataset.class_names},
+                        queue="gpu", status="succeeded", max_attempts=1, out_dir=f"jobs/{job_id}"))  # fmt: skip
+        session.commit()
+        for index, (image, label) in enumerate(zip(images, labels, strict=True)):
+            buffer = io.BytesIO()
+            Image.fromarray(image).save(buffer, format="PNG")
+            target = store.job_dir(job_id) / "samples" / f"real-{index}.png"
+            store.write_bytes(target, buffer.getvalue())
+            sample = add_sample(session, job_id=job_id, source_key=f"real:{index}", kind="real", label=int(label),
+                                source_index=index, width=28, height=28, path=store.relative(target))  # fmt: skip
+            ids.append(sample.id)
+            files[sample.id] = target
+    db.dispose()
+    return key, dataset.id, ids, files
+
+
+def server_command(server: str, port: int, workers: int) -> list[str]:
+    if server == "granian":
+        return [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
+                "--workers", str(workers), "--log-level", "warning", "--no-ws", "app.asgi:app"]  # fmt: skip
+    return [sys.executable, "-m", "uvicorn", "app.asgi:app", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers), "--no-access-log", "--log-level", "warning"]  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement (1..120)")
+    parser.add_argument("--api-workers", type=int, default=2, help="uvicorn processes (nginx gets as many)")
+    parser.add_argument("--samples", type=int, default=256)
+    parser.add_argument("--server", choices=["uvicorn", "granian"], default="uvicorn")
+    parser.add_argument("--mode", choices=["auto", "production", "embedded"], default="auto")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args()
+    duration = max(1, min(args.duration, 120))
+    for tool in ("nginx", "wrk"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is needed: apt-get install -y nginx wrk")
+
+    scratch = Path(tempfile.mkdtemp(prefix="genmix-bench-"))
+    processes: list[subprocess.Popen[bytes]] = []
+    mode = args.mode
+    database, prefix = None, f"genmix_bench_{uuid.uuid4().hex[:8]}:"
+    if mode in ("auto", "production"):
+        try:
+            import psycopg
+            import redis
+
+            with psycopg.connect(f"{PG}/postgres", autocommit=True, connect_timeout=3) as conn:
+                database = f"genmix_bench_{uuid.uuid4().hex[:8]}"
+                conn.execute(f'CREATE DATABASE "{database}"')
+            redis.Redis.from_url(REDIS, socket_connect_timeout=3).ping()
+            mode = "production"
+        except Exception as exc:
+            if mode == "production":
+                raise SystemExit(f"PostgreSQL/Redis not reachable: {exc}") from None
+            mode = "embedded"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GENMIX_")}
+    env.update(GENMIX_STATE_DIR=str(scratch / "state"), GENMIX_DATA_DIR=str(default_data_dir()),
+               PYTHONPATH=str(REPO_ROOT))  # fmt: skip
+    if mode == "production":
+        env.update(GENMIX_DATABASE_URL=f"{PG.replace('postgresql://', 'postgresql+psycopg://')}/{database}",
+                   GENMIX_BROKER_URL=REDIS, GENMIX_REDIS_KEY_PREFIX=prefix)  # fmt: skip
+    settings = Settings(**{k.removeprefix("GENMIX_").lower(): v for k, v in env.items() if k.startswith("GENMIX_")})
+    try:
+        key, dataset_id, ids, files = prepare(settings, args.samples)
+        nginx_root = scratch / "nginx-samples"
+        nginx_root.mkdir()
+        for sample_id, path in files.items():
+            shutil.copyfile(path, nginx_root / str(sample_id))
+        api_port, nginx_port = free_port(), free_port()
+        processes.append(subprocess.Popen(
+            ["nginx", "-c", str(nginx_config(nginx_root, nginx_port, args.api_workers, scratch)), "-p", str(scratch)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))  # fmt: skip
+        processes.append(subprocess.Popen(server_command(args.server, api_port, args.api_workers),
+                                          env=env, cwd=REPO_ROOT, start_new_session=True))  # fmt: skip
+        wait_http(f"http://127.0.0.1:{nginx_port}/samples/{ids[0]}")
+        wait_http(f"http://127.0.0.1:{api_port}/healthz")
+        auth = {"Authorization": f"Bearer {key}"}
+        probe = httpx.get(f"http://127.0.0.1:{api_port}/samples/{ids[0]}", headers=auth)
+        assert probe.status_code == 200 and probe.content == files[ids[0]].read_bytes()
+
+        gets = rotate_script(scratch / "get.lua", "/samples/", ids)
+        wrk(f"http://127.0.0.1:{nginx_port}", gets, 2, {})  # warm-up
+        wrk(f"http://127.0.0.1:{api_port}", gets, 2, auth)
+        nginx = wrk(f"http://127.0.0.1:{nginx_port}", gets, duration, {})
+        api = wrk(f"http://127.0.0.1:{api_port}", gets, duration, auth)
+
+        spec = {"dataset_id": dataset_id, "arms": ["baseline", "genmix"], "seeds": [0, 1, 2], "queue": "gpu",
+                "classifier": {"name": "smallcnn", "epochs": 2}, "generator": {"dcgan": {"iterations": 40}}}  # fmt: skip
+        db = Database(settings.database_url)
+        with db.session() as session:
+            before = session.query(Job).count()
+        posts = wrk(f"http://127.0.0.1:{api_port}/jobs", post_script(scratch / "post.lua", spec), duration, auth)
+        with db.session() as session:
+            created = session.query(Job).count() - before
+            queued = session.query(Job).filter(Job.status == "queued").count()
+        db.dispose()
+        accepted = posts["requests"] - posts["non_2xx"]
+        figures = {
+            "mode": mode,
+            "api_workers": args.api_workers,
+            "duration_s": duration,
+            "connections": 32,
+            "nginx_get": nginx,
+            "api_get": api,
+            "ratio": api["requests_per_s"] / nginx["requests_per_s"],
+            "post_jobs": posts,
+            "post_accepted_per_s": accepted / duration,
+            "post_created_rows": created,
+            "post_rows_still_queued": queued,
+        }
+    finally:
+        for process in reversed(processes):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+        if database is not None:
+            import psycopg
+            import redis
+
+            with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            client = redis.Redis.from_url(REDIS)
+            keys = list(client.scan_iter(match=f"{prefix}*"))
+            if keys:
+                client.delete(*keys)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    print(f"GenMix API benchmark ({mode}: {'PostgreSQL + Redis' if mode == 'production' else 'SQLite + filesystem'}"
+          f" broker; {args.api_workers} uvicorn workers vs nginx worker_processes {args.api_workers}; wrk 2 threads, "
+          f"32 connections, {duration} s each; {os.cpu_count()} CPUs shared with the load generator)")  # fmt: skip
+    print("| measurement | requests/s | p50 ms | p99 ms | target |")
+    print("|---|---:|---:|---:|---|")
+    print(f"| nginx GET /samples/{{id}} (static PNG) | {nginx['requests_per_s']:.0f} | {nginx['p50_ms']:.2f} | "
+          f"{nginx['p99_ms']:.2f} | |")  # fmt: skip
+    print(f"| GenMix GET /samples/{{id}} | {api['requests_per_s']:.0f} | {api['p50_ms']:.2f} | {api['p99_ms']:.2f} | "
+          f"p99 < {TARGETS['p99_ms']:.0f} ms |")  # fmt: skip
+    print(f"| ratio GenMix / nginx | {figures['ratio']:.2f}x | | | ≥ {TARGETS['ratio']}x |")
+    print(f"| GenMix POST /jobs accepted | {figures['post_accepted_per_s']:.0f} | {posts['p50_ms']:.2f} | "
+          f"{posts['p99_ms']:.2f} | ≥ {TARGETS['post_per_s']:.0f}/s |")  # fmt: skip
+    print(
+        f"(POST: {accepted:.0f} accepted, {created} job rows created and {queued} still queued; "
+        f"non-2xx {posts['non_2xx']:.0f}; GET non-2xx {api['non_2xx']:.0f}; socket errors {api['socket_errors']})"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    met = (figures["ratio"] >= TARGETS["ratio"] and api["p99_ms"] < TARGETS["p99_ms"]
+           and figures["post_accepted_per_s"] >= TARGETS["post_per_s"])  # fmt: skip
+    print("targets met" if met else "targets NOT met")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

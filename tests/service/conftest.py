@@ -1,0 +1,132 @@
+"""Service test fixtures: a fresh PostgreSQL database, a private Redis key prefix, a real Celery worker process.
+
+PostgreSQL (127.0.0.1:5432, user postgres, trust auth) and Redis (127.0.0.1:6379) must be running; `.ci/run`
+starts them. Override with GENMIX_TEST_PG (libpq URL of the server) and GENMIX_TEST_REDIS.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from app.db import migrate
+from app.db.session import Database
+from app.main import create_app
+from app.security import create_api_key
+from app.settings import Settings
+from service.helpers import REDIS_URL, WorkerProcess, breast_slice, create_database, drop_database, subprocess_env
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    url = create_database()
+    try:
+        migrate.upgrade(url)
+        yield url
+    finally:
+        drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def redis_prefix() -> Iterator[str]:
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.fail(
+            f"Redis is not reachable at {REDIS_URL} ({exc}). The service tests need it: start it with "
+            "`redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no` (.ci/run does)."
+        )
+    prefix = f"genmix_test_{uuid.uuid4().hex[:12]}:"
+    try:
+        yield prefix
+    finally:
+        keys = list(client.scan_iter(match=f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def service_env(tmp_path_factory: pytest.TempPathFactory, database_url: str, redis_prefix: str,
+                data_dir: Path) -> dict[str, str]:  # fmt: skip
+    """Environment of every service process in the session (the worker and CLI subprocesses)."""
+    state = tmp_path_factory.mktemp("genmix-state")
+    return {
+        "GENMIX_DATABASE_URL": database_url,
+        "GENMIX_BROKER_URL": REDIS_URL,
+        "GENMIX_REDIS_KEY_PREFIX": redis_prefix,
+        "GENMIX_STATE_DIR": str(state),
+        "GENMIX_ARTIFACT_ROOT": str(state / "artifacts"),
+        "GENMIX_DATA_DIR": str(data_dir),
+        "GENMIX_PROGRESS_INTERVAL": "0.2",
+        "GENMIX_CANCEL_POLL_INTERVAL": "0.5",
+        "GENMIX_HEARTBEAT_INTERVAL": "2",
+        "GENMIX_TORCH_THREADS": "1",
+    }
+
+
+@pytest.fixture(scope="session")
+def settings(service_env: dict[str, str]) -> Settings:
+    fields = {key.removeprefix("GENMIX_").lower(): value for key, value in service_env.items()}
+    return Settings(**fields)
+
+
+@pytest.fixture(scope="session")
+def worker(service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    process = WorkerProcess(subprocess_env(service_env), tmp_path_factory.mktemp("worker") / "worker.log")
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def db(settings: Settings) -> Iterator[Database]:
+    database = Database(settings.database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(scope="session")
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def _key(db: Database, name: str) -> dict[str, str]:
+    with db.session() as session:
+        return {"Authorization": f"Bearer {create_api_key(session, name=name)}"}
+
+
+@pytest.fixture(scope="session")
+def alice(db: Database) -> dict[str, str]:
+    """Headers for the owner "alice"."""
+    return _key(db, f"alice-{uuid.uuid4().hex[:6]}")
+
+
+@pytest.fixture(scope="session")
+def bob(db: Database) -> dict[str, str]:
+    """Headers for another owner."""
+    return _key(db, f"bob-{uuid.uuid4().hex[:6]}")
+
+
+@pytest.fixture(scope="session")
+def slice_bytes(data_dir: Path) -> bytes:
+    return breast_slice(data_dir)
+
+
+@pytest.fixture(scope="session")
+def dataset(client: TestClient, alice: dict[str, str], slice_bytes: bytes) -> dict[str, Any]:
+    """The BreastMNIST slice uploaded by alice."""
+    response = client.post(
+        "/datasets", headers=alice, files={"file": ("breast.npz", slice_bytes)},
+        data={"name": "breast-slice", "class_names": "malignant,normal_or_benign"},
+    )  # fmt: skip
+    assert response.status_code == 201, response.text
+    return response.json()

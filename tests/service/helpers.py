@@ -1,0 +1,184 @@
+"""Helpers shared by the service tests (imported as ``service.helpers``; fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PG_SERVER = os.environ.get("GENMIX_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+REDIS_URL = os.environ.get("GENMIX_TEST_REDIS", "redis://127.0.0.1:6379/13")
+WORKER_READY_TIMEOUT = 180
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.25, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def _admin() -> psycopg.Connection:
+    try:
+        return psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {PG_SERVER} ({exc}). The service tests need it: start it with "
+            "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` (.ci/run does)."
+        )
+
+
+def create_database() -> str:
+    """A new empty database; returns its SQLAlchemy URL."""
+    name = f"genmix_test_{uuid.uuid4().hex[:12]}"
+    with _admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{PG_SERVER.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+
+
+def drop_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    with _admin() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def subprocess_env(service_env: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GENMIX_")}
+    env.update(service_env)
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    return env
+
+
+class WorkerProcess:
+    """A real ``genmix worker --queues cpu`` subprocess in its own session, logging to a file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "app.cli", "worker", "--queues", "cpu"],
+                env=self.env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+
+        def ready() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                pytest.fail(f"the worker exited with {self.process.returncode}:\n{self.log()[-3000:]}")
+            with self.log_path.open("rb") as fh:
+                fh.seek(offset)
+                return b" ready." in fh.read()
+
+        wait_for(ready, WORKER_READY_TIMEOUT, 0.5, "the Celery worker to be ready")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def breast_slice(data_dir: Path, train: int = 40, val: int = 10, test: int = 20) -> bytes:
+    """A small BreastMNIST npz (per class: ``train`` / ``val`` / ``test`` images), as uploaded bytes."""
+    with np.load(data_dir / "breastmnist.npz") as data:
+        arrays = {key: data[key] for key in data.files}
+    out: dict[str, np.ndarray] = {}
+    for split, per_class in (("train", train), ("val", val), ("test", test)):
+        labels = arrays[f"{split}_labels"].reshape(-1)
+        index = np.concatenate([np.flatnonzero(labels == k)[:per_class] for k in (0, 1)])
+        out[f"{split}_images"] = arrays[f"{split}_images"][index]
+        out[f"{split}_labels"] = arrays[f"{split}_labels"][index]
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **out)
+    return buffer.getvalue()
+
+
+def quick_job(dataset_id: str, **overrides: Any) -> dict[str, Any]:
+    """A job spec that runs in seconds: profile quick with tiny DCGAN and classifier settings."""
+    spec: dict[str, Any] = {
+        "dataset_id": dataset_id,
+        "generators": ["dcgan"],
+        "arms": ["baseline", "genmix"],
+        "profile": "quick",
+        "seeds": [0],
+        "classifier": {"name": "smallcnn", "epochs": 2, "batch_size": 32},
+        "generator": {"dcgan": {"iterations": 40, "batch_size": 16, "ngf": 8, "ndf": 8, "log_every": 10}},
+        "samples_per_class": 3,
+        "figures": False,
+    }
+    spec.update(overrides)
+    return spec
+
+
+def job_state(client: TestClient, headers: dict[str, str], job_id: str) -> dict[str, Any]:
+    response = client.get(f"/jobs/{job_id}", headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def wait_for_status(client: TestClient, headers: dict[str, str], job_id: str, statuses: set[str],
+                    timeout: float, worker: WorkerProcess | None = None) -> dict[str, Any]:  # fmt: skip
+    """Poll a job until its status is one of ``statuses``; the worker's log is shown on failure."""
+    last: dict[str, Any] = {}
+
+    def reached() -> bool:
+        last.update(job_state(client, headers, job_id))
+        return last["status"] in statuses
+
+    deadline = time.monotonic() + timeout
+    while not reached():
+        if time.monotonic() > deadline:
+            log = worker.log()[-4000:] if worker else ""
+            pytest.fail(f"job {job_id} is {last.get('status')} (error {last.get('error')}) after {timeout} s\n{log}")
+        time.sleep(0.3)
+    return last
+
+
+def sse(client: TestClient, headers: dict[str, str], job_id: str, follow: bool = True) -> list[tuple[str, dict]]:
+    """All (event, data) pairs of a job's event stream."""
+
+    with client.stream("GET", f"/jobs/{job_id}/events", params={"follow": follow}, headers=headers) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        body = response.read().decode()
+    events = []
+    for block in body.split("\n\n"):
+        kind, data = None, None
+        for line in block.splitlines():
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: "):
+                data = json.loads(line[6:])
+        if kind is not None and data is not None:
+            events.append((kind, data))
+    return events

@@ -1,0 +1,35 @@
+"""The API process never loads torch; the API's name lists agree with the science registries."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from app import catalog
+from service.helpers import REPO_ROOT
+
+
+def test_api_does_not_import_torch(tmp_path) -> None:
+    code = (
+        "import sys\n"
+        "from app.settings import Settings\n"
+        "from app.main import create_app\n"
+        f"api = create_app(Settings(state_dir={str(tmp_path)!r}, database_url='', broker_url=''))\n"
+        "import app.cli, app.cli_service, app.ingest, app.queue, app.demo, app.embedded\n"
+        "assert api.openapi()['paths']\n"
+        "print('torch' in sys.modules, 'numpy' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"], out.stderr
+
+
+def test_catalog_matches_models() -> None:
+    from models.classifiers import CLASSIFIERS
+    from models.experiment import ARMS, GENERATIVE_ARMS, PROFILES
+    from models.generators import available_generators
+
+    assert set(catalog.ARMS) == set(ARMS)
+    assert set(catalog.GENERATIVE_ARMS) == set(GENERATIVE_ARMS)
+    assert set(catalog.PROFILES) == set(PROFILES)
+    assert set(catalog.CLASSIFIERS) == set(CLASSIFIERS)
+    assert set(catalog.GENERATORS) == set(available_generators())

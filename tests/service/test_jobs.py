@@ -1,0 +1,215 @@
+"""Jobs end to end through a real Celery worker process: upload → job → progress → results → samples →
+artifacts; idempotency and validation; cancelling queued and running jobs; a worker killed mid-training."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+from fastapi.testclient import TestClient
+from PIL import Image
+from sqlalchemy import select
+
+from app.db.models import Job, Run, RunClassMetric
+from app.db.session import Database
+from service.helpers import WorkerProcess, job_state, quick_job, sse, wait_for, wait_for_status
+
+ALL_ARMS = ["baseline", "mixup", "augmix", "generative", "genmix"]
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+def test_job_spec_is_validated(client: TestClient, alice: dict[str, str], dataset: dict[str, Any]) -> None:
+    bad = [
+        {"arms": ["baseline", "dropout"]},
+        {"synthetic_ratio": 0},
+        {"alpha": -1},
+        {"seeds": [0, 0]},
+        {"classifier": "alexnet"},
+        {"generator": {"stylegan": {"iterations": 1}}},
+        {"profile": "huge"},
+        {"unknown_field": 1},
+    ]
+    for change in bad:
+        response = client.post("/jobs", headers=alice, json={**quick_job(dataset["id"]), **change})
+        assert response.status_code == 422, (change, response.text)
+    response = client.post("/jobs", headers=alice, json=quick_job(str(uuid.uuid4())))
+    assert response.status_code == 404
+
+
+def test_queued_job_cancel_and_dataset_in_use(client: TestClient, alice: dict[str, str],
+                                              slice_bytes: bytes) -> None:  # fmt: skip
+    upload = client.post("/datasets", headers=alice, files={"file": ("b.npz", slice_bytes)}, data={"name": "tmp"})
+    dataset_id = upload.json()["id"]
+    # nobody serves the gpu queue in the tests: the job stays queued
+    job = client.post("/jobs", headers=alice, json=quick_job(dataset_id, queue="gpu")).json()
+    assert job["status"] == "queued" and job["queue"] == "gpu"
+    assert client.delete(f"/datasets/{dataset_id}", headers=alice).status_code == 409
+    cancelled = client.post(f"/jobs/{job['id']}/cancel", headers=alice)
+    assert cancelled.status_code == 202 and cancelled.json()["status"] == "cancelled"
+    assert client.post(f"/jobs/{job['id']}/cancel", headers=alice).status_code == 409
+    assert client.delete(f"/datasets/{dataset_id}", headers=alice).status_code == 204
+    assert job_state(client, alice, job["id"])["dataset_id"] is None
+    listed = client.get("/jobs", headers=alice, params={"status": "cancelled"}).json()
+    assert job["id"] in [j["id"] for j in listed["data"]]
+
+
+def test_job_end_to_end(client: TestClient, alice: dict[str, str], bob: dict[str, str], dataset: dict[str, Any],
+                        worker: WorkerProcess, db: Database) -> None:  # fmt: skip
+    spec = quick_job(dataset["id"], arms=ALL_ARMS, figures=True)
+    headers = {**alice, "Idempotency-Key": f"e2e-{uuid.uuid4()}"}
+    response = client.post("/jobs", headers=headers, json=spec)
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    again = client.post("/jobs", headers=headers, json=spec)
+    assert again.status_code == 200 and again.json()["id"] == job_id
+    assert client.post("/jobs", headers=headers, json={**spec, "seeds": [1]}).status_code == 409
+
+    progress: list[tuple[str, int]] = []
+
+    def finished() -> bool:
+        state = job_state(client, alice, job_id)
+        if state["progress"]["stage"]:
+            progress.append((state["progress"]["stage"], state["progress"]["step"] or 0))
+        return state["status"] in TERMINAL
+
+    wait_for(finished, 300, 0.2, "the end-to-end job")
+    job = job_state(client, alice, job_id)
+    assert job["status"] == "succeeded", (job["error"], worker.log()[-3000:])
+    assert job["attempts"] == 1 and job["error"] is None and job["progress"]["stage"] == "figures"
+    assert any(stage.startswith("generator dcgan") for stage, _ in progress)
+    assert any(step > 0 for _, step in progress)
+
+    # results per arm and seed, with every metric
+    runs = {run["arm"]: run for run in job["results"]["runs"]}
+    assert sorted(runs) == sorted(ALL_ARMS)
+    for run in runs.values():
+        for metric in ("accuracy", "macro_f1", "balanced_accuracy", "auc"):
+            assert 0.0 <= run[metric] <= 1.0
+        assert [c["class_name"] for c in run["per_class"]] == ["malignant", "normal_or_benign"]
+        assert sum(map(sum, run["confusion_matrix"])) == 40 and run["epochs_trained"] >= 1
+    assert runs["genmix"]["generator"] == "dcgan" and runs["baseline"]["generator"] is None
+    assert {row["arm"] for row in job["results"]["summary"]} == set(ALL_ARMS)
+    with db.session() as session:
+        columns = session.execute(select(Run.arm, Run.macro_f1).where(Run.job_id == job_id)).all()
+        assert len(columns) == 5 and all(value is not None for _, value in columns)
+        per_class = session.scalars(select(RunClassMetric).join(Run).where(Run.job_id == job_id)).all()
+        assert len(per_class) == 10
+
+    # the event stream tells the whole story and ends by itself
+    events = sse(client, alice, job_id)
+    kinds = [kind for kind, _ in events]
+    assert [d["status"] for k, d in events if k == "status"] == ["queued", "running", "succeeded"]
+    assert kinds.count("run_finished") == 5 and "stage" in kinds and "progress" in kinds and kinds[-1] == "end"
+
+    # samples: real, synthetic, and GenMix with λ and both parents
+    counts = {}
+    for kind in ("real", "synthetic", "genmix"):
+        page = client.get("/samples", headers=alice, params={"job_id": job_id, "kind": kind, "limit": 500}).json()
+        counts[kind] = page["count"]
+        assert page["count"] == len(page["data"]) > 0
+    assert counts["synthetic"] >= 6 and 1 <= counts["genmix"] <= 6
+    genmix = client.get("/samples", headers=alice, params={"job_id": job_id, "kind": "genmix"}).json()["data"]
+    for sample in genmix:
+        assert 0.0 <= sample["lam"] <= 1.0 and abs(sum(sample["soft_label"]) - 1.0) < 1e-4
+        assert sample["label"] == int(np.argmax(sample["soft_label"]))
+        parents = [client.get(f"/samples/{sample[key]}", headers=alice) for key in
+                   ("parent_real_id", "parent_partner_id")]  # fmt: skip
+        assert all(p.status_code == 200 for p in parents)
+        assert sample["partner_pool"] in ("real", "synthetic")
+    labelled = client.get("/samples", headers=alice, params={"job_id": job_id, "label": 1}).json()["data"]
+    assert labelled and all(s["label"] == 1 for s in labelled)
+    first = genmix[0]
+    png = client.get(f"/samples/{first['id']}", headers=alice)
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(png.content)).size == (28, 28)
+    assert client.get(f"/samples/{first['id']}", headers=bob).status_code == 404
+    assert client.get("/samples", headers=bob, params={"job_id": job_id}).json()["count"] == 0
+
+    # artifacts by id: figures, results.json, synthetic set, export, generator weights, records
+    page = client.get(f"/jobs/{job_id}/artifacts", headers=alice, params={"limit": 500}).json()
+    by_kind: dict[str, list[dict]] = {}
+    for artifact in page["data"]:
+        by_kind.setdefault(artifact["kind"], []).append(artifact)
+    assert {"figure", "results", "synthetic", "genmix_export", "generator", "record", "config"} <= set(by_kind)
+    assert any(a["name"].endswith(".safetensors") for a in by_kind["generator"])
+    results = client.get(by_kind["results"][0]["url"].split("testserver")[-1], headers=alice)
+    assert results.status_code == 200 and len(json.loads(results.content)["records"]) == 5
+    synthetic = client.get(f"/jobs/{job_id}/artifacts/{by_kind['synthetic'][0]['id']}", headers=alice)
+    with np.load(io.BytesIO(synthetic.content), allow_pickle=False) as arrays:
+        assert arrays["images"].dtype == np.uint8 and set(np.unique(arrays["labels"])) == {0, 1}
+    figure = client.get(f"/jobs/{job_id}/artifacts/{by_kind['figure'][0]['id']}", headers=alice)
+    assert Image.open(io.BytesIO(figure.content)).format == "PNG"
+    assert client.get(f"/jobs/{job_id}/artifacts", headers=bob).status_code == 404
+    assert client.get(f"/jobs/{job_id}/artifacts/{by_kind['figure'][0]['id']}", headers=bob).status_code == 404
+    assert client.get(f"/jobs/{job_id}/artifacts/999999", headers=alice).status_code == 404
+    listed = client.get("/jobs", headers=alice, params={"status": "succeeded"}).json()["data"]
+    assert job_id in [j["id"] for j in listed]
+
+
+def test_running_job_is_cancelled_within_seconds(client: TestClient, alice: dict[str, str],
+                                                 dataset: dict[str, Any], worker: WorkerProcess) -> None:  # fmt: skip
+    long = {"dcgan": {"iterations": 1_000_000, "batch_size": 16, "ngf": 8, "ndf": 8, "log_every": 5}}
+    job_id = client.post("/jobs", headers=alice, json=quick_job(dataset["id"], generator=long)).json()["id"]
+
+    def training() -> bool:
+        state = job_state(client, alice, job_id)
+        assert state["status"] not in TERMINAL, state
+        return state["status"] == "running" and (state["progress"]["step"] or 0) > 0
+
+    wait_for(training, 180, 0.2, "the job to be training")
+    asked = time.monotonic()
+    response = client.post(f"/jobs/{job_id}/cancel", headers=alice)
+    assert response.status_code == 202 and response.json()["cancel_requested"]
+    job = wait_for_status(client, alice, job_id, TERMINAL, 60, worker)
+    stopped_after = time.monotonic() - asked
+    assert job["status"] == "cancelled" and job["attempts"] == 1, job
+    assert job["progress"]["step"] < 1_000_000 and stopped_after < 60
+    kinds = [kind for kind, _ in sse(client, alice, job_id, follow=False)]
+    assert "cancel_requested" in kinds and kinds[-2:] == ["progress", "end"]
+    # what it had finished is kept: the real samples it materialised at the start
+    assert client.get("/samples", headers=alice, params={"job_id": job_id, "kind": "real"}).json()["count"] > 0
+
+
+def test_killed_worker_job_is_redelivered_and_resumes(client: TestClient, alice: dict[str, str],
+                                                      dataset: dict[str, Any], worker: WorkerProcess,
+                                                      db: Database) -> None:  # fmt: skip
+    iterations, every = 600, 50
+    generator = {"dcgan": {"iterations": iterations, "batch_size": 16, "ngf": 8, "ndf": 8,
+                           "checkpoint_every": every, "log_every": 10}}  # fmt: skip
+    spec = quick_job(dataset["id"], arms=["baseline", "genmix"], generator=generator)
+    job_id = client.post("/jobs", headers=alice, json=spec).json()["id"]
+
+    def past_first_checkpoint() -> dict | None:
+        state = job_state(client, alice, job_id)
+        assert state["status"] not in TERMINAL, state
+        stage, step = state["progress"]["stage"] or "", state["progress"]["step"] or 0
+        return state if stage.startswith("generator") and step >= every + 10 else None
+
+    state = wait_for(past_first_checkpoint, 240, 0.1, "training past the first checkpoint")
+    with db.session() as session:
+        pid = session.get(Job, job_id).worker_pid
+    assert pid is not None and pid != os.getpid()
+    os.kill(pid, signal.SIGKILL)
+    killed_at = state["progress"]["step"]
+
+    job = wait_for_status(client, alice, job_id, TERMINAL, 300, worker)
+    assert job["status"] == "succeeded", (job["error"], worker.log()[-3000:])
+    assert job["attempts"] == 2
+    events = sse(client, alice, job_id)
+    redelivered = [data for kind, data in events if kind == "redelivered"]
+    assert redelivered and redelivered[0]["attempt"] == 2 and redelivered[0]["previous_pid"] == pid
+    resumed = [data for kind, data in events if kind == "resumed" and data["stage"].startswith("generator")]
+    assert resumed, [kind for kind, _ in events]
+    # training picked up from the checkpoint instead of starting over
+    assert every < resumed[0]["step"] <= killed_at + every + 10, (resumed, killed_at)
+    stats = next(a for a in client.get(f"/jobs/{job_id}/artifacts", headers=alice, params={"kind": "generator"})
+                 .json()["data"] if a["name"].endswith("train_stats.json"))  # fmt: skip
+    trained = json.loads(client.get(f"/jobs/{job_id}/artifacts/{stats['id']}", headers=alice).content)
+    assert trained["steps"] == iterations and trained["trained_steps"] < iterations
+    assert len(job["results"]["runs"]) == 2

@@ -1,0 +1,205 @@
+"""Dataset uploads: good npz and ImageFolder zips are stored; every bad one gets a 4xx that says why and leaves
+no file and no row behind."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from sqlalchemy import func, select
+
+from app.db.models import Dataset, DatasetSplit
+from app.db.session import Database
+from app.main import create_app
+from app.settings import Settings
+
+
+def png(value: int, size: int = 16, mode: str = "L") -> bytes:
+    rng = np.random.default_rng(value)
+    shape = (size, size) if mode == "L" else (size, size, 3)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode=mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def make_zip(entries: dict[str, bytes | None], symlinks: tuple[str, ...] = ()) -> bytes:
+    """A zip: ``None`` makes a directory entry; names in ``symlinks`` become symlink members."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries.items():
+            if data is None:
+                archive.writestr(zipfile.ZipInfo(name if name.endswith("/") else name + "/"), b"")
+            elif name in symlinks:
+                info = zipfile.ZipInfo(name)
+                info.external_attr = (0o120777 << 16) | 0x20
+                archive.writestr(info, data)
+            else:
+                archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def folder(classes: dict[str, int], prefix: str = "", size: int = 16) -> dict[str, bytes | None]:
+    return {f"{prefix}{cls}/{i}.png": png(hash((prefix, cls, i)) % 1000, size) for cls, n in classes.items()
+            for i in range(n)}  # fmt: skip
+
+
+def stored_files(settings: Settings) -> list[Path]:
+    roots = [settings.artifacts / "datasets", settings.artifacts / "uploads"]
+    return sorted(p for root in roots if root.exists() for p in root.rglob("*") if p.is_file())
+
+
+def dataset_rows(db: Database) -> tuple[int, int]:
+    with db.session() as session:
+        return (session.scalar(select(func.count()).select_from(Dataset)) or 0,
+                session.scalar(select(func.count()).select_from(DatasetSplit)) or 0)  # fmt: skip
+
+
+@pytest.fixture
+def nothing_left(settings: Settings, db: Database) -> Iterator[None]:
+    """Asserts that the test left no new file under datasets/ or uploads/ and no new dataset row."""
+    files, rows = stored_files(settings), dataset_rows(db)
+    yield
+    assert stored_files(settings) == files
+    assert dataset_rows(db) == rows
+
+
+def upload(client: TestClient, headers: dict[str, str], data: bytes, filename: str = "data.zip",
+           **fields: str):  # fmt: skip
+    return client.post("/datasets", headers=headers, files={"file": (filename, data)}, data=fields)
+
+
+BAD_UPLOADS = {
+    "zip-slip": (make_zip({**folder({"a": 2, "b": 2}), "a/../../evil.png": png(1)}), "path traversal"),
+    "absolute path": (make_zip({**folder({"a": 2, "b": 2}), "/etc/evil.png": png(1)}), "absolute"),
+    "symlink": (make_zip({**folder({"a": 2, "b": 2}), "a/link.png": b"/etc/passwd"}, symlinks=("a/link.png",)),
+                "symbolic link"),
+    "zip bomb": (make_zip({**folder({"a": 2, "b": 2}), "a/bomb.png": b"\0" * 30_000_000}), "zip bomb"),
+    "truncated png": (make_zip({**folder({"a": 2, "b": 2}), "a/cut.png": png(7, 64)[:300]}), "truncated"),
+    "non-image": (make_zip({**folder({"a": 2, "b": 2}), "a/notes.txt": b"these are not pixels"}), "not an image"),
+    "empty class": (make_zip({**folder({"a": 2, "c": 2}), "b/": None}), "empty class"),
+    "wrong layout (depths)": (make_zip({**folder({"a": 2, "b": 2}), "train/a/x/deep.png": png(3)}), "wrong layout"),
+    "wrong layout (split name)": (make_zip(folder({"a": 2, "b": 2}, "training-set/") | folder({"a": 1}, "x/")),
+                                  "wrong layout"),
+    "mixed sizes": (make_zip({**folder({"a": 2, "b": 2}), "b/big.png": png(5, 32)}), "differ in size"),
+    "one class": (make_zip(folder({"a": 3})), "at least 2 classes"),
+    "encrypted-looking name": (make_zip({**folder({"a": 2, "b": 2}), "a\\..\\x.png": png(2)}), "backslash"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(BAD_UPLOADS))
+def test_bad_zip_is_refused(case: str, client: TestClient, alice: dict[str, str], nothing_left: None) -> None:
+    data, expected = BAD_UPLOADS[case]
+    response = upload(client, alice, data)
+    assert 400 <= response.status_code < 500, response.text
+    assert expected in response.json()["detail"], response.json()
+
+
+def _npz(**arrays: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def test_bad_npz_is_refused(client: TestClient, alice: dict[str, str], nothing_left: None) -> None:
+    images = np.zeros((6, 8, 8), np.uint8)
+    labels = np.array([[0], [1], [0], [1], [0], [1]])
+    cases = {
+        "missing labels": (_npz(train_images=images), "train_labels"),
+        "float images": (_npz(train_images=images.astype(np.float32), train_labels=labels), "uint8"),
+        "label count": (_npz(train_images=images, train_labels=labels[:4]), "labels"),
+        "empty class": (_npz(train_images=images, train_labels=labels * 2), "empty class"),
+        "object array": (_npz(train_images=images, train_labels=labels,
+                              val_images=np.array([{"x": 1}], dtype=object)), "cannot be read safely"),
+        "multi-label": (_npz(train_images=images, train_labels=np.ones((6, 3), np.int64)), "multi-label"),
+    }  # fmt: skip
+    for name, (data, expected) in cases.items():
+        response = upload(client, alice, data, "data.npz")
+        assert response.status_code == 422, (name, response.text)
+        assert expected in response.json()["detail"], (name, response.json())
+
+
+def test_not_an_archive_and_not_multipart(client: TestClient, alice: dict[str, str], nothing_left: None) -> None:
+    response = upload(client, alice, b"GIF89a this is no dataset", "data.zip")
+    assert response.status_code == 415
+    response = client.post("/datasets", headers=alice, content=b"{}", params={"x": 1})
+    assert response.status_code == 415
+    response = client.post("/datasets", headers=alice, data={"name": "no file"}, files={})
+    assert response.status_code in (415, 422)
+
+
+def test_upload_over_the_byte_cap_is_413(settings: Settings, alice: dict[str, str], nothing_left: None) -> None:
+    small = settings.model_copy(update={"upload_max_bytes": 20_000})
+    with TestClient(create_app(small)) as capped:
+        body = make_zip(folder({"a": 30, "b": 30}, size=32))
+        assert len(body) > 20_000
+        assert upload(capped, alice, body).status_code == 413
+
+        def chunks():  # no Content-Length: the cap must hold while streaming
+            boundary = b"XyZ"
+            yield b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="d.zip"\r\n\r\n'
+            for start in range(0, len(body), 4096):
+                yield body[start : start + 4096]
+            yield b"\r\n--" + boundary + b"--\r\n"
+
+        response = capped.post("/datasets", headers={**alice, "Content-Type": "multipart/form-data; boundary=XyZ"},
+                               content=chunks())  # fmt: skip
+        assert response.status_code == 413
+
+
+def test_uncompressed_total_cap(settings: Settings, alice: dict[str, str], nothing_left: None) -> None:
+    small = settings.model_copy(update={"zip_max_uncompressed_bytes": 50_000, "zip_max_members": 1000})
+    with TestClient(create_app(small)) as capped:
+        response = upload(capped, alice, make_zip({**folder({"a": 2, "b": 2}), "a/zeros.png": b"\0" * 60_000}))
+        assert response.status_code == 413 and "zip bomb" in response.json()["detail"]
+    few = settings.model_copy(update={"zip_max_members": 3})
+    with TestClient(create_app(few)) as capped:
+        response = upload(capped, alice, make_zip(folder({"a": 2, "b": 2})))
+        assert response.status_code == 422 and "members" in response.json()["detail"]
+
+
+def test_imagefolder_zip_with_and_without_splits(client: TestClient, alice: dict[str, str],
+                                                 settings: Settings) -> None:  # fmt: skip
+    plain = make_zip({**folder({"cyst": 10, "hemangioma": 20}, "lab-export/"), "__MACOSX/._x": b"junk",
+                      "lab-export/.DS_Store": b"junk"})  # fmt: skip
+    response = upload(client, alice, plain, name="liver")
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["name"] == "liver" and body["format"] == "imagefolder" and body["classes"] == ["cyst", "hemangioma"]
+    assert body["channels"] == 1 and body["image_size"] == [16, 16] and body["num_images"] == 30
+    counts = body["counts"]
+    assert counts["train"] == {"cyst": 7, "hemangioma": 14} and counts["test"] == {"cyst": 2, "hemangioma": 4}
+    assert counts["val"] == {"cyst": 1, "hemangioma": 2}
+    assert list((settings.artifacts / "datasets" / body["id"]).iterdir())[0].name == "data.npz"
+
+    split = make_zip({**folder({"a": 3, "b": 3}, "train/"), **folder({"a": 1, "b": 1}, "val/"),
+                      **folder({"a": 2, "b": 2}, "test/"), "train/b/rgb.png": png(9, 16, "RGB")})  # fmt: skip
+    response = upload(client, alice, split, image_size="12")
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["channels"] == 3 and body["image_size"] == [12, 12]
+    assert body["counts"] == {"train": {"a": 3, "b": 4}, "val": {"a": 1, "b": 1}, "test": {"a": 2, "b": 2}}
+
+    with np.load(settings.artifacts / "datasets" / body["id"] / "data.npz") as stored:
+        assert stored["train_images"].shape == (7, 12, 12, 3) and stored["train_labels"].shape == (7, 1)
+        assert stored["class_names"].tolist() == ["a", "b"]
+
+
+def test_npz_upload_list_get_delete(client: TestClient, alice: dict[str, str], slice_bytes: bytes,
+                                    settings: Settings) -> None:  # fmt: skip
+    response = upload(client, alice, slice_bytes, "breast.npz", name="to-delete")
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["counts"]["train"] == {"0": 40, "1": 40} and body["image_size"] == [28, 28]
+    assert len(body["sha256"]) == 64
+    listed = client.get("/datasets", headers=alice, params={"limit": 1}).json()
+    assert listed["count"] >= 1 and len(listed["data"]) == 1
+    assert client.get(f"/datasets/{body['id']}", headers=alice).json()["name"] == "to-delete"
+    assert client.delete(f"/datasets/{body['id']}", headers=alice).status_code == 204
+    assert client.get(f"/datasets/{body['id']}", headers=alice).status_code == 404
+    assert not (settings.artifacts / "datasets" / body["id"]).exists()

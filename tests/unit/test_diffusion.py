@@ -1,0 +1,222 @@
+"""Class-conditional pixel diffusion on diffusers: real tiny UNets, a few dozen steps each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DDPMScheduler, UNet2DModel
+
+from models.data import ImageSet, Split
+from models.generators import build_generator
+from models.generators.checkpoint import CheckpointDir
+from models.generators.diffusion import DEFAULT_SAMPLE_STEPS, Diffusion, load_pretrained_unet
+from models.hooks import Cancelled, TrainHooks
+
+
+def tiny(**overrides) -> dict:
+    return {"steps": 20, "log_every": 5, **overrides}
+
+
+def bright_dark(n: int = 24, size: int = 16, channels: int = 1, seed: int = 0) -> Split:
+    """Class 0 bright, class 1 dark, with pixel noise: a class signal a tiny model learns in seconds."""
+    rng = np.random.default_rng(seed)
+    bright = rng.normal(200, 20, (n, size, size, channels))
+    dark = rng.normal(50, 20, (n, size, size, channels))
+    images = np.clip(np.concatenate([bright, dark]), 0, 255).astype(np.uint8)
+    return Split(images, np.repeat(np.array([0, 1], dtype=np.int64), n))
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int, dict[str, float]]] = []
+
+    def __call__(self, step: int, total: int, metrics: dict[str, float]) -> None:
+        self.calls.append((step, total, dict(metrics)))
+
+    @property
+    def steps(self) -> list[int]:
+        return [c[0] for c in self.calls]
+
+
+def test_profiles_share_keys_and_default_to_fast_bulk_sampling() -> None:
+    keys = {name: set(p) for name, p in Diffusion.profiles.items()}
+    assert keys["paper"] == keys["quick"] == keys["tiny"]
+    for profile in Diffusion.profiles.values():
+        assert profile["sampler"] == "dpm++" and profile["cfg_dropout"] > 0
+    assert DEFAULT_SAMPLE_STEPS == {"dpm++": 20, "ddim": 50, "ddpm": 1000}
+    with pytest.raises(ValueError, match="unknown diffusion settings"):
+        Diffusion(2, 1, (28, 28), config={"step": 3}, profile="tiny")
+    with pytest.raises(ValueError, match="sampler"):
+        Diffusion(2, 1, (28, 28), config={"sampler": "euler"}, profile="tiny")
+
+
+def test_short_run_on_breastmnist_lowers_the_loss_and_samples_varied_images(breast: ImageSet) -> None:
+    progress = Recorder()
+    model = build_generator("diffusion", 2, 1, (28, 28), config=tiny(steps=30), profile="tiny", seed=0)
+    assert model.model_size == (28, 28) and model.unet.config.num_class_embeds == 3  # 2 classes + null class
+    stats = model.fit(breast.train, TrainHooks(progress=progress))
+    assert progress.steps == [5, 10, 15, 20, 25, 30]
+    losses = [m["loss"] for _, _, m in progress.calls]
+    assert np.mean(losses[-2:]) < 0.6 * np.mean(losses[:2]), losses
+    assert stats["steps"] == 30 and stats["trained_steps"] == 30
+
+    out = model.sample([5, 7], seed=3)
+    assert out.images.shape == (12, 28, 28, 1) and out.images.dtype == np.uint8
+    assert out.labels.tolist() == [0] * 5 + [1] * 7
+    pixels = out.images.astype(np.float64)
+    assert pixels.std(axis=0).mean() > 2.0, "samples do not vary between draws"
+    assert pixels.reshape(12, -1).std(axis=1).min() > 2.0, "some sample is a flat image"
+
+
+def test_learns_class_specific_brightness() -> None:
+    """Class 0 bright, class 1 dark: after a short run, guided samples of class 0 are brighter than class 1's."""
+    model = Diffusion(2, 1, (8, 8), config=tiny(steps=60, guidance_scale=3.0), profile="tiny", seed=0)
+    model.fit(bright_dark(size=8))
+    out = model.sample([12, 12], seed=0)
+    mean0, mean1 = out.images[:12].mean(), out.images[12:].mean()
+    assert mean0 > mean1 + 40, (mean0, mean1)
+
+
+def test_every_sampler_and_guidance_setting_gives_valid_images() -> None:
+    model = Diffusion(2, 1, (16, 16), config=tiny(), profile="tiny", seed=1)
+    model.fit(bright_dark(8))
+    noise = torch.randn(4, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 0, 1, 1])
+    results = {}
+    for sampler in ("dpm++", "ddim", "ddpm"):
+        x = model.denoise(noise, labels, sampler=sampler, steps=4, generator=torch.Generator().manual_seed(1))
+        assert x.shape == (4, 1, 16, 16) and torch.isfinite(x).all()
+        results[sampler] = x
+    assert not torch.allclose(results["dpm++"], results["ddim"])
+    model.config["guidance_scale"] = 4.0
+    guided = model.denoise(noise, labels, sampler="dpm++", steps=4)
+    assert not torch.allclose(guided, results["dpm++"])
+    assert model.make_scheduler("dpm++").config.algorithm_type == "dpmsolver++"
+
+
+def test_save_writes_plain_diffusers_folders_and_load_round_trips(tmp_path: Path) -> None:
+    model = Diffusion(2, 1, (16, 16), config=tiny(), profile="tiny", seed=2)
+    model.fit(bright_dark(8))
+    first = model.sample([3, 3], seed=5)
+    np.testing.assert_array_equal(first.images, model.sample([3, 3], seed=5).images)
+    assert not np.array_equal(first.images, model.sample([3, 3], seed=6).images)
+
+    model.save(tmp_path / "model")
+    assert (tmp_path / "model" / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    assert (tmp_path / "model" / "genmix.json").is_file()
+    # A lab needs nothing of GenMix to use the model: plain diffusers classes load it.
+    unet = UNet2DModel.from_pretrained(tmp_path / "model" / "unet")
+    scheduler = DDPMScheduler.from_pretrained(tmp_path / "model" / "scheduler")
+    assert unet.config.num_class_embeds == 3 and scheduler.config.num_train_timesteps == 1000
+    x, t, y = torch.randn(2, 1, 16, 16), torch.tensor([10, 500]), torch.tensor([0, 2])
+    with torch.no_grad():
+        torch.testing.assert_close(unet(x, t, class_labels=y).sample, model.ema_unet(x, t, class_labels=y).sample)
+
+    loaded = Diffusion.load(tmp_path / "model")
+    assert loaded.config["pretrained_dir"] is None and loaded.step == model.step
+    np.testing.assert_array_equal(loaded.sample([3, 3], seed=5).images, first.images)
+
+
+def test_ema_weights_are_what_sampling_uses() -> None:
+    model = Diffusion(2, 1, (16, 16), config=tiny(), profile="tiny", seed=3)
+    model.fit(bright_dark(8))
+    sampling = model._sampling_unet()
+    trained = dict(model.unet.named_parameters())
+    assert any(not torch.equal(p, trained[name]) for name, p in sampling.named_parameters())
+    for p, shadow in zip(sampling.parameters(), model.ema.shadow_params, strict=True):
+        assert torch.equal(p, shadow)
+
+
+def test_resume_matches_an_unbroken_run(tmp_path: Path) -> None:
+    train = bright_dark(8)
+    ckpt_dir = tmp_path / "ckpt"
+    first = Diffusion(2, 1, (16, 16), config=tiny(steps=10, checkpoint_every=5), profile="tiny", seed=4)
+    first.fit(train, TrainHooks(checkpoint_dir=ckpt_dir))
+    assert CheckpointDir(ckpt_dir).steps() == [5, 10]
+
+    progress = Recorder()
+    resumed = Diffusion(2, 1, (16, 16), config=tiny(steps=20, checkpoint_every=5), profile="tiny", seed=4)
+    stats = resumed.fit(train, TrainHooks(progress=progress, checkpoint_dir=ckpt_dir))
+    assert progress.steps == [15, 20] and stats["trained_steps"] == 10
+
+    unbroken = Diffusion(2, 1, (16, 16), config=tiny(steps=20), profile="tiny", seed=4)
+    unbroken.fit(train)
+    for a, b in zip(resumed.unet.parameters(), unbroken.unet.parameters(), strict=True):
+        assert torch.equal(a, b)
+    np.testing.assert_array_equal(resumed.sample([2, 2], seed=0).images, unbroken.sample([2, 2], seed=0).images)
+
+    wider = Diffusion(2, 1, (16, 16), config=tiny(steps=30, block_out_channels=[16, 16]), profile="tiny", seed=4)
+    with pytest.raises(ValueError, match="block_out_channels"):
+        wider.fit(train, TrainHooks(checkpoint_dir=ckpt_dir))
+
+
+def test_cancel_stops_within_one_step() -> None:
+    asked = 0
+
+    def should_stop() -> bool:
+        nonlocal asked
+        asked += 1
+        return asked > 4
+
+    progress = Recorder()
+    model = Diffusion(2, 1, (16, 16), config=tiny(steps=50, log_every=1), profile="tiny")
+    with pytest.raises(Cancelled):
+        model.fit(bright_dark(4), TrainHooks(progress=progress, should_stop=should_stop))
+    assert progress.steps == [1, 2, 3, 4] and model.step == 4
+
+
+def test_fine_tunes_a_pretrained_rgb_unet_on_gray_data(tmp_path: Path) -> None:
+    """An ImageNet-style start: RGB, 32 px, 10 classes; the data is gray 28 px with 2 classes."""
+    torch.manual_seed(0)
+    pretrained = UNet2DModel(
+        sample_size=32,
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+        norm_num_groups=4,
+        num_class_embeds=10,
+    )
+    pretrained.save_pretrained(tmp_path / "pipeline" / "unet")  # a pipeline folder with unet/ works too
+    model = Diffusion(2, 1, (28, 28), config=tiny(pretrained_dir=str(tmp_path / "pipeline")), profile="tiny")
+    assert model.model_size == (32, 32) and model.model_channels == 3
+    assert model.unet.class_embedding.weight.shape[0] == 3
+    assert torch.count_nonzero(model.unet.class_embedding.weight) == 0  # starts from the pretrained behaviour
+    before = dict(pretrained.named_parameters())
+    for name, p in model.unet.named_parameters():
+        if not name.startswith("class_embedding"):
+            assert torch.equal(p, before[name]), name
+
+    model.fit(bright_dark(6, size=28))
+    out = model.sample([2, 3], seed=0)
+    assert out.images.shape == (5, 28, 28, 1) and out.labels.tolist() == [0, 0, 1, 1, 1]
+    model.save(tmp_path / "tuned")
+    reloaded = Diffusion.load(tmp_path / "tuned")
+    assert reloaded.config["pretrained_dir"] == str(tmp_path / "pipeline")
+    np.testing.assert_array_equal(reloaded.sample([2, 3], seed=0).images, out.images)
+
+    with pytest.raises(FileNotFoundError, match="never downloaded"):
+        load_pretrained_unet(tmp_path / "absent", 3)
+
+
+@pytest.mark.parametrize(("channels", "size"), [(3, 28), (1, 20)])
+def test_rgb_and_sizes_the_unet_cannot_halve(channels: int, size: int) -> None:
+    model = Diffusion(2, channels, (size, size), config=tiny(steps=4, batch_size=4), profile="tiny")
+    assert model.model_size[0] % 2 == 0 and model.model_size[0] >= size
+    model.fit(bright_dark(4, size=size, channels=channels))
+    out = model.sample([2, 1], seed=0)
+    assert out.images.shape == (3, size, size, channels) and out.images.dtype == np.uint8
+    assert out.images.astype(float).std() > 1.0
+
+
+def test_rejects_data_that_does_not_fit_the_model() -> None:
+    model = Diffusion(2, 1, (16, 16), config=tiny(), profile="tiny")
+    with pytest.raises(ValueError, match="model expects"):
+        model.fit(bright_dark(4, size=20))
+    with pytest.raises(ValueError, match="per_class"):
+        model.sample([1, 2, 3])

@@ -1,0 +1,208 @@
+"""StyleGAN2-style generator: real tiny networks, a few dozen steps each, on BreastMNIST or synthetic sets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from models.data import ImageSet, Split
+from models.generators import build_generator
+from models.generators.checkpoint import CheckpointDir
+from models.generators.stylegan import ModulatedConv2d, StyleGAN, diff_augment, spatial_plan
+from models.hooks import Cancelled, TrainHooks
+from models.quality import flat_pixels, kid
+
+
+def tiny(**overrides) -> dict:
+    return {"iterations": 12, "log_every": 4, **overrides}
+
+
+def bright_dark(n: int = 16, size: int = 28, channels: int = 1, seed: int = 0) -> Split:
+    rng = np.random.default_rng(seed)
+    bright = rng.normal(200, 20, (n, size, size, channels))
+    dark = rng.normal(50, 20, (n, size, size, channels))
+    images = np.clip(np.concatenate([bright, dark]), 0, 255).astype(np.uint8)
+    return Split(images, np.repeat(np.array([0, 1], dtype=np.int64), n))
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int, dict[str, float]]] = []
+
+    def __call__(self, step: int, total: int, metrics: dict[str, float]) -> None:
+        self.calls.append((step, total, dict(metrics)))
+
+    @property
+    def steps(self) -> list[int]:
+        return [c[0] for c in self.calls]
+
+
+def test_profiles_share_keys_and_paper_matches_section_3() -> None:
+    keys = {name: set(p) for name, p in StyleGAN.profiles.items()}
+    assert keys["paper"] == keys["quick"] == keys["tiny"]
+    paper = StyleGAN.profiles["paper"]
+    assert (paper["iterations"], paper["batch_size"], paper["lr"]) == (70_000, 8, 1e-3)
+    assert spatial_plan(28) == (7, 2) and spatial_plan(128) == (4, 5)
+    with pytest.raises(ValueError, match="unknown stylegan settings"):
+        StyleGAN(2, 1, (28, 28), config={"iters": 1}, profile="tiny")
+    with pytest.raises(ValueError, match="DiffAugment"):
+        StyleGAN(2, 1, (28, 28), config={"augment": ["rotate"]}, profile="tiny")
+
+
+def test_modulated_conv_equals_per_sample_weights() -> None:
+    """The fast form (scale activations) equals StyleGAN2's definition (modulate and demodulate the weights)."""
+    torch.manual_seed(0)
+    conv = ModulatedConv2d(5, 7, 3, w_dim=6)
+    x, w = torch.randn(3, 5, 9, 9), torch.randn(3, 6)
+    styles = conv.affine(w)
+    expected = []
+    for i in range(3):
+        weight = conv.weight * conv.scale * styles[i][None, :, None, None]
+        weight = weight / (weight.square().sum(dim=(1, 2, 3), keepdim=True) + 1e-8).sqrt()
+        expected.append(F.conv2d(x[i : i + 1], weight, padding=1))
+    torch.testing.assert_close(conv(x, w), torch.cat(expected), rtol=1e-4, atol=1e-5)
+
+
+def test_diff_augment_keeps_shape_passes_gradients_and_owns_its_randomness() -> None:
+    leaf = torch.rand(4, 1, 28, 28, requires_grad=True)
+    x = leaf * 2 - 1
+    policy = ["color", "translation", "cutout"]
+    a = diff_augment(x, policy, torch.Generator().manual_seed(0))
+    b = diff_augment(x, policy, torch.Generator().manual_seed(0))
+    c = diff_augment(x, policy, torch.Generator().manual_seed(1))
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, c)
+    assert (a == 0).flatten(1).float().mean(1).min() > 0.1  # cutout zeroed a patch in every image
+    a.sum().backward()
+    assert leaf.grad is not None and leaf.grad.abs().sum() > 0
+    assert torch.equal(diff_augment(x, [], torch.Generator()), x)
+
+
+def test_short_run_on_breastmnist_moves_samples_towards_the_data(breast: ImageSet) -> None:
+    """A GAN's losses are a two-player game and need not fall; what must happen is samples nearing the data.
+
+    Measured as pixel-space KID between G_ema samples and real images, before and after 24 steps.
+    """
+    real = flat_pixels(breast.train.images[:200])
+    model = build_generator("stylegan", 2, 1, (28, 28), config=tiny(iterations=24), profile="tiny", seed=0)
+    before = kid(real, flat_pixels(model.sample([40, 40], seed=0).images), 40, 20)["kid_mean"]
+    progress = Recorder()
+    stats = model.fit(breast.train, TrainHooks(progress=progress))
+    after = kid(real, flat_pixels(model.sample([40, 40], seed=0).images), 40, 20)["kid_mean"]
+    assert after < 0.5 * before, (before, after)
+    assert progress.steps == [4, 8, 12, 16, 20, 24]
+    assert all(np.isfinite(m[k]) for _, _, m in progress.calls for k in ("loss_d", "loss_g", "r1"))
+    assert progress.calls[-1][2]["r1"] > 0  # lazy R1 ran (every 4 steps in the tiny profile)
+    assert stats["steps"] == 24
+
+    out = model.sample([5, 7], seed=3)
+    assert out.images.shape == (12, 28, 28, 1) and out.images.dtype == np.uint8
+    assert out.labels.tolist() == [0] * 5 + [1] * 7
+    pixels = out.images.astype(np.float64)
+    assert pixels.std(axis=0).mean() > 2.0, "samples do not vary between draws"
+    assert pixels.reshape(12, -1).std(axis=1).min() > 2.0, "some sample is a flat image"
+
+
+def test_learns_class_specific_brightness() -> None:
+    """Class 0 bright, class 1 dark: after a short run, G_ema's class 0 is brighter than its class 1."""
+    model = StyleGAN(2, 1, (28, 28), config=tiny(iterations=150), profile="tiny", seed=0)
+    model.fit(bright_dark())
+    out = model.sample([16, 16], seed=0)
+    mean0, mean1 = out.images[:16].mean(), out.images[16:].mean()
+    assert mean0 > mean1 + 40, (mean0, mean1)
+
+
+def test_style_mixing_and_noise_change_the_image() -> None:
+    model = StyleGAN(2, 1, (28, 28), config=tiny(), profile="tiny", seed=0)
+    g = model.netG
+    assert g.synthesis.num_ws == 2 * 2 + 2
+    for layer in g.synthesis.convs:  # noise must reach the image, so give it a strength
+        layer.noise_strength.data.fill_(0.5)
+    z, y = torch.randn(2, 16), torch.tensor([0, 1])
+    with torch.no_grad():
+        plain = g(z, y, torch.Generator().manual_seed(0), mix_prob=0.0)
+        same = g(z, y, torch.Generator().manual_seed(0), mix_prob=0.0)
+        mixed = g(z, y, torch.Generator().manual_seed(0), mix_prob=1.0)
+        other_noise = g(z, y, torch.Generator().manual_seed(1), mix_prob=0.0)
+        other_class = g(z, y.flip(0), torch.Generator().manual_seed(0), mix_prob=0.0)
+    assert torch.equal(plain, same)
+    assert not torch.allclose(plain, mixed)
+    assert not torch.allclose(plain, other_noise)
+    assert not torch.allclose(plain, other_class)
+
+
+def test_g_ema_is_sampled_and_saved_and_load_round_trips(tmp_path: Path) -> None:
+    model = StyleGAN(2, 1, (28, 28), config=tiny(), profile="tiny", seed=1)
+    model.fit(bright_dark(6))
+    ema = dict(model.netG_ema.named_parameters())
+    assert any(not torch.equal(p, ema[name]) for name, p in model.netG.named_parameters())
+    first = model.sample([3, 3], seed=7)
+    np.testing.assert_array_equal(first.images, model.sample([3, 3], seed=7).images)
+    assert not np.array_equal(first.images, model.sample([3, 3], seed=8).images)
+
+    model.save(tmp_path / "model")
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["config.json", "generator_ema.safetensors"]
+    meta = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert (meta["generator"], meta["num_classes"], meta["image_size"], meta["step"]) == ("stylegan", 2, [28, 28], 12)
+    loaded = StyleGAN.load(tmp_path / "model")
+    np.testing.assert_array_equal(loaded.sample([3, 3], seed=7).images, first.images)
+
+
+def test_resume_matches_an_unbroken_run(tmp_path: Path) -> None:
+    train = bright_dark(6)
+    ckpt_dir = tmp_path / "ckpt"
+    first = StyleGAN(2, 1, (28, 28), config=tiny(iterations=8, checkpoint_every=4), profile="tiny", seed=4)
+    first.fit(train, TrainHooks(checkpoint_dir=ckpt_dir))
+    assert CheckpointDir(ckpt_dir).steps() == [4, 8]
+
+    progress = Recorder()
+    resumed = StyleGAN(2, 1, (28, 28), config=tiny(iterations=16, checkpoint_every=4), profile="tiny", seed=4)
+    stats = resumed.fit(train, TrainHooks(progress=progress, checkpoint_dir=ckpt_dir))
+    assert progress.steps == [12, 16] and stats["trained_steps"] == 8
+
+    unbroken = StyleGAN(2, 1, (28, 28), config=tiny(iterations=16), profile="tiny", seed=4)
+    unbroken.fit(train)
+    for net in ("netG", "netD", "netG_ema"):
+        for a, b in zip(getattr(resumed, net).parameters(), getattr(unbroken, net).parameters(), strict=True):
+            assert torch.equal(a, b), net
+
+    wider = StyleGAN(2, 1, (28, 28), config=tiny(iterations=20, fmap_max=32, fmap_base=32), profile="tiny")
+    with pytest.raises(ValueError, match="fmap_base"):
+        wider.fit(train, TrainHooks(checkpoint_dir=ckpt_dir))
+
+
+def test_cancel_stops_within_one_step() -> None:
+    asked = 0
+
+    def should_stop() -> bool:
+        nonlocal asked
+        asked += 1
+        return asked > 5
+
+    progress = Recorder()
+    model = StyleGAN(2, 1, (28, 28), config=tiny(iterations=50, log_every=1), profile="tiny")
+    with pytest.raises(Cancelled):
+        model.fit(bright_dark(4), TrainHooks(progress=progress, should_stop=should_stop))
+    assert progress.steps == [1, 2, 3, 4, 5] and model.step == 5
+
+
+@pytest.mark.parametrize(("channels", "size"), [(3, 32), (1, 64)])
+def test_rgb_and_larger_images(channels: int, size: int) -> None:
+    model = StyleGAN(2, channels, (size, size), config=tiny(iterations=4, batch_size=4), profile="tiny")
+    stats = model.fit(bright_dark(4, size=size, channels=channels))
+    assert np.isfinite(stats["loss_d"])
+    out = model.sample([3, 2], seed=0)
+    assert out.images.shape == (5, size, size, channels) and out.images.dtype == np.uint8
+    assert out.images.astype(float).std() > 1.0
+
+
+def test_rejects_data_that_does_not_fit_the_model() -> None:
+    model = StyleGAN(2, 1, (28, 28), config=tiny(), profile="tiny")
+    with pytest.raises(ValueError, match="model expects"):
+        model.fit(bright_dark(4, size=32))
+    with pytest.raises(ValueError, match="square"):
+        StyleGAN(2, 1, (28, 32), profile="tiny")
