@@ -40,16 +40,26 @@ data_dir_option = click.option(
 @click.option("--port", default=8000, show_default=True, type=int)
 @data_dir_option
 @click.option("--no-worker", is_flag=True, help="Run only the API (workers run elsewhere: `genmix worker`).")
-@click.option("--workers", default=1, show_default=True, type=int, help="API processes (uvicorn workers).")
+@click.option("--workers", default=1, show_default=True, type=int, help="API processes.")
+@click.option(
+    "--server",
+    type=click.Choice(["granian", "uvicorn"]),
+    default="granian",
+    show_default=True,
+    help="HTTP server for the ASGI app.",
+)
 @click.option("--log-level", default="info", show_default=True)
-def serve_command(host: str, port: int, data_dir: Path | None, no_worker: bool, workers: int, log_level: str) -> None:
+def serve_command(
+    host: str, port: int, data_dir: Path | None, no_worker: bool, workers: int, server: str, log_level: str
+) -> None:
     """Run the REST API; with no configuration, an embedded single-machine service with one local worker."""
     _use_state_dir(data_dir)
     _logging(log_level)
     from app.embedded import serve
     from app.settings import get_settings
 
-    serve(get_settings(), host=host, port=port, workers=workers, with_worker=not no_worker, log_level=log_level)
+    serve(get_settings(), host=host, port=port, workers=workers, with_worker=not no_worker, log_level=log_level,
+          server=server)  # fmt: skip
 
 
 @click.command("worker")

@@ -145,6 +145,7 @@ def run_demo(data_dir: Path | None, *, port: int | None, keep_running: bool, fas
     env = {k: v for k, v in os.environ.items() if k not in ("GENMIX_DATABASE_URL", "GENMIX_BROKER_URL",
                                                                "GENMIX_ARTIFACT_ROOT")}  # fmt: skip
     env["GENMIX_STATE_DIR"] = str(state)
+    env.setdefault("GENMIX_TORCH_THREADS", "1")  # small models on a shared CPU: more threads only contend
     log_path = state / "service.log"
     base = f"http://127.0.0.1:{port}"
     say(f"GenMix demo: embedded service at {base} (state in {state}, log in {log_path})")

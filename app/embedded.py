@@ -99,9 +99,32 @@ class LocalWorker:
                 continue
 
 
-def serve(settings: Settings, *, host: str, port: int, workers: int, with_worker: bool, log_level: str) -> None:
+def run_http(*, server: str, host: str, port: int, workers: int, log_level: str) -> None:
+    """Serve ``app.main:create_app`` with granian (Rust HTTP core, the default) or uvicorn; blocks until stopped."""
+    if server == "granian":
+        from granian import Granian
+        from granian.constants import Interfaces
+        from granian.log import LogLevels
+
+        Granian("app.main:create_app", address=host, port=port, interface=Interfaces.ASGI, workers=workers,
+                factory=True, websockets=False, log_level=LogLevels(log_level.lower())).serve()  # fmt: skip
+        return
     import uvicorn
 
+    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level=log_level.lower(), access_log=False)  # fmt: skip
+
+
+def serve(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    with_worker: bool,
+    log_level: str,
+    server: str = "granian",
+) -> None:
     prepare_database(settings)
     log.info("GenMix API on http://%s:%d (%s)", host, port, describe(settings))
     worker: LocalWorker | None = None
@@ -112,20 +135,12 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, with_worker
     started = time.monotonic()
 
     def stop_cleanly(signum: int, _frame: object) -> None:
-        raise SystemExit(0)  # uvicorn re-raises the signal after its shutdown: end here, so the worker stops
+        raise SystemExit(0)  # a server may re-raise the signal after its shutdown: end here, stop the worker
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, stop_cleanly)
     try:
-        uvicorn.run(
-            "app.main:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level=log_level.lower(),
-            access_log=False,
-        )
+        run_http(server=server, host=host, port=port, workers=workers, log_level=log_level)
     finally:
         if worker is not None:
             worker.stop()

@@ -20,6 +20,7 @@ from app.db.session import Database
 from app.security import KeyCache
 from app.settings import Settings, get_settings
 from app.storage import ArtifactStore
+from app.web import mount_web
 
 log = logging.getLogger("genmix.api")
 
@@ -58,4 +59,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     authenticated = [Depends(get_principal)]
     for module in (datasets, jobs, artifacts, samples):
         app.include_router(module.router, dependencies=authenticated)
+    mount_web(app)
     return app

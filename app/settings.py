@@ -33,7 +33,9 @@ def default_state_dir() -> Path:
 class Settings(BaseSettings):
     """Configuration for every GenMix service process."""
 
-    model_config = SettingsConfigDict(env_prefix="GENMIX_", extra="ignore", validate_default=True)
+    model_config = SettingsConfigDict(
+        env_prefix="GENMIX_", extra="ignore", validate_default=True, use_attribute_docstrings=True
+    )
 
     state_dir: Path = Field(default_factory=default_state_dir)
     """Embedded state: ``genmix.db``, ``broker/``, and ``artifacts/`` unless ``artifact_root`` is set."""

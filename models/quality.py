@@ -111,8 +111,12 @@ def kid(
             for _ in range(num_subsets)
         ]
     )
-    return {"kid_mean": float(values.mean()), "kid_std": float(values.std()), "kid_subset_size": float(size),
-            "kid_subsets": float(num_subsets)}  # fmt: skip
+    return {
+        "kid_mean": float(values.mean()),
+        "kid_std": float(values.std()),
+        "kid_subset_size": float(size),
+        "kid_subsets": float(num_subsets),
+    }
 
 
 # ---------------------------------------------------------------------------------------- mode collapse
@@ -155,9 +159,11 @@ def diversity(
             "ratio": d_fake / d_real if d_real > 0 else float("nan"),
         }
     ratios = [v["ratio"] for v in per_class.values()]
-    return {"diversity_ratio": float(np.mean(ratios)) if ratios else float("nan"),
-            "diversity_min_ratio": float(np.min(ratios)) if ratios else float("nan"),
-            "diversity_per_class": per_class}  # fmt: skip
+    return {
+        "diversity_ratio": float(np.mean(ratios)) if ratios else float("nan"),
+        "diversity_min_ratio": float(np.min(ratios)) if ratios else float("nan"),
+        "diversity_per_class": per_class,
+    }
 
 
 # ------------------------------------------------------------------------------------------ memorisation
@@ -220,9 +226,7 @@ def memorisation(
         "memorisation_reference": reference,
         "nn_distance_synthetic_median": float(np.median(d_syn)),
         "nn_distance_real_median": float(np.median(d_real)),
-        "closest": [
-            {"synthetic": int(i), "train": int(nn_index[i]), "distance": float(d_syn[i])} for i in order
-        ],
+        "closest": [{"synthetic": int(i), "train": int(nn_index[i]), "distance": float(d_syn[i])} for i in order],
     }
 
 
@@ -264,7 +268,5 @@ def quality_report(
             per_class_kid[str(k)] = kid(r, f, subset_size, num_subsets, seed)["kid_mean"]
     report["kid_per_class"] = per_class_kid
     report.update(diversity(real_f, test.labels, fake_f, synthetic.labels, num_classes, seed=seed))
-    report.update(
-        memorisation(flat_pixels(train.images), flat_pixels(synthetic.images), flat_pixels(test.images))
-    )
+    report.update(memorisation(flat_pixels(train.images), flat_pixels(synthetic.images), flat_pixels(test.images)))
     return report

@@ -62,8 +62,10 @@ def create_job(
         existing = _existing(session, owner, idempotency_key, fingerprint)
         if existing is not None:
             return existing, False
+    # No row lock here: the foreign key guards existence, and a dataset deleted in the meantime fails the job
+    # with a clear error in the worker.
     dataset = session.scalars(
-        select(Dataset).where(Dataset.id == spec.dataset_id, Dataset.owner == owner).with_for_update(read=True)
+        select(Dataset).where(Dataset.id == spec.dataset_id, Dataset.owner == owner)
     ).one_or_none()
     if dataset is None:
         session.rollback()

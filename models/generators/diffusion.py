@@ -84,9 +84,7 @@ def _model_size(image_size: tuple[int, int], levels: int) -> int:
     """The UNet's square side: the data's side when the UNet can halve it ``levels - 1`` times, else rounded up."""
     side = max(image_size)
     step = 2 ** (levels - 1)
-    return (
-        side if image_size[0] == image_size[1] and _levels_ok(side, levels) else math.ceil(side / step) * step
-    )
+    return side if image_size[0] == image_size[1] and _levels_ok(side, levels) else math.ceil(side / step) * step
 
 
 def _unet_from_config(cfg: dict[str, Any], channels: int, size: int, class_embeds: int | None) -> UNet2DModel:
@@ -145,18 +143,37 @@ class Diffusion(Generator):
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
         # The paper gives no diffusion hyperparameters: its GANs' budget (70,000 iterations, batch 8) with ADM's
         # learning rate, EMA and dropout, and an ADM-like UNet sized for 28-64 px.
-        "paper": {**_COMMON, "steps": 70_000, "batch_size": 8, "block_out_channels": [128, 256, 256],
-                  "log_every": 500},
+        "paper": {**_COMMON, "steps": 70_000, "batch_size": 8, "block_out_channels": [128, 256, 256], "log_every": 500},
         # A small UNet that learns BreastMNIST's shapes in minutes on a GPU; see docs/GENERATORS.md for timings.
-        "quick": {**_COMMON, "steps": 4000, "batch_size": 32, "lr": 3e-4, "block_out_channels": [32, 64, 64],
-                  "layers_per_block": 1, "attention_levels": [False, False, True], "ema_decay": 0.999,
-                  "dropout": 0.0},
+        "quick": {
+            **_COMMON,
+            "steps": 4000,
+            "batch_size": 32,
+            "lr": 3e-4,
+            "block_out_channels": [32, 64, 64],
+            "layers_per_block": 1,
+            "attention_levels": [False, False, True],
+            "ema_decay": 0.999,
+            "dropout": 0.0,
+        },
         # For tests: seconds, not minutes.
-        "tiny": {**_COMMON, "steps": 40, "batch_size": 8, "lr": 2e-3, "block_out_channels": [8, 16],
-                 "layers_per_block": 1, "attention_levels": [False, True], "attention_head_dim": 4,
-                 "norm_num_groups": 4, "dropout": 0.0, "ema_decay": 0.99, "log_every": 5,
-                 "sample_batch_size": 32, "sample_steps": 5},
-    }  # fmt: skip
+        "tiny": {
+            **_COMMON,
+            "steps": 40,
+            "batch_size": 8,
+            "lr": 2e-3,
+            "block_out_channels": [8, 16],
+            "layers_per_block": 1,
+            "attention_levels": [False, True],
+            "attention_head_dim": 4,
+            "norm_num_groups": 4,
+            "dropout": 0.0,
+            "ema_decay": 0.99,
+            "log_every": 5,
+            "sample_batch_size": 32,
+            "sample_steps": 5,
+        },
+    }
 
     def __init__(
         self,
@@ -190,9 +207,7 @@ class Diffusion(Generator):
         self.noise_scheduler = DDPMScheduler(
             num_train_timesteps=cfg["num_train_timesteps"], beta_schedule=cfg["beta_schedule"]
         )
-        self.optimizer = torch.optim.AdamW(
-            self.unet.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"]
-        )
+        self.optimizer = torch.optim.AdamW(self.unet.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
         self.ema = self._new_ema()
         self.ema_unet: UNet2DModel | None = None  # built on demand for sampling
         self.rng = torch_rng(seed + 1)  # batches, noise, timesteps, label dropout (CPU: device-independent)
@@ -225,9 +240,7 @@ class Diffusion(Generator):
         """Model output in [-1, 1] -> (N, C, H, W) in [0, 1] at the data's channels and size."""
         x = (x.float().clamp(-1, 1) + 1.0) / 2.0
         if tuple(x.shape[-2:]) != tuple(self.image_size):
-            x = F.interpolate(
-                x, size=tuple(self.image_size), mode="bilinear", antialias=True, align_corners=False
-            )
+            x = F.interpolate(x, size=tuple(self.image_size), mode="bilinear", antialias=True, align_corners=False)
         if self.model_channels != self.channels:
             x = x.mean(dim=1, keepdim=True)
         return x.clamp(0, 1)
@@ -237,9 +250,7 @@ class Diffusion(Generator):
     def _check_data(self, train: Split) -> None:
         n, h, w, c = train.images.shape
         if (h, w) != tuple(self.image_size) or c != self.channels:
-            raise ValueError(
-                f"training images are {h}x{w}x{c}, model expects {self.image_size}x{self.channels}"
-            )
+            raise ValueError(f"training images are {h}x{w}x{c}, model expects {self.image_size}x{self.channels}")
         if n == 0:
             raise ValueError("no training images")
         if train.labels.min() < 0 or train.labels.max() >= self.num_classes:
@@ -252,13 +263,11 @@ class Diffusion(Generator):
         return torch.from_numpy(1.0 / counts[labels]).to(torch.float64)
 
     def train_step(self, x0: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """One ε-prediction step on a model-space batch; returns the (undetached-free) loss tensor."""
+        """One ε-prediction step (with label dropout, clipping and EMA) on a model-space batch; returns the loss."""
         batch = len(x0)
         noise = torch.randn(x0.shape, generator=self.rng).to(self.device)
         timesteps = torch.randint(0, self.config["num_train_timesteps"], (batch,), generator=self.rng)
-        drop = (
-            torch.rand(batch, generator=self.rng) < self.config["cfg_dropout"]
-        )  # drawn always: same RNG stream
+        drop = torch.rand(batch, generator=self.rng) < self.config["cfg_dropout"]  # drawn always: same RNG stream
         timesteps = timesteps.to(self.device)
         if self.null_class is not None:
             labels = torch.where(drop.to(self.device), torch.full_like(labels, self.null_class), labels)
@@ -294,9 +303,7 @@ class Diffusion(Generator):
         mine = self._describe()
         for key in ("num_classes", "channels", "image_size"):
             if saved[key] != mine[key]:
-                raise ValueError(
-                    f"checkpoint in {store.directory} has {key}={saved[key]}, this model {mine[key]}"
-                )
+                raise ValueError(f"checkpoint in {store.directory} has {key}={saved[key]}, this model {mine[key]}")
         for key in _ARCH_KEYS:
             if saved["config"][key] != self.config[key]:
                 raise ValueError(
@@ -339,9 +346,7 @@ class Diffusion(Generator):
         while self.step < total:
             hooks.check_cancel()
             index = torch.multinomial(weights, cfg["batch_size"], replacement=True, generator=self.rng)
-            flip = (
-                torch.rand(len(index), generator=self.rng) < 0.5
-            )  # drawn always, so hflip never shifts the RNG
+            flip = torch.rand(len(index), generator=self.rng) < 0.5  # drawn always, so hflip never shifts the RNG
             index = index.to(self.device)
             x0 = self._to_model(images[index])
             if cfg["hflip"]:
@@ -359,8 +364,12 @@ class Diffusion(Generator):
             if store is not None and (self.step % every == 0 or self.step == total):
                 store.save(self.step, *self._checkpoint_state())
         self.unet.eval()
-        return {**last, "steps": float(self.step), "trained_steps": float(self.step - start_step),
-                "seconds": time.perf_counter() - started}  # fmt: skip
+        return {
+            **last,
+            "steps": float(self.step),
+            "trained_steps": float(self.step - start_step),
+            "seconds": time.perf_counter() - started,
+        }
 
     # ---------------------------------------------------------------------------------------- sampling
 
@@ -371,16 +380,12 @@ class Diffusion(Generator):
             self.ema_unet.eval().requires_grad_(False)
         return self.ema_unet
 
-    def make_scheduler(
-        self, sampler: str | None = None
-    ) -> DDPMScheduler | DDIMScheduler | DPMSolverMultistepScheduler:
+    def make_scheduler(self, sampler: str | None = None) -> DDPMScheduler | DDIMScheduler | DPMSolverMultistepScheduler:
         """A fresh sampling scheduler sharing the training noise schedule."""
         sampler = sampler or self.config["sampler"]
         config = self.noise_scheduler.config
         if sampler == "dpm++":
-            return DPMSolverMultistepScheduler.from_config(
-                config, algorithm_type="dpmsolver++", solver_order=2
-            )
+            return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++", solver_order=2)
         if sampler == "ddim":
             return DDIMScheduler.from_config(config)
         if sampler == "ddpm":

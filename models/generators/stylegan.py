@@ -105,7 +105,7 @@ class MappingNetwork(nn.Module):
         self.embed = EqualLinear(num_classes, w_dim)
         dims = [z_dim + w_dim] + [w_dim] * layers
         self.net = nn.Sequential(
-            *[EqualLinear(a, b, lr_mul=0.01, act=True) for a, b in zip(dims[:-1], dims[1:])]
+            *[EqualLinear(a, b, lr_mul=0.01, act=True) for a, b in zip(dims[:-1], dims[1:], strict=True)]
         )
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -262,7 +262,7 @@ class StyleDiscriminator(nn.Module):
         widths = [_width(i, cfg["fmap_base"], cfg["fmap_max"]) for i in range(doublings + 1)][::-1]
         self.num_classes = num_classes
         self.from_rgb = EqualConv2d(channels, widths[0], 1)
-        self.blocks = nn.Sequential(*[DiscriminatorBlock(a, b) for a, b in zip(widths[:-1], widths[1:])])
+        self.blocks = nn.Sequential(*[DiscriminatorBlock(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)])
         top = widths[-1]
         self.conv = EqualConv2d(top + 1, top, 3)
         self.fc = EqualLinear(top * base * base, top, act=True)
@@ -361,13 +361,33 @@ class StyleGAN(Generator):
         # Sec. 3.1: 70,000 iterations, batch 8, learning rate 0.001; StyleGAN2's betas, mapping depth and R1.
         "paper": {**_COMMON, "iterations": 70_000, "batch_size": 8, "lr": 1e-3, "log_every": 500},
         # A narrow network (64/64/32 channels at 7/14/28 px), StyleGAN2's lr: minutes on a GPU, about an hour on CPU.
-        "quick": {**_COMMON, "iterations": 3000, "batch_size": 16, "lr": 2e-3, "z_dim": 128, "w_dim": 128,
-                  "mapping_layers": 4, "fmap_base": 128, "fmap_max": 64},
+        "quick": {
+            **_COMMON,
+            "iterations": 3000,
+            "batch_size": 16,
+            "lr": 2e-3,
+            "z_dim": 128,
+            "w_dim": 128,
+            "mapping_layers": 4,
+            "fmap_base": 128,
+            "fmap_max": 64,
+        },
         # For tests: seconds, not minutes.
-        "tiny": {**_COMMON, "iterations": 24, "batch_size": 8, "lr": 2e-3, "z_dim": 16, "w_dim": 16,
-                 "mapping_layers": 2, "fmap_base": 16, "fmap_max": 16, "r1_interval": 4, "log_every": 4,
-                 "sample_batch_size": 32},
-    }  # fmt: skip
+        "tiny": {
+            **_COMMON,
+            "iterations": 24,
+            "batch_size": 8,
+            "lr": 2e-3,
+            "z_dim": 16,
+            "w_dim": 16,
+            "mapping_layers": 2,
+            "fmap_base": 16,
+            "fmap_max": 16,
+            "r1_interval": 4,
+            "log_every": 4,
+            "sample_batch_size": 32,
+        },
+    }
 
     def __init__(
         self,
@@ -394,9 +414,7 @@ class StyleGAN(Generator):
         self.netG_ema = copy.deepcopy(self.netG).eval().requires_grad_(False)
         for net in (self.netG, self.netD, self.netG_ema):
             net.to(self.device)
-        self.opt_g = torch.optim.Adam(
-            self.netG.parameters(), lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"])
-        )
+        self.opt_g = torch.optim.Adam(self.netG.parameters(), lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"]))
         c = cfg["r1_interval"] / (cfg["r1_interval"] + 1)  # lazy-regularisation correction (StyleGAN2 App. B)
         self.opt_d = torch.optim.Adam(
             self.netD.parameters(), lr=cfg["lr"] * c, betas=(cfg["beta1"] ** c, cfg["beta2"] ** c)
@@ -407,20 +425,14 @@ class StyleGAN(Generator):
     @property
     def r1_gamma(self) -> float:
         gamma = self.config["r1_gamma"]
-        return (
-            float(gamma)
-            if gamma is not None
-            else 0.0002 * self.image_size[0] ** 2 / self.config["batch_size"]
-        )
+        return float(gamma) if gamma is not None else 0.0002 * self.image_size[0] ** 2 / self.config["batch_size"]
 
     # ---------------------------------------------------------------------------------------- training
 
     def _check_data(self, train: Split) -> None:
         n, h, w, c = train.images.shape
         if (h, w) != tuple(self.image_size) or c != self.channels:
-            raise ValueError(
-                f"training images are {h}x{w}x{c}, model expects {self.image_size}x{self.channels}"
-            )
+            raise ValueError(f"training images are {h}x{w}x{c}, model expects {self.image_size}x{self.channels}")
         if n == 0:
             raise ValueError("no training images")
         if train.labels.min() < 0 or train.labels.max() >= self.num_classes:
@@ -448,9 +460,7 @@ class StyleGAN(Generator):
         for b_ema, b in zip(self.netG_ema.buffers(), self.netG.buffers(), strict=True):
             b_ema.copy_(b)
 
-    def _train_step(
-        self, real: torch.Tensor, y: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _train_step(self, real: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         cfg = self.config
         mp = cfg["mixed_precision"]
         z = torch.randn(len(y), cfg["z_dim"], generator=self.rng).to(self.device)
@@ -504,9 +514,7 @@ class StyleGAN(Generator):
         saved, mine = found.meta, self._describe()
         for key in ("num_classes", "channels", "image_size"):
             if saved[key] != mine[key]:
-                raise ValueError(
-                    f"checkpoint in {store.directory} has {key}={saved[key]}, this model {mine[key]}"
-                )
+                raise ValueError(f"checkpoint in {store.directory} has {key}={saved[key]}, this model {mine[key]}")
         for key in _ARCH_KEYS:
             if saved["config"][key] != self.config[key]:
                 raise ValueError(
@@ -547,9 +555,7 @@ class StyleGAN(Generator):
         while self.step < total:
             hooks.check_cancel()
             index = torch.multinomial(weights, cfg["batch_size"], replacement=True, generator=self.rng)
-            flip = (
-                torch.rand(len(index), generator=self.rng) < 0.5
-            )  # drawn always, so hflip never shifts the RNG
+            flip = torch.rand(len(index), generator=self.rng) < 0.5  # drawn always, so hflip never shifts the RNG
             index = index.to(self.device)
             real = images[index].permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
             if cfg["hflip"]:
@@ -560,9 +566,7 @@ class StyleGAN(Generator):
                 r1_last = r1
             window += 1
             if self.step % log_every == 0 or self.step == total:
-                loss_d_mean, loss_g_mean = (
-                    sums / window
-                ).tolist()  # one device sync per report, not per step
+                loss_d_mean, loss_g_mean = (sums / window).tolist()  # one device sync per report, not per step
                 last = {"loss_d": loss_d_mean, "loss_g": loss_g_mean, "r1": float(r1_last)}
                 if not (math.isfinite(loss_d_mean) and math.isfinite(loss_g_mean)):
                     raise FloatingPointError(f"StyleGAN losses diverged at step {self.step}: {last}")
@@ -571,8 +575,12 @@ class StyleGAN(Generator):
                 window = 0
             if store is not None and (self.step % every == 0 or self.step == total):
                 store.save(self.step, *self._checkpoint_state())
-        return {**last, "steps": float(self.step), "trained_steps": float(self.step - start_step),
-                "seconds": time.perf_counter() - started}  # fmt: skip
+        return {
+            **last,
+            "steps": float(self.step),
+            "trained_steps": float(self.step - start_step),
+            "seconds": time.perf_counter() - started,
+        }
 
     # ---------------------------------------------------------------------------------- sampling / files
 

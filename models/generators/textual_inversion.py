@@ -94,9 +94,17 @@ class TextualInversion(Generator):
         "paper": {**_COMMON, "steps": 5000, "batch_size": 4, "log_every": 250},
         "quick": {**_COMMON, "steps": 1000, "batch_size": 4},
         # For tests (with a tiny pipeline): seconds, not minutes.
-        "tiny": {**_COMMON, "steps": 12, "batch_size": 4, "lr": 5e-2, "log_every": 3, "sample_steps": 3,
-                 "guidance_scale": 2.0, "sample_batch_size": 4},
-    }  # fmt: skip
+        "tiny": {
+            **_COMMON,
+            "steps": 12,
+            "batch_size": 4,
+            "lr": 5e-2,
+            "log_every": 3,
+            "sample_steps": 3,
+            "guidance_scale": 2.0,
+            "sample_batch_size": 4,
+        },
+    }
 
     def __init__(
         self,
@@ -148,6 +156,7 @@ class TextualInversion(Generator):
         for module in (self.pipe.unet, self.pipe.vae, self.pipe.text_encoder):
             module.requires_grad_(False).eval()
         self.noise_scheduler = DDPMScheduler.from_config(self.pipe.scheduler.config)
+        self.scheduler_config = dict(self.pipe.scheduler.config)  # the pipeline's own, before sampling swaps it
         self.tokens = [TOKEN_FORMAT.format(k=k) for k in range(self.num_classes)]
         native = self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor
         self.resolution = int(cfg["resolution"] or native)
@@ -402,13 +411,17 @@ class TextualInversion(Generator):
             handle.remove()
             self.learned.requires_grad_(False)
             self._write_rows()
-        return {**last, "steps": float(self.step), "trained_steps": float(self.step - start_step),
-                "seconds": time.perf_counter() - started}  # fmt: skip
+        return {
+            **last,
+            "steps": float(self.step),
+            "trained_steps": float(self.step - start_step),
+            "seconds": time.perf_counter() - started,
+        }
 
     # ---------------------------------------------------------------------------------------- sampling
 
     def _sampling_scheduler(self) -> DPMSolverMultistepScheduler | DDIMScheduler:
-        config = self.pipe.scheduler.config
+        config = self.scheduler_config
         if self.config["sampler"] == "ddim":
             return DDIMScheduler.from_config(config)
         return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++")

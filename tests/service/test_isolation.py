@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 import subprocess
 import sys
+import tomllib
+
+import pytest
 
 from app import catalog
 from service.helpers import REPO_ROOT
@@ -33,3 +38,21 @@ def test_catalog_matches_models() -> None:
     assert set(catalog.PROFILES) == set(PROFILES)
     assert set(catalog.CLASSIFIERS) == set(CLASSIFIERS)
     assert set(catalog.GENERATORS) == set(available_generators())
+
+
+def _names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[\[<>=!~ ;]", line.strip(), maxsplit=1)[0].lower() for line in requirements
+            if line.strip() and not line.startswith("#")}  # fmt: skip
+
+
+def test_api_image_requirements_are_project_dependencies() -> None:
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    api = (REPO_ROOT / "docker" / "requirements-api.txt").read_text().splitlines()
+    assert _names(api) <= _names(project)
+    assert "torch" not in _names(api)
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose is not installed")
+def test_compose_file_is_valid() -> None:
+    for extra in ([], ["--profile", "gpu"]):
+        subprocess.run(["docker-compose", *extra, "config", "-q"], cwd=REPO_ROOT, check=True, timeout=60)

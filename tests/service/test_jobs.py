@@ -213,3 +213,14 @@ def test_killed_worker_job_is_redelivered_and_resumes(client: TestClient, alice:
     trained = json.loads(client.get(f"/jobs/{job_id}/artifacts/{stats['id']}", headers=alice).content)
     assert trained["steps"] == iterations and trained["trained_steps"] < iterations
     assert len(job["results"]["runs"]) == 2
+
+
+def test_unreachable_broker_fails_the_job_loudly(settings, alice: dict[str, str], dataset: dict[str, Any]) -> None:
+    from app.main import create_app
+
+    broken = settings.model_copy(update={"broker_url": "redis://127.0.0.1:9/0"})
+    with TestClient(create_app(broken)) as client:
+        response = client.post("/jobs", headers=alice, json=quick_job(dataset["id"]))
+        assert response.status_code == 503, response.text
+        failed = client.get("/jobs", headers=alice, params={"status": "failed"}).json()["data"]
+        assert any("could not enqueue" in (job["error"] or "") for job in failed)

@@ -4,14 +4,20 @@ is taken over and counted, and a job past its attempt cap is failed instead of l
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import uuid
 from datetime import timedelta
+
+import redis
 
 from app.crud import lifecycle
 from app.db.base import utcnow
 from app.db.models import Job, JobEvent
 from app.db.session import Database
+from app.settings import Settings
+from service.helpers import REDIS_URL
+from workers.recovery import recover_orphans
 
 
 def _job(db: Database, dataset_id: str, owner: str, **fields) -> str:
@@ -76,3 +82,23 @@ def test_cancelled_or_finished_jobs_are_not_run(db: Database, dataset: dict) -> 
     done = _job(db, dataset["id"], "lifecycle-owner", status="succeeded")
     assert _claim(db, done, os.getpid()).outcome == "skip"
     assert _claim(db, str(uuid.uuid4()), os.getpid()).outcome == "skip"
+
+
+def test_orphaned_running_job_is_requeued(db: Database, dataset: dict, settings: Settings, redis_prefix: str) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    orphan = _job(db, dataset["id"], "lifecycle-owner", status="running", attempts=1,
+                  worker_host=socket.gethostname(), worker_pid=dead.pid, heartbeat_at=utcnow())  # fmt: skip
+    alive = _job(db, dataset["id"], "lifecycle-owner", status="running", attempts=1,
+                 worker_host=socket.gethostname(), worker_pid=os.getpid(), heartbeat_at=utcnow())  # fmt: skip
+    client = redis.Redis.from_url(REDIS_URL)
+    before = client.llen(f"{redis_prefix}gpu")
+    requeued = recover_orphans(settings)
+    assert orphan in requeued and alive not in requeued
+    assert client.llen(f"{redis_prefix}gpu") == before + len(requeued)
+    with db.session() as session:
+        kinds = [e.kind for e in session.query(JobEvent).filter_by(job_id=orphan)]
+        assert "requeued" in kinds
+        for job_id in requeued:  # leave nothing runnable behind for the session's worker
+            session.get(Job, job_id).status = "failed"
+        session.commit()

@@ -59,6 +59,7 @@ function showKeyForm(message) {
   leaveCurrent();
   showSection("view-key");
   for (const link of document.querySelectorAll("[data-nav]")) link.removeAttribute("aria-current");
+  $("#key-forget").hidden = !apiKey.get();
   $("#key-error").textContent = message;
   $("#key-input").setAttribute("aria-invalid", message ? "true" : "false");
   $("#key-input").value = "";

@@ -24,26 +24,13 @@ function classRows(dataset) {
 
 function countsTable(dataset) {
   const { splits, rows } = classRows(dataset);
-  const basis = splits.includes("train") ? "training" : "all";
-  const sum = rows.reduce((a, r) => a + r.train, 0) || 1;
-  const max = Math.max(1, ...rows.map((r) => r.train));
-  const body = rows.map((row) =>
-    el(
-      "tr",
-      {},
-      el("th", { scope: "row", text: row.name }),
-      row.perSplit.map((n) => el("td", { class: "num", text: n })),
-      el("td", { class: "num", text: row.total }),
-      el("td", { class: "bar-cell" }, barChart(row.train / max), el("span", { text: `${Math.round((100 * row.train) / sum)} %` })),
-    ),
-  );
   return el(
     "div",
     { class: "table-scroll", role: "region", "aria-label": `Class counts of ${dataset.name}`, tabindex: "0" },
     el(
       "table",
       { class: "counts" },
-      el("caption", { text: `Images per class and split (bars: share of ${basis} images)` }),
+      el("caption", { text: "Images per class and split" }),
       el(
         "thead",
         {},
@@ -53,18 +40,51 @@ function countsTable(dataset) {
           el("th", { scope: "col", text: "Class" }),
           splits.map((s) => el("th", { scope: "col", class: "num", text: s })),
           el("th", { scope: "col", class: "num", text: "total" }),
-          el("th", { scope: "col", text: `share of ${basis}` }),
         ),
       ),
-      el("tbody", {}, body),
+      el(
+        "tbody",
+        {},
+        rows.map((row) =>
+          el(
+            "tr",
+            {},
+            el("th", { scope: "row", text: row.name }),
+            row.perSplit.map((n) => el("td", { class: "num", text: n })),
+            el("td", { class: "num", text: row.total }),
+          ),
+        ),
+      ),
     ),
   );
 }
 
-function barChart(fraction) {
-  const fillBar = el("span", { class: "bar-fill" });
-  fillBar.style.width = `${Math.max(2, Math.round(fraction * 100))}%`;
-  return el("span", { class: "bar", "aria-hidden": "true" }, fillBar);
+/** A small bar chart of the training images per class, so the imbalance is visible at a glance. */
+function classChart(dataset) {
+  const { splits, rows } = classRows(dataset);
+  const basis = splits.includes("train") ? "Training images" : "Images";
+  const sum = rows.reduce((a, r) => a + r.train, 0) || 1;
+  const max = Math.max(1, ...rows.map((r) => r.train));
+  return el(
+    "figure",
+    { class: "class-chart" },
+    el("figcaption", { text: `${basis} per class` }),
+    el(
+      "ul",
+      {},
+      rows.map((row) => {
+        const fillBar = el("span", { class: "bar-fill" });
+        fillBar.style.width = `${Math.max(1, Math.round((100 * row.train) / max))}%`;
+        return el(
+          "li",
+          {},
+          el("span", { class: "bar-label", text: row.name }),
+          el("span", { class: "bar", "aria-hidden": "true" }, fillBar),
+          el("span", { class: "bar-value", text: `${row.train} (${Math.round((100 * row.train) / sum)} %)` }),
+        );
+      }),
+    ),
+  );
 }
 
 function imbalanceNote(dataset) {
@@ -104,8 +124,9 @@ function datasetCard(dataset, onDeleted) {
       `${formatBytes(dataset.size_bytes)} · ${formatDate(dataset.created_at)}`,
     ),
     el("p", { class: "muted meta" }, "id ", el("code", { text: dataset.id })),
-    countsTable(dataset),
+    classChart(dataset),
     imbalanceNote(dataset),
+    countsTable(dataset),
     el(
       "div",
       { class: "actions" },
@@ -161,7 +182,8 @@ async function submitUpload(event) {
     form.reset();
     await refreshList();
   } catch (error) {
-    label.textContent = "Upload failed.";
+    bar.hidden = true;
+    label.textContent = "Upload refused:";
     errorBox.textContent = error.message;
   } finally {
     button.disabled = false;

@@ -117,7 +117,8 @@ function stop() {
 export const jobsView = {
   section: "view-jobs",
   init() {
-    const reload = () => load().catch((error) => notify(`Could not load the jobs: ${error.message}`));
+    const reload = () =>
+      load().catch((error) => error.name === "AbortError" || notify(`Could not load the jobs: ${error.message}`));
     $("#jobs-filter").addEventListener("change", reload);
     $("#jobs-refresh").addEventListener("click", reload);
   },

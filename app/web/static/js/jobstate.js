@@ -46,7 +46,7 @@ export function statusText(job) {
 
 export function stageText(job) {
   const p = job.progress || {};
-  if (!p.stage) return job.status === "queued" ? "waiting for a worker" : "—";
+  if (!p.stage) return { queued: "waiting for a worker", running: "starting…" }[job.status] || "—";
   const of = p.stage_count ? `${(p.stage_index ?? 0) + 1}/${p.stage_count} ` : "";
   const steps = p.total ? ` — step ${p.step ?? 0}/${p.total}` : "";
   return `${of}${p.stage}${steps}`;

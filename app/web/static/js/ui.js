@@ -10,7 +10,7 @@ export function el(tag, attrs = {}, ...children) {
     else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
     else node.setAttribute(name, value === true ? "" : String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -22,11 +22,11 @@ export const $ = (selector, root = document) => root.querySelector(selector);
 /** A short message in the page's polite live region (screen readers announce it). */
 let noticeTimer = null;
 export function notify(message) {
+  // The region stays in the page (an empty one takes no space), so screen readers announce each change.
   const box = $("#notice");
   box.textContent = message;
-  box.hidden = !message;
   clearTimeout(noticeTimer);
-  if (message) noticeTimer = setTimeout(() => (box.hidden = true), 8000);
+  if (message) noticeTimer = setTimeout(() => (box.textContent = ""), 8000);
 }
 
 export function formatBytes(bytes) {
@@ -62,7 +62,7 @@ export function shortId(id) {
 
 /** Replace a container's children. */
 export function fill(container, ...children) {
-  container.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined));
+  container.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined));
 }
 
 /** Names the paper uses for generators (others: as given). */

@@ -1,0 +1,215 @@
+// The results table, laid out like the paper's Table 1 (rows: methods; columns: accuracy, macro F1, AUC and
+// per-class sensitivity / specificity; mean ± std over seeds; best value per column marked), per-seed runs,
+// and the generators' quality numbers from results.json.
+
+import { el, generatorName, methodLabel } from "./ui.js";
+
+const OVERALL = [
+  { key: "accuracy", label: "Acc.", long: "accuracy", percent: true },
+  { key: "macro_f1", label: "Macro F1", long: "macro F1", percent: true },
+  { key: "auc", label: "AUC", long: "AUC", percent: false },
+];
+
+function stats(values) {
+  const xs = values.filter((v) => v !== null && v !== undefined && Number.isFinite(v));
+  if (!xs.length) return null;
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  if (xs.length < 2) return { mean, std: null };
+  const variance = xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1);
+  return { mean, std: Math.sqrt(variance) };
+}
+
+function fmt(value, percent) {
+  return percent ? (100 * value).toFixed(1) : value.toFixed(3);
+}
+
+/** Runs grouped by (arm, generator), in the order of the job's arms. */
+function methods(job) {
+  const groups = new Map();
+  for (const run of job.results.runs) {
+    const key = `${run.arm}|${run.generator || ""}`;
+    if (!groups.has(key)) groups.set(key, { arm: run.arm, generator: run.generator, runs: [] });
+    groups.get(key).runs.push(run);
+  }
+  const order = job.spec?.arms || [];
+  return [...groups.values()].sort((a, b) => order.indexOf(a.arm) - order.indexOf(b.arm));
+}
+
+function classesOf(job) {
+  const classes = new Map();
+  for (const run of job.results.runs) {
+    for (const c of run.per_class) classes.set(c.class_index, c.class_name);
+  }
+  return [...classes.entries()].sort((a, b) => a[0] - b[0]);
+}
+
+function columns(job) {
+  const cols = OVERALL.map((c) => ({ ...c, get: (run) => run[c.key] }));
+  for (const [index, name] of classesOf(job)) {
+    for (const [key, label] of [["sensitivity", "Sens."], ["specificity", "Spec."]]) {
+      cols.push({
+        key: `${key}-${index}`,
+        label,
+        long: `${name} ${key}`,
+        percent: true,
+        get: (run) => run.per_class.find((c) => c.class_index === index)?.[key] ?? null,
+      });
+    }
+  }
+  return cols;
+}
+
+export function resultsTable(job) {
+  const rows = methods(job);
+  const cols = columns(job);
+  const ratio = job.spec?.synthetic_ratio;
+  const cells = rows.map((m) => cols.map((col) => stats(m.runs.map(col.get))));
+  // Best per column, compared as displayed (so ties in the shown digits are all marked).
+  const best = cols.map((col, j) => {
+    const shown = cells.map((row) => (row[j] ? Number(fmt(row[j].mean, col.percent)) : -Infinity));
+    const top = Math.max(...shown);
+    return shown.map((v) => rows.length > 1 && v === top && v !== -Infinity);
+  });
+  const classes = classesOf(job);
+  const seeds = new Set(job.results.runs.map((r) => r.seed)).size;
+
+  const head = el(
+    "thead",
+    {},
+    el(
+      "tr",
+      {},
+      el("th", { scope: "col", rowspan: "2", text: "Method" }),
+      el("th", { scope: "col", rowspan: "2", class: "num", text: "Seeds" }),
+      OVERALL.map((c) => el("th", { scope: "col", rowspan: "2", class: "num", title: c.long, text: c.label })),
+      classes.map(([, name]) => el("th", { scope: "colgroup", colspan: "2", class: "group", text: name })),
+    ),
+    el("tr", {}, classes.map(() => [el("th", { scope: "col", class: "num", text: "Sens." }), el("th", { scope: "col", class: "num", text: "Spec." })])),
+  );
+  const body = el(
+    "tbody",
+    {},
+    rows.map((m, i) =>
+      el(
+        "tr",
+        { "data-arm": m.arm },
+        el("th", { scope: "row", text: methodLabel(m.arm, m.generator, ratio) }),
+        el("td", { class: "num", text: m.runs.length }),
+        cols.map((col, j) => {
+          const s = cells[i][j];
+          if (!s) return el("td", { class: "num muted", text: "n/a" });
+          const text = fmt(s.mean, col.percent) + (s.std === null ? "" : ` ± ${fmt(s.std, col.percent)}`);
+          if (!best[j][i]) return el("td", { class: "num", text });
+          return el(
+            "td",
+            { class: "num best" },
+            el("strong", { text }),
+            el("span", { class: "best-mark", "aria-hidden": "true", text: " ▲" }),
+            el("span", { class: "visually-hidden", text: " (best)" }),
+          );
+        }),
+      ),
+    ),
+  );
+  const caption = el(
+    "caption",
+    {},
+    `Test-set results: mean ± standard deviation over ${seeds} seed${seeds === 1 ? "" : "s"} `,
+    "(accuracy, macro F1, sensitivity and specificity in %; AUC from 0 to 1). ",
+    "The best value in each column is bold and marked ▲.",
+  );
+  const colgroups = [el("colgroup", { span: String(2 + OVERALL.length) }), classes.map(() => el("colgroup", { span: "2" }))];
+  return el(
+    "div",
+    { class: "table-scroll", role: "region", "aria-label": "Results table", tabindex: "0" },
+    el("table", { class: "results", id: "results-table" }, caption, colgroups, head, body),
+  );
+}
+
+export function runsTable(job) {
+  const pct = (v) => (v === null || v === undefined ? "n/a" : (100 * v).toFixed(1));
+  const rows = job.results.runs.map((r) =>
+    el(
+      "tr",
+      {},
+      el("th", { scope: "row" }, el("code", { text: r.run_id })),
+      el("td", { class: "num", text: pct(r.accuracy) }),
+      el("td", { class: "num", text: pct(r.macro_f1) }),
+      el("td", { class: "num", text: pct(r.balanced_accuracy) }),
+      el("td", { class: "num", text: r.auc === null ? "n/a" : r.auc.toFixed(3) }),
+      el("td", { class: "num", text: r.best_epoch ?? "—" }),
+      el("td", { class: "num", text: r.epochs_trained ?? "—" }),
+    ),
+  );
+  return el(
+    "details",
+    { class: "runs" },
+    el("summary", { text: `Every run (${job.results.runs.length})` }),
+    el(
+      "div",
+      { class: "table-scroll", role: "region", "aria-label": "Every run", tabindex: "0" },
+      el(
+        "table",
+        {},
+        el(
+          "thead",
+          {},
+          el("tr", {}, ["Run", "Acc. %", "Macro F1 %", "Balanced acc. %", "AUC", "Best epoch", "Epochs"].map((t, i) =>
+            el("th", { scope: "col", class: i ? "num" : null, text: t }))),
+        ),
+        el("tbody", {}, rows),
+      ),
+    ),
+  );
+}
+
+/** Numbers of a nested object as [label, value] pairs ("kid_per_class 0" ...); lists give their last value. */
+function numbers(object, prefix = "") {
+  const out = [];
+  for (const [key, value] of Object.entries(object || {})) {
+    const label = `${prefix}${key.replace(/_/g, " ")}`;
+    if (typeof value === "number") out.push([label, value]);
+    else if (Array.isArray(value) && value.length && value.every((v) => typeof v === "number")) {
+      out.push([`${label} (${value.length > 4 ? "last" : "all"})`, value.length > 4 ? value.at(-1) : value]);
+    } else if (value && typeof value === "object" && !Array.isArray(value) && prefix.split(" ").length < 3) {
+      out.push(...numbers(value, `${label} `));
+    }
+  }
+  return out;
+}
+
+function show(value) {
+  if (Array.isArray(value)) return value.map(show).join(", ");
+  if (Number.isInteger(value)) return String(value);
+  return Math.abs(value) >= 1000 || Math.abs(value) < 0.001 ? value.toExponential(3) : value.toFixed(4);
+}
+
+/** One table per trained generator (and seed): quality figures if recorded, else its training statistics. */
+export function qualityTables(results) {
+  const generators = results?.generators || {};
+  return Object.entries(generators).map(([key, info]) => {
+    const quality = info.quality || results.quality?.[key];
+    const sections = [
+      ["Quality", numbers(quality)],
+      ["Training", numbers(info.train_stats)],
+    ].filter(([, pairs]) => pairs.length);
+    const title = `${generatorName(info.generator || key)}${info.seed !== undefined ? `, seed ${info.seed}` : ""}`;
+    const perClass = info.synthetic_per_class ? `Synthetic images per class: ${info.synthetic_per_class.join(", ")}.` : "";
+    return el(
+      "article",
+      { class: "card quality" },
+      el("h3", { text: title }),
+      perClass ? el("p", { class: "muted", text: perClass }) : null,
+      sections.length
+        ? sections.map(([name, pairs]) =>
+            el(
+              "table",
+              { class: "kv" },
+              el("caption", { text: name }),
+              el("tbody", {}, pairs.map(([k, v]) => el("tr", {}, el("th", { scope: "row", text: k }), el("td", { class: "num", text: show(v) })))),
+            ),
+          )
+        : el("p", { class: "muted", text: "No quality figures were recorded for this generator." }),
+    );
+  });
+}

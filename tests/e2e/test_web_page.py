@@ -1,0 +1,246 @@
+"""The lab's web page in a real browser against a real service: key, upload, launch, watch, results, samples,
+downloads and cancel, at 1280x800 and at a narrow 420x800, with screenshots of every page."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from e2e.harness import Service
+
+QUICK_CLASSIFIER = '{"epochs": 4, "batch_size": 16}'
+QUICK_GENERATOR = '{"dcgan": {"iterations": 40, "batch_size": 16, "ngf": 8, "ndf": 8, "log_every": 10}}'
+SLOW_GENERATOR = '{"dcgan": {"iterations": 20000, "batch_size": 16, "ngf": 8, "ndf": 8, "log_every": 10}}'
+ALL_LOADED = "() => [...document.querySelectorAll('{where} img')].every(i => i.naturalWidth > 0)"
+MEAN_STD = re.compile(r"^\d+\.\d ± \d+\.\d$")
+
+pytestmark = pytest.mark.timeout(420)
+
+
+WIDEST = """() => [...document.querySelectorAll('body *')]
+  .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.table-scroll'))
+  .slice(0, 8).map(e => `${e.tagName.toLowerCase()}#${e.id}.${e.className}`)"""
+
+
+def _no_horizontal_overflow(page: Any) -> None:
+    widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    wide = page.evaluate(WIDEST) if widths[0] > widths[1] else []
+    assert widths[0] <= widths[1], f"page {widths[0]} px wide in a {widths[1]} px window: {wide}"
+
+
+def _fill_experiment(page: Any, generator: str, seeds: str) -> None:
+    """Baseline, MixUp, generative and GenMix with DCGAN; tiny classifier and generator settings."""
+    for arm in ("baseline", "mixup", "generative", "genmix"):
+        page.get_by_label(arm, exact=True).check()
+    page.get_by_label("augmix", exact=True).uncheck()
+    page.get_by_label("dcgan", exact=True).check()
+    page.get_by_label("Seeds").fill(seeds)
+    if not page.locator("details.advanced").evaluate("d => d.open"):
+        page.get_by_text("Advanced settings").click()
+    page.get_by_label("Classifier settings").fill(QUICK_CLASSIFIER)
+    page.get_by_label("Generator settings").fill(generator)
+    page.get_by_label("Sample images per class").fill("4")
+
+
+def _watch_progress(page: Any, timeout: float) -> list[int]:
+    """Progress values the job page shows until the job finishes (no reload: read off the live page)."""
+    seen: list[int] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = page.locator("#job-status").inner_text()
+        value = int(page.locator("#job-progress").evaluate("bar => bar.value"))
+        if not seen or seen[-1] != value:
+            seen.append(value)
+        if status in ("succeeded", "failed", "cancelled"):
+            break
+        time.sleep(0.2)
+    return seen
+
+
+def test_lab_workflow_in_a_browser(browser: Any, service: Service, breast_npz: Path, shots: Path,
+                                   tmp_path: Path) -> None:  # fmt: skip
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.set_default_timeout(20_000)
+    try:
+        _workflow(page, service, breast_npz, shots, tmp_path)
+    except Exception:
+        page.screenshot(path=str(shots / "failure.png"), full_page=True)
+        print(f"screenshots in {shots}\nservice log:\n{service.log_tail()}")
+        raise
+    finally:
+        context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+    print(f"screenshots in {shots}")
+
+
+def _workflow(page: Any, service: Service, breast_npz: Path, shots: Path, tmp_path: Path) -> None:
+    api = httpx.Client(base_url=service.base_url, headers={"Authorization": f"Bearer {service.api_key}"})
+
+    # 1. The page loads without a key; a wrong key is refused in the API's words; the right one is kept.
+    page.goto(service.base_url + "/")
+    assert page.url.endswith("/ui/")
+    key_input = page.get_by_label("API key", exact=True)
+    key_input.fill("gmx_not-a-real-key")
+    page.get_by_role("button", name="Use this key").click()
+    page.locator("#key-error").filter(has_text="not accepted").wait_for()
+    assert "a valid API key is required" in page.locator("#key-error").inner_text()
+    assert key_input.get_attribute("aria-invalid") == "true"
+    page.screenshot(path=str(shots / "01-key-refused.png"))
+    key_input.fill(service.api_key)
+    page.get_by_role("button", name="Use this key").click()
+    page.get_by_role("heading", name="Datasets", level=1).wait_for()
+    assert page.evaluate("sessionStorage.getItem('genmix.apiKey')") == service.api_key
+
+    # 2. A bad upload shows the API's own message; a BreastMNIST slice uploads with a progress bar.
+    bad = tmp_path / "notes.zip"
+    bad.write_bytes(b"this is not a zip archive")
+    expected = api.post("/datasets", files={"file": ("notes.zip", bad.read_bytes())})
+    assert expected.status_code >= 400
+    page.set_input_files("#upload-file", str(bad))
+    page.get_by_role("button", name="Upload").click()
+    page.locator("#upload-error").filter(has_text=re.compile(".+")).wait_for()
+    assert page.locator("#upload-error").inner_text() == expected.json()["detail"]
+    page.screenshot(path=str(shots / "02-upload-refused.png"))
+
+    page.set_input_files("#upload-file", str(breast_npz))
+    page.locator("#upload-name").fill("breast-slice")
+    page.get_by_label("Class names").fill("malignant,normal_or_benign")
+    page.get_by_role("button", name="Upload").click()
+    card = page.locator("article.dataset", has_text="breast-slice")
+    card.wait_for()
+    assert page.locator("#upload-progress").evaluate("bar => bar.value") == 100
+    assert "Uploaded 100 %" in page.locator("#upload-progress-label").inner_text()
+    malignant = card.locator("tr", has_text="malignant")
+    assert [c.strip() for c in malignant.locator("td.num").all_inner_texts()] == ["24", "10", "20", "54"]
+    bars = card.locator(".bar-fill").evaluate_all("fills => fills.map(f => f.getBoundingClientRect().width)")
+    assert len(bars) == 2 and 0 < bars[0] < bars[1], f"the bar chart should show the imbalance: {bars}"
+    assert "24 (30 %)" in card.locator(".class-chart").inner_text()
+    assert "2.3×" in card.inner_text()
+    page.screenshot(path=str(shots / "03-datasets.png"), full_page=True)
+
+    # 3. New experiment: the API's validation message appears next to the field it names.
+    card.get_by_role("link", name="New experiment").click()
+    page.get_by_role("heading", name="New experiment", level=1).wait_for()
+    page.locator("#f-dataset_id option", has_text="breast-slice").wait_for(state="attached")
+    chosen = page.get_by_label("Dataset", exact=True).evaluate("s => s.selectedOptions[0].text")
+    assert chosen.startswith("breast-slice")
+    _fill_experiment(page, QUICK_GENERATOR, "0, 1")
+    page.get_by_label("α").fill("0")
+    page.get_by_role("button", name="Launch experiment").click()
+    page.locator("#err-alpha").filter(has_text=re.compile(".+")).wait_for()
+    assert "greater than 0" in page.locator("#err-alpha").inner_text()
+    assert page.get_by_label("α").get_attribute("aria-invalid") == "true"
+    page.screenshot(path=str(shots / "04-new-experiment-invalid.png"), full_page=True)
+    page.get_by_label("α").fill("0.3")
+    page.get_by_role("button", name="Launch experiment").click()
+
+    # 4. The job page follows the job live (server-sent events, no reload) to 100 %.
+    page.wait_for_url(re.compile(r"#/jobs/[0-9a-f-]+$"))
+    job_id = page.url.rsplit("/", 1)[1]
+    page.evaluate("window.__samePage = true")
+    started = "() => ['running', 'succeeded'].includes(document.querySelector('#job-status').textContent)"
+    page.wait_for_function(started, timeout=120_000)
+    page.screenshot(path=str(shots / "05-job-running.png"), full_page=True)
+    seen = _watch_progress(page, timeout=240)
+    assert page.locator("#job-status").inner_text() == "succeeded", (seen, service.log_tail())
+    assert page.evaluate("window.__samePage") is True, "the page reloaded"
+    assert seen[-1] == 100 and any(0 < v < 100 for v in seen), f"progress seen: {seen}"
+    assert page.locator("#job-progress-text").inner_text() == "100 %"
+
+    # 5. The results table: one row per method, mean ± std over the two seeds, best values marked.
+    table = page.locator("#results-table")
+    table.wait_for()
+    methods = table.locator("tbody th").all_inner_texts()
+    assert methods == ["Baseline (Real)", "MixUp (Real)", "DCGAN (50%)", "GenMix (DCGAN)"]
+    headers = table.locator("thead").inner_text()
+    for name in ("Acc.", "Macro F1", "AUC", "malignant", "normal_or_benign", "Sens.", "Spec."):
+        assert name in headers
+    first_row = table.locator("tbody tr").first.locator("td").all_inner_texts()
+    assert first_row[0] == "2"  # seeds
+    assert MEAN_STD.match(first_row[1].replace("▲", "").replace("(best)", "").strip()), first_row
+    assert table.locator("td.best").count() >= 3 + 4  # at least one per column
+    job = api.get(f"/jobs/{job_id}").json()
+    accuracies = [r["accuracy"] for r in job["results"]["runs"] if r["arm"] == "baseline"]
+    assert first_row[1].startswith(f"{100 * float(np.mean(accuracies)):.1f}")
+
+    # 6. Figures load through the artifacts endpoints (the key goes in a header, so they are blobs).
+    page.locator("#figures img[src^='blob:']").first.wait_for()
+    page.wait_for_function(ALL_LOADED.format(where="#figures"))
+    figure_names = page.locator("#figures figcaption").all_inner_texts()
+    for prefix in ("Sample grid", "t-SNE", "Confusion matrix", "Learning curves"):
+        assert any(name.startswith(prefix) for name in figure_names), figure_names
+    assert page.locator("#quality article").count() == 2  # DCGAN, seeds 0 and 1
+
+    # 7. The sample browser: real images, a class filter, keyboard tabs, GenMix with λ and both parents.
+    grid = page.locator("#samples-grid")
+    grid.locator("img[src^='blob:']").first.wait_for()
+    assert grid.locator("li").count() > 0
+    page.get_by_label("Class", exact=True).select_option(label="malignant")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#samples-grid .cls')].every(c => c.textContent === 'malignant')"
+    )
+    page.get_by_role("tab", name="Real").focus()
+    page.keyboard.press("ArrowRight")
+    assert page.get_by_role("tab", name="Synthetic").get_attribute("aria-selected") == "true"
+    assert page.evaluate("document.activeElement.id") == "tab-synthetic"
+    grid.locator("img[src^='blob:']").first.wait_for()
+    page.keyboard.press("End")
+    assert page.get_by_role("tab", name="GenMix").get_attribute("aria-selected") == "true"
+    genmix = grid.locator("li.genmix").first
+    genmix.locator(".parents img[src^='blob:']").nth(1).wait_for()
+    assert re.match(r"λ = \d\.\d{3}$", genmix.locator(".lam").inner_text())
+    assert genmix.locator(".parents figure").count() == 2
+    page.wait_for_function(ALL_LOADED.format(where="#samples-grid"))
+    if page.get_by_role("button", name="Next").is_enabled():
+        before = page.locator("#samples-range").inner_text()
+        page.get_by_role("button", name="Next").click()
+        page.locator("#samples-range").filter(has_not_text=before).wait_for()
+    page.locator("#samples-title").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "06-job-results.png"), full_page=True)
+
+    # 8. Download the GenMix export (fetched with the key, saved as a file) and check it is the real thing.
+    export_button = page.locator("button[data-kind='genmix_export']").first
+    with page.expect_download() as download_info:
+        export_button.click()
+    saved = tmp_path / "export.npz"
+    download_info.value.save_as(saved)
+    with np.load(saved) as export:
+        assert {"images", "soft_labels", "lam"} <= set(export.files)
+        assert len(export["lam"]) == len(export["images"]) > 0
+
+    # 9. At 420 px nothing overflows sideways (wide tables scroll inside their own region).
+    page.set_viewport_size({"width": 420, "height": 800})
+    _no_horizontal_overflow(page)
+    page.screenshot(path=str(shots / "07-job-narrow.png"), full_page=True)
+    page.goto(service.base_url + "/ui/#/datasets")
+    page.locator("article.dataset").first.wait_for()
+    _no_horizontal_overflow(page)
+    page.screenshot(path=str(shots / "08-datasets-narrow.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
+
+    # 10. A second, long job: the jobs list shows it running live, and Cancel stops it.
+    page.goto(service.base_url + "/ui/#/new")
+    _fill_experiment(page, SLOW_GENERATOR, "0")
+    page.get_by_role("button", name="Launch experiment").click()
+    page.wait_for_url(re.compile(r"#/jobs/[0-9a-f-]+$"))
+    second = page.url.rsplit("/", 1)[1]
+    page.get_by_role("link", name="Jobs", exact=True).click()
+    row = page.locator(f"tr[data-job-id='{second}']")
+    row.locator(".badge", has_text="running").wait_for(timeout=120_000)
+    row.locator(".stage", has_text="generator dcgan").wait_for(timeout=60_000)
+    page.locator(f"tr[data-job-id='{job_id}'] .badge", has_text="succeeded").wait_for()
+    _no_horizontal_overflow(page)
+    page.screenshot(path=str(shots / "09-jobs-running.png"), full_page=True)
+    row.get_by_role("button", name="Cancel").click()
+    row.locator(".badge", has_text="cancelled").wait_for(timeout=60_000)
+    assert api.get(f"/jobs/{second}").json()["status"] == "cancelled"
+    page.screenshot(path=str(shots / "10-jobs-cancelled.png"), full_page=True)
