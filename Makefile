@@ -36,6 +36,8 @@ format: install
 
 bench: install
 	$(BIN)/python bench/mixer.py
+	$(BIN)/python bench/generators.py
+	$(BIN)/python bench/api.py --duration 10  # needs Debian's nginx and wrk
 
 clean-venv:
 	rm -rf $(VENV)

@@ -4,11 +4,11 @@ worker, serves a job over real HTTP, says it is single-machine, and stops cleanl
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -74,6 +74,6 @@ def test_serve_embedded_end_to_end(tmp_path: Path, data_dir: Path, slice_bytes: 
     log = log_path.read_text()
     assert code == 0, log[-3000:]
     assert "single machine" in log and "local worker stopped" in log
-    time.sleep(0.5)
-    leftover = subprocess.run(["pgrep", "-f", f"--data-dir {state}"], capture_output=True, text=True).stdout
-    assert leftover.strip() == ""
+    worker_pid = int(re.search(r"local worker started \(pid (\d+)", log).group(1))  # type: ignore[union-attr]
+    with pytest.raises(ProcessLookupError):  # the worker ran in its own process group: none of it is left
+        os.killpg(worker_pid, 0)

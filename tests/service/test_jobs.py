@@ -136,8 +136,10 @@ def test_job_end_to_end(client: TestClient, alice: dict[str, str], bob: dict[str
     by_kind: dict[str, list[dict]] = {}
     for artifact in page["data"]:
         by_kind.setdefault(artifact["kind"], []).append(artifact)
-    assert {"figure", "results", "synthetic", "genmix_export", "generator", "record", "config"} <= set(by_kind)
+    kinds = {"figure", "results", "synthetic", "genmix_export", "generator", "checkpoint", "record", "config"}
+    assert kinds <= set(by_kind)
     assert any(a["name"].endswith(".safetensors") for a in by_kind["generator"])
+    assert any(a["name"].endswith(".safetensors") for a in by_kind["checkpoint"])
     results = client.get(by_kind["results"][0]["url"].split("testserver")[-1], headers=alice)
     assert results.status_code == 200 and len(json.loads(results.content)["records"]) == 5
     synthetic = client.get(f"/jobs/{job_id}/artifacts/{by_kind['synthetic'][0]['id']}", headers=alice)
