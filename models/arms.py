@@ -61,6 +61,7 @@ class Arm:
         self.num_classes = num_classes
         self.device = device
         self.settings = settings or ArmSettings()
+        self.seed = seed
         self.rng = torch_rng(seed, device)
         self.cpu_rng = torch_rng(seed + 1)
         self.images, self.labels = self._pool(real, synthetic)
@@ -123,26 +124,19 @@ class GenMixArm(Arm):
 
     needs_synthetic = True
 
-    def __init__(
-        self,
-        real: Split,
-        num_classes: int,
-        device: torch.device,
-        seed: int,
-        synthetic: Split | None = None,
-        settings: ArmSettings | None = None,
-    ) -> None:
-        super().__init__(real, num_classes, device, seed, synthetic, settings)
+    def _pool(self, real: Split, synthetic: Split | None) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = super()._pool(real, synthetic)
         assert synthetic is not None
         self.mixer = GenMixer(
-            real_images=_float(self.images),
-            real_labels=self.labels,
-            synthetic_images=_float(_uint8_nchw(synthetic, device)),
-            synthetic_labels=torch.from_numpy(synthetic.labels).long().to(device),
-            num_classes=num_classes,
+            real_images=_float(images),
+            real_labels=labels,
+            synthetic_images=_float(_uint8_nchw(synthetic, self.device)),
+            synthetic_labels=torch.from_numpy(synthetic.labels).long().to(self.device),
+            num_classes=self.num_classes,
             config=self.settings.genmix or GenMixConfig(),
-            seed=seed,
+            seed=self.seed,
         )
+        return images, labels
 
     def batch(self, index: torch.Tensor) -> Batch:
         mixed = self.mixer.mix(index)

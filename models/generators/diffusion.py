@@ -153,6 +153,7 @@ class Diffusion(Generator):
             "block_out_channels": [32, 64, 64],
             "layers_per_block": 1,
             "attention_levels": [False, False, True],
+            "norm_num_groups": 8,
             "ema_decay": 0.999,
             "dropout": 0.0,
         },
@@ -385,7 +386,11 @@ class Diffusion(Generator):
         sampler = sampler or self.config["sampler"]
         config = self.noise_scheduler.config
         if sampler == "dpm++":
-            return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++", solver_order=2)
+            # Pixel-space model: clip x0 predictions to [-1, 1], as DDPM/DDIM's clip_sample does. Without it the
+            # data prediction at high noise (alpha_t ~ 1e-4) amplifies small ε errors into saturated images.
+            return DPMSolverMultistepScheduler.from_config(
+                config, algorithm_type="dpmsolver++", solver_order=2, thresholding=True, sample_max_value=1.0
+            )
         if sampler == "ddim":
             return DDIMScheduler.from_config(config)
         if sampler == "ddpm":

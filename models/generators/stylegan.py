@@ -484,11 +484,13 @@ class StyleGAN(Generator):
         loss_d.backward()
         self.opt_d.step()
 
-        # Generator: non-saturating loss through the updated D.
+        # Generator: non-saturating loss through the updated D (frozen here: its weight gradients are not needed).
+        self.netD.requires_grad_(False)
         with autocast(self.device, mp):
             loss_g = F.softplus(-self.netD(self._augment(fake), y).float()).mean()
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
+        self.netD.requires_grad_(True)
         self.opt_g.step()
         self.step += 1
         self._update_ema()

@@ -69,6 +69,8 @@ def test_short_run_on_breastmnist_lowers_the_loss_and_samples_varied_images(brea
     pixels = out.images.astype(np.float64)
     assert pixels.std(axis=0).mean() > 2.0, "samples do not vary between draws"
     assert pixels.reshape(12, -1).std(axis=1).min() > 2.0, "some sample is a flat image"
+    # DPM-Solver++ without x0 clipping saturates almost every pixel of an undertrained pixel model (> 0.99).
+    assert ((out.images == 0) | (out.images == 255)).mean() < 0.6
 
 
 def test_learns_class_specific_brightness() -> None:
