@@ -178,7 +178,7 @@ def run_command(
     """Train generators, run every arm per seed, print the Table-1-style table and write DIR/results.json."""
     from models.data import DatasetError, load_dataset
     from models.experiment import ExperimentConfig, run_experiment
-    from models.report import format_table
+    from models.report import format_quality, format_table
     from models.runtime import configure_threads
     from models.study import markdown_report
 
@@ -228,6 +228,9 @@ def run_command(
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(format_table(results["summary"], dataset.class_names))
+    if results.get("quality"):
+        click.echo("\nGenerator quality (KID and diversity on features of a fixed-seed random conv net; see docs):")
+        click.echo(format_quality(results["quality"]))
     command = "genmix " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
     (out_dir / "report.md").write_text(markdown_report(results, command), encoding="utf-8")
     click.echo(

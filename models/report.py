@@ -73,6 +73,11 @@ def format_table(rows: list[dict[str, Any]], class_names: list[str], markdown: b
         for per in row["per_class"]:
             cells += [_cell(per["sensitivity"]), _cell(per["specificity"])]
         body.append(cells)
+    return _layout(header, body, markdown)
+
+
+def _layout(header: list[str], body: list[list[str]], markdown: bool) -> str:
+    """Markdown, or plain text with aligned columns."""
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(cells) + " |" for cells in body]
@@ -82,3 +87,45 @@ def format_table(rows: list[dict[str, Any]], class_names: list[str], markdown: b
     lines = [fmt.format(*header), fmt.format(*["-" * w for w in widths])]
     lines += [fmt.format(*cells) for cells in body]
     return "\n".join(lines)
+
+
+QUALITY_KEYS = ("kid_mean", "diversity_ratio", "memorised_share", "closer_than_any_real_share")
+
+
+def quality_rows(generators: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Generator quality per generator, mean ± std over seeds (from ``results["generators"]``)."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for info in generators.values():
+        if "quality" in info:
+            grouped.setdefault(info["generator"], []).append(info["quality"])
+    rows = []
+    for generator, reports in grouped.items():
+        row: dict[str, Any] = {
+            "generator": generator,
+            "label": GENERATOR_LABELS.get(generator, generator),
+            "feature_net": reports[0].get("feature_net"),
+        }
+        for key in QUALITY_KEYS:
+            row[key] = summarise([r.get(key) for r in reports])
+        rows.append(row)
+    return rows
+
+
+def format_quality(rows: list[dict[str, Any]], markdown: bool = False) -> str:
+    """KID (×1000), diversity ratio (synthetic / real, 1 = as diverse) and memorised shares (percent)."""
+    header = ["Generator", "KID ×1000", "Diversity ratio", "Memorised %", "Closer than any real %"]
+    scales = {"kid_mean": 1000.0, "diversity_ratio": 1.0, "memorised_share": 100.0, "closer_than_any_real_share": 100.0}
+    body = []
+    for row in rows:
+        cells = [row["label"]]
+        for key in QUALITY_KEYS:
+            stat = row[key]
+            digits = 2 if key == "diversity_ratio" else 1
+            if stat["mean"] is None:
+                cells.append("n/a")
+            elif stat["n"] > 1:
+                cells.append(f"{stat['mean'] * scales[key]:.{digits}f}±{stat['std'] * scales[key]:.{digits}f}")
+            else:
+                cells.append(f"{stat['mean'] * scales[key]:.{digits}f}")
+        body.append(cells)
+    return _layout(header, body, markdown)

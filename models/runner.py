@@ -8,6 +8,7 @@ which stages run (or resume) never changes their results.
 from __future__ import annotations
 
 import json
+import math
 import platform
 from dataclasses import asdict
 from importlib import metadata
@@ -27,7 +28,8 @@ from models.generators import build_generator, generator_class
 from models.generators.checkpoint import atomic_path, read_json, write_json
 from models.genmix import GenMixConfig
 from models.hooks import TrainHooks
-from models.report import summary_rows
+from models.quality import quality_report
+from models.report import quality_rows, summary_rows
 from models.runtime import pick_device, seed_everything
 from models.train import classifier_config, evaluate, extract_features, train_classifier
 
@@ -37,6 +39,17 @@ EXPORT_MAX = 2000
 def synthetic_counts(train_counts: list[int], ratio: float) -> list[int]:
     """Synthetic images per class: ``ratio`` × the real count of that class, at least one."""
     return [max(1, round(ratio * n)) for n in train_counts]
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities become ``None`` so results stay valid JSON for every reader."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def versions() -> dict[str, str]:
@@ -96,6 +109,7 @@ class ExperimentRunner:
             "generators": {f"{g}-seed{s}": self.generator_info(g, s) for g, s in self.stages},
             "summary": summary_rows(records, self.data.class_names, self.config.synthetic_ratio),
         }
+        results["quality"] = quality_rows(results["generators"])
         path = self.out / "results.json"
         write_json(path, results)
         self.observer.artifact("results", path, {})
@@ -114,7 +128,9 @@ class ExperimentRunner:
         folder = self.out / f"seed{seed}" / generator
         syn_path = folder / "synthetic.npz"
         if syn_path.is_file():
-            return load_synthetic_npz(syn_path)
+            syn = load_synthetic_npz(syn_path)
+            self._quality(folder, syn, seed)
+            return syn
         model_dir = folder / "model"
         if (model_dir / "config.json").is_file():
             model = generator_class(generator).load(model_dir, self.device)
@@ -138,6 +154,7 @@ class ExperimentRunner:
         counts = synthetic_counts(self.data.train.counts(self.data.num_classes), self.config.synthetic_ratio)
         syn = model.sample(counts, seed=seed)
         self._export_genmix(folder, syn, seed)
+        self._quality(folder, syn, seed)
         with atomic_path(syn_path) as tmp, open(tmp, "wb") as handle:
             save_synthetic_npz(syn, handle, self.data.class_names)
         self.observer.artifact("synthetic", syn_path, {"generator": generator, "seed": seed, "count": len(syn)})
@@ -148,6 +165,12 @@ class ExperimentRunner:
         batch = build_mixer(self.data.train, syn, self.data.num_classes, self.genmix_config, seed).mix_export(count)
         images = batch.images.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
         return images, batch.soft_labels.numpy(), batch.lam.numpy()
+
+    def _quality(self, folder: Path, syn: Split, seed: int) -> None:
+        """KID, diversity and memorisation of one synthetic set (once; kept in ``quality.json``)."""
+        if not (folder / "quality.json").is_file():
+            quality = quality_report(self.data.train, self.data.test, syn, self.data.num_classes, seed=seed)
+            write_json(folder / "quality.json", _finite(quality))
 
     def _export_genmix(self, folder: Path, syn: Split, seed: int) -> None:
         """A ready-to-train GenMix batch for the lab's own code, one per real training image (capped)."""
@@ -259,6 +282,8 @@ class ExperimentRunner:
         info: dict[str, Any] = {"generator": generator, "seed": seed}
         if (folder / "train_stats.json").is_file():
             info["train_stats"] = read_json(folder / "train_stats.json")
+        if (folder / "quality.json").is_file():
+            info["quality"] = read_json(folder / "quality.json")
         if (folder / "model" / "config.json").is_file():
             info["model_config"] = json.loads((folder / "model" / "config.json").read_text())
         info["synthetic_per_class"] = synthetic_counts(

@@ -12,7 +12,7 @@ from typing import Any
 
 from scipy import stats
 
-from models.report import GENERATOR_LABELS, format_table, row_label
+from models.report import GENERATOR_LABELS, format_quality, format_table, row_label
 
 
 def _by_seed(records: list[dict[str, Any]], arm: str, generator: str | None, metric: str) -> dict[int, float]:
@@ -84,6 +84,12 @@ def markdown_report(results: dict[str, Any], command: str) -> str:
         "Test-set metrics in percent, mean ± std over seeds:",
         "",
         format_table(results["summary"], data["class_names"], markdown=True),
+        "",
+        "Generator quality, mean ± std over seeds (KID on features of "
+        f"{(results.get('quality') or [{}])[0].get('feature_net', 'n/a')}; memorised = synthetic images closer "
+        "to a training image than the 5th percentile of real-to-real distances; about 5 % is expected):",
+        "",
+        format_quality(results.get("quality") or [], markdown=True),
         "",
         "Paired by seed, GenMix minus the reference (macro F1, points):",
         "",

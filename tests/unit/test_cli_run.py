@@ -84,6 +84,10 @@ def test_run_writes_synthetic_set_export_and_figures(run_dir) -> None:
     assert np.bincount(syn["labels"]).tolist() == [max(1, round(0.5 * n)) for n in train_counts]
     export = np.load(out / "seed0" / "dcgan" / "genmix_export.npz")
     assert export["images"].shape == (60, 1, 28, 28) and np.allclose(export["soft_labels"].sum(1), 1.0)
+    results = json.loads((out / "results.json").read_text())
+    quality = results["generators"]["dcgan-seed0"]["quality"]
+    assert quality["kid_mean"] is not None and 0.0 <= quality["memorised_share"] <= 1.0
+    assert results["quality"][0]["label"] == "DCGAN" and results["quality"][0]["kid_mean"]["n"] == 2
     figures = {p.name for p in (out / "figures").glob("*.png")}
     assert "samples-dcgan.png" in figures and "tsne-genmix-dcgan-seed0.png" in figures
     assert "confusion-baseline-seed0.png" in figures and "curves-genmix-dcgan-seed1.png" in figures
