@@ -3,31 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from models.data import Split
+from models.data import ImageSet, Split
 from models.generators import build_generator
 from models.generators.checkpoint import CheckpointDir, load_optimizer_state, optimizer_state, write_json
 from models.generators.dcgan import DCGAN, spatial_plan
 from models.hooks import Cancelled, TrainHooks
 
-DATA_DIR = Path(os.environ.get("GENMIX_DATA_DIR", Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets"))
 
-
-def breastmnist_slice(per_class: int = 24) -> Split:
+def breastmnist_slice(breast: ImageSet, per_class: int = 24) -> Split:
     """The first ``per_class`` training images of each BreastMNIST class (28×28 gray)."""
-    path = DATA_DIR / "breastmnist.npz"
-    if not path.is_file():
-        pytest.skip(f"{path} not found; set GENMIX_DATA_DIR")
-    with np.load(path) as data:
-        images, labels = data["train_images"], data["train_labels"].reshape(-1).astype(np.int64)
+    labels = breast.train.labels
     index = np.concatenate([np.flatnonzero(labels == k)[:per_class] for k in (0, 1)])
-    return Split(images[index][..., None], labels[index])
+    return breast.train.take(index)
 
 
 def shapes(n_per_class: int, size: int, channels: int, num_classes: int = 2, seed: int = 0) -> Split:
@@ -87,8 +80,8 @@ def test_profiles_share_keys_and_paper_matches_section_3() -> None:
         DCGAN(2, 1, (28, 28), config={"lr_typo": 1.0}, profile="tiny")
 
 
-def test_short_run_on_breastmnist_gives_varied_class_conditional_samples() -> None:
-    train = breastmnist_slice()
+def test_short_run_on_breastmnist_gives_varied_class_conditional_samples(breast: ImageSet) -> None:
+    train = breastmnist_slice(breast)
     progress = Recorder()
     model = build_generator("dcgan", 2, 1, (28, 28), config=tiny(iterations=40), profile="tiny", seed=1)
     stats = model.fit(train, TrainHooks(progress=progress))
