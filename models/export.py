@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from models.checkpoint import atomic_path
 from models.data import DTYPE, Split, load_npz, load_synthetic_npz
-from models.generators.checkpoint import atomic_path
 from models.genmix import GenMixConfig, GenMixer, MixBatch
 
 

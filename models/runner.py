@@ -20,12 +20,12 @@ import torch
 
 from models import figures
 from models.arms import ArmSettings, build_arm
+from models.checkpoint import atomic_path, read_json, write_json
 from models.classifiers import build_classifier
 from models.data import ImageSet, Split, load_synthetic_npz, save_synthetic_npz
 from models.experiment import GENERATIVE_ARMS, ExperimentConfig, Observer, planned_runs, run_id
 from models.export import build_mixer, save_export
 from models.generators import build_generator, generator_class
-from models.generators.checkpoint import atomic_path, read_json, write_json
 from models.genmix import GenMixConfig
 from models.hooks import TrainHooks
 from models.quality import quality_report

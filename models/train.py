@@ -15,14 +15,14 @@ import torch
 from torch import nn
 
 from models.arms import Arm
-from models.data import Split, to_tensor
-from models.generators.checkpoint import (
+from models.checkpoint import (
     CheckpointDir,
     load_optimizer_state,
     optimizer_state,
     prefixed,
     unprefixed,
 )
+from models.data import Split, to_tensor
 from models.hooks import TrainHooks
 from models.metrics import compute_metrics
 from models.runtime import autocast

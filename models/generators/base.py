@@ -38,9 +38,7 @@ class Generator(ABC):
         seed: int = 0,
     ) -> None:
         if profile not in self.profiles:
-            raise ValueError(
-                f"unknown profile {profile!r} for {self.name}; choose from {sorted(self.profiles)}"
-            )
+            raise ValueError(f"unknown profile {profile!r} for {self.name}; choose from {sorted(self.profiles)}")
         merged = dict(self.profiles[profile])
         unknown = set(config or {}) - set(merged)
         if unknown:

@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DModel
 from diffusers.training_utils import EMAModel
 
+from models import checkpoint as ckpt
 from models.data import Split, to_uint8
-from models.generators import checkpoint as ckpt
 from models.generators.base import Generator
 from models.hooks import TrainHooks
 from models.runtime import autocast, torch_rng

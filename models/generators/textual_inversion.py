@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, StableDiffusionPipeline
 
+from models import checkpoint as ckpt
 from models.data import Split, to_uint8
-from models.generators import checkpoint as ckpt
 from models.generators.base import Generator
 from models.hooks import TrainHooks
 from models.runtime import autocast, torch_rng

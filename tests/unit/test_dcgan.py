@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from models.checkpoint import CheckpointDir, load_optimizer_state, optimizer_state, write_json
 from models.data import ImageSet, Split
 from models.generators import build_generator
-from models.generators.checkpoint import CheckpointDir, load_optimizer_state, optimizer_state, write_json
 from models.generators.dcgan import DCGAN, spatial_plan
 from models.hooks import Cancelled, TrainHooks
 

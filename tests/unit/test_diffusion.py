@@ -9,9 +9,9 @@ import pytest
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
 
+from models.checkpoint import CheckpointDir
 from models.data import ImageSet, Split
 from models.generators import build_generator
-from models.generators.checkpoint import CheckpointDir
 from models.generators.diffusion import DEFAULT_SAMPLE_STEPS, Diffusion, load_pretrained_unet
 from models.hooks import Cancelled, TrainHooks
 

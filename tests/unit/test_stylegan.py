@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from models.checkpoint import CheckpointDir
 from models.data import ImageSet, Split
 from models.generators import build_generator
-from models.generators.checkpoint import CheckpointDir
 from models.generators.stylegan import ModulatedConv2d, StyleGAN, diff_augment, spatial_plan
 from models.hooks import Cancelled, TrainHooks
 from models.quality import flat_pixels, kid

@@ -16,9 +16,9 @@ from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNe
 from safetensors.torch import load_file, save_file
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+from models.checkpoint import CheckpointDir
 from models.data import ImageSet, Split
 from models.generators import build_generator
-from models.generators.checkpoint import CheckpointDir
 from models.generators.textual_inversion import PRETRAINED_ENV, EmbeddingError, TextualInversion
 from models.hooks import Cancelled, TrainHooks
 

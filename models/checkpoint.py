@@ -1,7 +1,8 @@
-"""Files every generator writes: safetensors weights, JSON configs and resumable training checkpoints.
+"""Files every trainer writes: safetensors weights, JSON configs and resumable training checkpoints.
 
-Why here: each generator needs the same three things — weights that load without unpickling, writes that a
-crash can never leave half-done, and a checkpoint it can resume from — so they are written once.
+Why here: each generator and the classifier loop need the same three things — weights that load without
+unpickling, writes that a crash can never leave half-done, and a checkpoint to resume from — so they are
+written once.
 
 Every write goes to a temporary name in the target folder and is moved into place with
 :func:`os.replace`, so a reader sees the old file or the new one, never a torn one. A training checkpoint
