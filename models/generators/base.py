@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
+import numpy as np
 import torch
 
+from models.checkpoint import read_json
 from models.data import Split
 from models.hooks import TrainHooks
 
@@ -62,6 +64,53 @@ class Generator(ABC):
     @abstractmethod
     def sample(self, per_class: list[int], seed: int = 0) -> Split:
         """Generate ``per_class[k]`` uint8 images of class ``k`` (same channels and size as the data)."""
+
+    def describe(self) -> dict[str, Any]:
+        """What :meth:`load` needs to rebuild this generator; saved as JSON next to the weights."""
+        return {
+            "generator": self.name,
+            "num_classes": self.num_classes,
+            "channels": self.channels,
+            "image_size": list(self.image_size),
+            "config": self.config,
+            "profile": self.profile,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def read_description(cls, path: Path) -> dict[str, Any]:
+        """The JSON written by :meth:`describe`, refusing one that belongs to another generator."""
+        meta = read_json(path)
+        if meta.get("generator") != cls.name:
+            raise ValueError(f"{path} holds a {meta.get('generator')!r} generator, not {cls.name!r}")
+        return meta
+
+    @classmethod
+    def from_description(
+        cls, meta: dict[str, Any], device: torch.device | str, config: dict[str, Any] | None = None
+    ) -> Self:
+        """A fresh generator with the description's shape, profile, seed and (or ``config``'s) settings."""
+        return cls(
+            meta["num_classes"],
+            meta["channels"],
+            tuple(meta["image_size"]),
+            config=meta["config"] if config is None else config,
+            profile=meta["profile"],
+            device=device,
+            seed=meta["seed"],
+        )
+
+    def sample_labels(self, per_class: list[int]) -> np.ndarray:
+        """Labels in class order for ``per_class[k]`` images of class ``k`` (validated)."""
+        if len(per_class) != self.num_classes or min(per_class, default=0) < 0:
+            raise ValueError(f"per_class needs {self.num_classes} non-negative counts, got {per_class}")
+        return np.repeat(np.arange(self.num_classes, dtype=np.int64), per_class)
+
+    def assemble(self, chunks: list[np.ndarray], labels: np.ndarray) -> Split:
+        """Batches of uint8 images (in label order) as one split; an empty request gives an empty split."""
+        h, w = self.image_size
+        images = np.concatenate(chunks) if chunks else np.zeros((0, h, w, self.channels), np.uint8)
+        return Split(images, labels)
 
     @abstractmethod
     def save(self, directory: Path) -> None:

@@ -251,7 +251,7 @@ class DCGAN(Generator):
         opt_d_tensors, opt_d_meta = ckpt.optimizer_state(self.opt_d, "opt_d")
         tensors.update(opt_g_tensors)
         tensors.update(opt_d_tensors)
-        meta = {**self._describe(), "opt_g": opt_g_meta, "opt_d": opt_d_meta, "losses": self.last_losses}
+        meta = {**self.describe(), "opt_g": opt_g_meta, "opt_d": opt_d_meta, "losses": self.last_losses}
         return tensors, meta
 
     def _resume(self, store: ckpt.CheckpointDir) -> bool:
@@ -259,7 +259,7 @@ class DCGAN(Generator):
         if found is None:
             return False
         saved = found.meta
-        mine = self._describe()
+        mine = self.describe()
         for key in ("num_classes", "channels", "image_size"):
             if saved[key] != mine[key]:
                 raise ValueError(f"checkpoint in {store.directory} has {key}={saved[key]}, this model {mine[key]}")
@@ -371,9 +371,7 @@ class DCGAN(Generator):
     @torch.no_grad()
     def sample(self, per_class: list[int], seed: int = 0) -> Split:
         """``per_class[k]`` images of class ``k``, in class order; the same seed gives the same images."""
-        if len(per_class) != self.num_classes or min(per_class, default=0) < 0:
-            raise ValueError(f"per_class needs {self.num_classes} non-negative counts, got {per_class}")
-        labels = np.repeat(np.arange(self.num_classes, dtype=np.int64), per_class)
+        labels = self.sample_labels(per_class)
         z_all = torch.randn(len(labels), self.config["z_dim"], generator=torch_rng(seed))
         was_training = self.netG.training
         self.netG.eval()
@@ -384,42 +382,19 @@ class DCGAN(Generator):
             y = torch.from_numpy(labels[start : start + batch]).to(self.device)
             chunks.append(to_uint8((self.netG(z, y).float() + 1.0) / 2.0))
         self.netG.train(was_training)
-        h, w = self.image_size
-        images = np.concatenate(chunks) if chunks else np.zeros((0, h, w, self.channels), np.uint8)
-        return Split(images, labels)
-
-    def _describe(self) -> dict[str, Any]:
-        return {
-            "generator": self.name,
-            "num_classes": self.num_classes,
-            "channels": self.channels,
-            "image_size": list(self.image_size),
-            "config": self.config,
-            "profile": self.profile,
-            "seed": self.seed,
-        }
+        return self.assemble(chunks, labels)
 
     def save(self, directory: Path) -> None:
         """``generator.safetensors`` + ``config.json``; the discriminator is only kept in checkpoints."""
         directory = Path(directory)
         ckpt.save_weights(self.netG, directory / "generator.safetensors")
-        ckpt.write_json(directory / "config.json", {**self._describe(), "step": self.step})
+        ckpt.write_json(directory / "config.json", {**self.describe(), "step": self.step})
 
     @classmethod
     def load(cls, directory: Path, device: torch.device | str = "cpu") -> DCGAN:
         directory = Path(directory)
-        meta = ckpt.read_json(directory / "config.json")
-        if meta.get("generator") != cls.name:
-            raise ValueError(f"{directory} holds a {meta.get('generator')!r} generator, not {cls.name!r}")
-        model = cls(
-            meta["num_classes"],
-            meta["channels"],
-            tuple(meta["image_size"]),
-            config=meta["config"],
-            profile=meta["profile"],
-            device=device,
-            seed=meta["seed"],
-        )
+        meta = cls.read_description(directory / "config.json")
+        model = cls.from_description(meta, device)
         ckpt.load_weights(model.netG, directory / "generator.safetensors")
         model.step = int(meta.get("step", 0))
         model.netG.eval()

@@ -294,14 +294,14 @@ class Diffusion(Generator):
         }
         opt_tensors, opt_meta = ckpt.optimizer_state(self.optimizer, "opt")
         tensors.update(opt_tensors)
-        return tensors, {**self._describe(), "opt": opt_meta, "ema": ema_state}
+        return tensors, {**self.describe(), "opt": opt_meta, "ema": ema_state}
 
     def _resume(self, store: ckpt.CheckpointDir) -> bool:
         found = store.latest(self.device)
         if found is None:
             return False
         saved = found.meta
-        mine = self._describe()
+        mine = self.describe()
         for key in ("num_classes", "channels", "image_size"):
             if saved[key] != mine[key]:
                 raise ValueError(f"checkpoint in {store.directory} has {key}={saved[key]}, this model {mine[key]}")
@@ -431,9 +431,7 @@ class Diffusion(Generator):
 
     def sample(self, per_class: list[int], seed: int = 0) -> Split:
         """``per_class[k]`` images of class ``k``, in class order; the same seed gives the same images."""
-        if len(per_class) != self.num_classes or min(per_class, default=0) < 0:
-            raise ValueError(f"per_class needs {self.num_classes} non-negative counts, got {per_class}")
-        labels = np.repeat(np.arange(self.num_classes, dtype=np.int64), per_class)
+        labels = self.sample_labels(per_class)
         rng = torch_rng(seed)
         noise_all = torch.randn(len(labels), self.model_channels, *self.model_size, generator=rng)
         chunks = []
@@ -442,21 +440,13 @@ class Diffusion(Generator):
             y = torch.from_numpy(labels[start : start + batch])
             x = self.denoise(noise_all[start : start + batch], y, generator=rng)
             chunks.append(to_uint8(self._from_model(x)))
-        h, w = self.image_size
-        images = np.concatenate(chunks) if chunks else np.zeros((0, h, w, self.channels), np.uint8)
-        return Split(images, labels)
+        return self.assemble(chunks, labels)
 
     # ------------------------------------------------------------------------------------------- files
 
-    def _describe(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, Any]:
         return {
-            "generator": self.name,
-            "num_classes": self.num_classes,
-            "channels": self.channels,
-            "image_size": list(self.image_size),
-            "config": self.config,
-            "profile": self.profile,
-            "seed": self.seed,
+            **super().describe(),
             "null_class": self.null_class,
         }
 
@@ -465,25 +455,15 @@ class Diffusion(Generator):
         directory = Path(directory)
         self._sampling_unet().save_pretrained(directory / "unet", safe_serialization=True)
         self.noise_scheduler.save_pretrained(directory / "scheduler")
-        ckpt.write_json(directory / META_FILE, {**self._describe(), "step": self.step})
+        ckpt.write_json(directory / META_FILE, {**self.describe(), "step": self.step})
 
     @classmethod
     def load(cls, directory: Path, device: torch.device | str = "cpu") -> Diffusion:
         """Rebuild for sampling (or further fine-tuning) from a folder written by :meth:`save`."""
         directory = Path(directory)
-        meta = ckpt.read_json(directory / META_FILE)
-        if meta.get("generator") != cls.name:
-            raise ValueError(f"{directory} holds a {meta.get('generator')!r} generator, not {cls.name!r}")
+        meta = cls.read_description(directory / META_FILE)
         config = {**meta["config"], "pretrained_dir": str(directory / "unet")}
-        model = cls(
-            meta["num_classes"],
-            meta["channels"],
-            tuple(meta["image_size"]),
-            config=config,
-            profile=meta["profile"],
-            device=device,
-            seed=meta["seed"],
-        )
+        model = cls.from_description(meta, device, config=config)
         model.config["pretrained_dir"] = meta["config"]["pretrained_dir"]
         model.step = int(meta.get("step", 0))
         model.unet.eval()

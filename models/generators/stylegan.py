@@ -507,13 +507,13 @@ class StyleGAN(Generator):
         opt_d_tensors, opt_d_meta = ckpt.optimizer_state(self.opt_d, "opt_d")
         tensors.update(opt_g_tensors)
         tensors.update(opt_d_tensors)
-        return tensors, {**self._describe(), "opt_g": opt_g_meta, "opt_d": opt_d_meta}
+        return tensors, {**self.describe(), "opt_g": opt_g_meta, "opt_d": opt_d_meta}
 
     def _resume(self, store: ckpt.CheckpointDir) -> bool:
         found = store.latest(self.device)
         if found is None:
             return False
-        saved, mine = found.meta, self._describe()
+        saved, mine = found.meta, self.describe()
         for key in ("num_classes", "channels", "image_size"):
             if saved[key] != mine[key]:
                 raise ValueError(f"checkpoint in {store.directory} has {key}={saved[key]}, this model {mine[key]}")
@@ -589,9 +589,7 @@ class StyleGAN(Generator):
     @torch.no_grad()
     def sample(self, per_class: list[int], seed: int = 0) -> Split:
         """``per_class[k]`` images of class ``k`` from ``G_ema``, in class order; the same seed, the same images."""
-        if len(per_class) != self.num_classes or min(per_class, default=0) < 0:
-            raise ValueError(f"per_class needs {self.num_classes} non-negative counts, got {per_class}")
-        labels = np.repeat(np.arange(self.num_classes, dtype=np.int64), per_class)
+        labels = self.sample_labels(per_class)
         rng = torch_rng(seed)
         z_all = torch.randn(len(labels), self.config["z_dim"], generator=rng)
         chunks = []
@@ -602,42 +600,19 @@ class StyleGAN(Generator):
             with autocast(self.device, self.config["mixed_precision"]):
                 img = self.netG_ema(z, y, rng, mix_prob=0.0)
             chunks.append(to_uint8((img.float() + 1.0) / 2.0))
-        h, w = self.image_size
-        images = np.concatenate(chunks) if chunks else np.zeros((0, h, w, self.channels), np.uint8)
-        return Split(images, labels)
-
-    def _describe(self) -> dict[str, Any]:
-        return {
-            "generator": self.name,
-            "num_classes": self.num_classes,
-            "channels": self.channels,
-            "image_size": list(self.image_size),
-            "config": self.config,
-            "profile": self.profile,
-            "seed": self.seed,
-        }
+        return self.assemble(chunks, labels)
 
     def save(self, directory: Path) -> None:
         """``generator_ema.safetensors`` (what sampling uses) + ``config.json``; G and D stay in checkpoints."""
         directory = Path(directory)
         ckpt.save_weights(self.netG_ema, directory / "generator_ema.safetensors")
-        ckpt.write_json(directory / "config.json", {**self._describe(), "step": self.step})
+        ckpt.write_json(directory / "config.json", {**self.describe(), "step": self.step})
 
     @classmethod
     def load(cls, directory: Path, device: torch.device | str = "cpu") -> StyleGAN:
         directory = Path(directory)
-        meta = ckpt.read_json(directory / "config.json")
-        if meta.get("generator") != cls.name:
-            raise ValueError(f"{directory} holds a {meta.get('generator')!r} generator, not {cls.name!r}")
-        model = cls(
-            meta["num_classes"],
-            meta["channels"],
-            tuple(meta["image_size"]),
-            config=meta["config"],
-            profile=meta["profile"],
-            device=device,
-            seed=meta["seed"],
-        )
+        meta = cls.read_description(directory / "config.json")
+        model = cls.from_description(meta, device)
         ckpt.load_weights(model.netG_ema, directory / "generator_ema.safetensors")
         model.netG.load_state_dict(model.netG_ema.state_dict())
         model.step = int(meta.get("step", 0))

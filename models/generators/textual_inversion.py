@@ -288,13 +288,13 @@ class TextualInversion(Generator):
         tensors = {"learned": self.learned.detach(), "rng/train": self.rng.get_state()}
         opt_tensors, opt_meta = ckpt.optimizer_state(self.optimizer, "opt")
         tensors.update(opt_tensors)
-        return tensors, {**self._describe(), "opt": opt_meta}
+        return tensors, {**self.describe(), "opt": opt_meta}
 
     def _resume(self, store: ckpt.CheckpointDir) -> bool:
         found = store.latest(self.device)
         if found is None:
             return False
-        saved, mine = found.meta, self._describe()
+        saved, mine = found.meta, self.describe()
         for key in ("num_classes", "channels", "image_size", "tokens", "resolution"):
             if saved[key] != mine[key]:
                 raise ValueError(f"checkpoint in {store.directory} has {key}={saved[key]}, this model {mine[key]}")
@@ -438,10 +438,8 @@ class TextualInversion(Generator):
 
     def sample(self, per_class: list[int], seed: int = 0) -> Split:
         """``per_class[k]`` images of class ``k`` (prompts cycle through the templates); same seed, same images."""
-        if len(per_class) != self.num_classes or min(per_class, default=0) < 0:
-            raise ValueError(f"per_class needs {self.num_classes} non-negative counts, got {per_class}")
         self.check_embeddings()
-        labels = np.repeat(np.arange(self.num_classes, dtype=np.int64), per_class)
+        labels = self.sample_labels(per_class)
         templates = self.config["templates"]
         prompts = [templates[i % len(templates)].format(self.tokens[k]) for i, k in enumerate(labels)]
         self.pipe.scheduler = self._sampling_scheduler()
@@ -463,21 +461,13 @@ class TextualInversion(Generator):
                     output_type="pt",
                 ).images
             chunks.append(to_uint8(self._from_pipeline(out)))
-        h, w = self.image_size
-        images = np.concatenate(chunks) if chunks else np.zeros((0, h, w, self.channels), np.uint8)
-        return Split(images, labels)
+        return self.assemble(chunks, labels)
 
     # ------------------------------------------------------------------------------------------- files
 
-    def _describe(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, Any]:
         return {
-            "generator": self.name,
-            "num_classes": self.num_classes,
-            "channels": self.channels,
-            "image_size": list(self.image_size),
-            "config": self.config,
-            "profile": self.profile,
-            "seed": self.seed,
+            **super().describe(),
             "tokens": self.tokens,
             "resolution": self.resolution,
             "embedding_dim": int(self._embedding().weight.shape[1]),
@@ -492,15 +482,13 @@ class TextualInversion(Generator):
         self.check_embeddings()
         for k, token in enumerate(self.tokens):
             ckpt.write_tensors(directory / _class_dir(k) / EMBEDDING_FILE, {token: self.learned[k].detach()[None]})
-        ckpt.write_json(directory / META_FILE, {**self._describe(), "step": self.step})
+        ckpt.write_json(directory / META_FILE, {**self.describe(), "step": self.step})
 
     @classmethod
     def load(cls, directory: Path, device: torch.device | str = "cpu") -> TextualInversion:
         """Rebuild from ``pretrained_dir`` plus the saved embeddings, through diffusers' ``load_textual_inversion``."""
         directory = Path(directory)
-        meta = ckpt.read_json(directory / META_FILE)
-        if meta.get("generator") != cls.name:
-            raise ValueError(f"{directory} holds a {meta.get('generator')!r} generator, not {cls.name!r}")
+        meta = cls.read_description(directory / META_FILE)
         model = cls.__new__(cls)
         Generator.__init__(
             model,
