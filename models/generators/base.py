@@ -112,6 +112,23 @@ class Generator(ABC):
         images = np.concatenate(chunks) if chunks else np.zeros((0, h, w, self.channels), np.uint8)
         return Split(images, labels)
 
+    def _check_data(self, train: Split) -> None:
+        """Refuse training data whose shape or labels do not fit this generator."""
+        n, h, w, c = train.images.shape
+        if (h, w) != tuple(self.image_size) or c != self.channels:
+            raise ValueError(f"training images are {h}x{w}x{c}, model expects {self.image_size}x{self.channels}")
+        if n == 0:
+            raise ValueError("no training images")
+        if train.labels.min() < 0 or train.labels.max() >= self.num_classes:
+            raise ValueError(f"labels must lie in [0, {self.num_classes})")
+
+    def _sampling_weights(self, labels: np.ndarray) -> torch.Tensor:
+        """Per-image draw weights: uniform, or (``balanced``) each class drawn equally often."""
+        if not self.config["balanced"]:
+            return torch.ones(len(labels), dtype=torch.float64)
+        counts = np.bincount(labels, minlength=self.num_classes)
+        return torch.from_numpy(1.0 / counts[labels]).to(torch.float64)
+
     @abstractmethod
     def save(self, directory: Path) -> None:
         """Write weights (safetensors) and a JSON config to ``directory``."""

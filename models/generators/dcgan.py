@@ -214,21 +214,6 @@ class DCGAN(Generator):
 
     # ----------------------------------------------------------------------------------------- training
 
-    def _check_data(self, train: Split) -> None:
-        n, h, w, c = train.images.shape
-        if (h, w) != tuple(self.image_size) or c != self.channels:
-            raise ValueError(f"training images are {h}x{w}x{c}, model expects {self.image_size}x{self.channels}")
-        if n == 0:
-            raise ValueError("no training images")
-        if train.labels.min() < 0 or train.labels.max() >= self.num_classes:
-            raise ValueError(f"labels must lie in [0, {self.num_classes})")
-
-    def _sampling_weights(self, labels: np.ndarray) -> torch.Tensor:
-        if not self.config["balanced"]:
-            return torch.ones(len(labels), dtype=torch.float64)
-        counts = np.bincount(labels, minlength=self.num_classes)
-        return torch.from_numpy(1.0 / counts[labels]).to(torch.float64)
-
     def _real_batch(
         self, images: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
