@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from generator_support import Recorder
 
 from models.checkpoint import CheckpointDir, load_optimizer_state, optimizer_state, write_json
 from models.data import ImageSet, Split
@@ -44,20 +45,6 @@ def shapes(n_per_class: int, size: int, channels: int, num_classes: int = 2, see
 
 def tiny(**overrides) -> dict:
     return {"iterations": 20, "log_every": 5, **overrides}
-
-
-class Recorder:
-    """Progress calls, as a list of (step, total, metrics)."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[int, int, dict[str, float]]] = []
-
-    def __call__(self, step: int, total: int, metrics: dict[str, float]) -> None:
-        self.calls.append((step, total, dict(metrics)))
-
-    @property
-    def steps(self) -> list[int]:
-        return [c[0] for c in self.calls]
 
 
 def test_spatial_plan_covers_the_sizes_the_service_accepts() -> None:

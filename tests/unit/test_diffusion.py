@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
+from generator_support import Recorder
+from generator_support import bright_dark as toy_set
 
 from models.checkpoint import CheckpointDir
 from models.data import ImageSet, Split
@@ -21,24 +23,7 @@ def tiny(**overrides) -> dict:
 
 
 def bright_dark(n: int = 24, size: int = 16, channels: int = 1, seed: int = 0) -> Split:
-    """Class 0 bright, class 1 dark, with pixel noise: a class signal a tiny model learns in seconds."""
-    rng = np.random.default_rng(seed)
-    bright = rng.normal(200, 20, (n, size, size, channels))
-    dark = rng.normal(50, 20, (n, size, size, channels))
-    images = np.clip(np.concatenate([bright, dark]), 0, 255).astype(np.uint8)
-    return Split(images, np.repeat(np.array([0, 1], dtype=np.int64), n))
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[tuple[int, int, dict[str, float]]] = []
-
-    def __call__(self, step: int, total: int, metrics: dict[str, float]) -> None:
-        self.calls.append((step, total, dict(metrics)))
-
-    @property
-    def steps(self) -> list[int]:
-        return [c[0] for c in self.calls]
+    return toy_set(n, size, channels, seed)
 
 
 def test_profiles_share_keys_and_default_to_fast_bulk_sampling() -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from generator_support import Recorder
 from safetensors.torch import load_file, save_file
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
@@ -128,18 +129,6 @@ def train(breast: ImageSet) -> Split:
 
 def tiny(sd_dir: Path, **overrides) -> dict:
     return {"pretrained_dir": str(sd_dir), "templates": TEMPLATES, **overrides}
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[tuple[int, int, dict[str, float]]] = []
-
-    def __call__(self, step: int, total: int, metrics: dict[str, float]) -> None:
-        self.calls.append((step, total, dict(metrics)))
-
-    @property
-    def steps(self) -> list[int]:
-        return [c[0] for c in self.calls]
 
 
 def test_profiles_share_keys_and_need_a_pipeline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
