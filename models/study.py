@@ -79,7 +79,8 @@ def markdown_report(results: dict[str, Any], command: str) -> str:
         f"{data['counts']['test']}; classifier {clf['name']} ({clf['epochs']} epochs max, batch {clf['batch_size']}, "
         f"lr {clf['lr']}, patience {clf['patience']}, best epoch by {clf['monitor']}); synthetic ratio "
         f"{config['synthetic_ratio']}; GenMix α = {config['alpha']}, β = {config['beta']}, pool "
-        f"{config['partner_pool']}; device {config['device']}.",
+        f"{config['partner_pool']}, class-balanced partners {'on' if config.get('class_balanced') else 'off'}, "
+        f"mix probability {config.get('mix_prob', 1.0)}; device {config['device']}.",
         "",
         "Test-set metrics in percent, mean ± std over seeds:",
         "",
