@@ -163,3 +163,21 @@ class CheckpointDir:
         weights, marker = self._paths(steps[-1])
         meta = read_json(marker)
         return Checkpoint(step=int(meta["step"]), tensors=read_tensors(weights, device), meta=meta)
+
+
+def optimizers_state(optimizers: dict[str, torch.optim.Optimizer]) -> tuple[dict[str, torch.Tensor], dict]:
+    """:func:`optimizer_state` of several optimisers, each under its own name as prefix and metadata key."""
+    tensors: dict[str, torch.Tensor] = {}
+    meta: dict[str, dict] = {}
+    for name, optimizer in optimizers.items():
+        opt_tensors, meta[name] = optimizer_state(optimizer, name)
+        tensors.update(opt_tensors)
+    return tensors, meta
+
+
+def load_optimizers_state(
+    optimizers: dict[str, torch.optim.Optimizer], tensors: dict[str, torch.Tensor], meta: dict
+) -> None:
+    """Inverse of :func:`optimizers_state` (``meta`` may hold other keys too)."""
+    for name, optimizer in optimizers.items():
+        load_optimizer_state(optimizer, name, tensors, meta[name])

@@ -7,15 +7,18 @@ through :class:`models.hooks.TrainHooks`.
 
 from __future__ import annotations
 
+import math
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
 
-from models.checkpoint import read_json
-from models.data import Split
+from models.checkpoint import CheckpointDir, read_json
+from models.data import Split, to_uint8
 from models.hooks import TrainHooks
 
 
@@ -24,10 +27,16 @@ class Generator(ABC):
 
     Subclasses define ``name`` (the registry key) and ``profiles`` (``{"paper": {...}, "quick": {...}}``,
     each a complete set of hyperparameters); ``config`` passed to ``__init__`` overrides a profile's keys.
+    They build their networks in :meth:`_build` and train through :meth:`_train_loop`, which owns progress,
+    cancellation, divergence checks and checkpoints for all of them.
     """
 
     name: ClassVar[str]
     profiles: ClassVar[dict[str, dict[str, Any]]]
+    total_key: ClassVar[str] = "steps"  # the config key holding the number of training steps
+    loss_names: ClassVar[tuple[str, ...]] = ("loss",)  # what one training step returns, in order
+    resume_keys: ClassVar[tuple[str, ...]] = ("num_classes", "channels", "image_size")  # must match a checkpoint
+    arch_keys: ClassVar[tuple[str, ...]] = ()  # config keys that shape the weights: must match a checkpoint
 
     def __init__(
         self,
@@ -53,6 +62,13 @@ class Generator(ABC):
         self.profile = profile
         self.device = torch.device(device)
         self.seed = seed
+        self.step = 0
+        self.last_losses = dict.fromkeys(self.loss_names, math.nan)  # the latest progress report
+        self._build()
+
+    @abstractmethod
+    def _build(self) -> None:
+        """Check the settings and create networks, optimisers and RNGs from ``self.config``."""
 
     @abstractmethod
     def fit(self, train: Split, hooks: TrainHooks | None = None) -> dict[str, float]:
@@ -121,6 +137,115 @@ class Generator(ABC):
             raise ValueError("no training images")
         if train.labels.min() < 0 or train.labels.max() >= self.num_classes:
             raise ValueError(f"labels must lie in [0, {self.num_classes})")
+
+    def _check_resumable(self, store: CheckpointDir, saved: dict[str, Any]) -> None:
+        """Refuse a checkpoint whose data shape or architecture is not this model's."""
+        mine = self.describe()
+        for key in self.resume_keys:
+            if saved[key] != mine[key]:
+                raise ValueError(f"checkpoint in {store.directory} has {key}={saved[key]}, this model {mine[key]}")
+        for key in self.arch_keys:
+            if saved["config"][key] != self.config[key]:
+                raise ValueError(
+                    f"checkpoint in {store.directory} was trained with {key}={saved['config'][key]}, "
+                    f"this model has {self.config[key]}"
+                )
+
+    def _open_store(self, hooks: TrainHooks) -> CheckpointDir | None:
+        """The hooks' checkpoint folder, after resuming from its latest committed checkpoint when there is one."""
+        if hooks.checkpoint_dir is None:
+            return None
+        store = CheckpointDir(hooks.checkpoint_dir)
+        found = store.latest(self.device)
+        if found is not None:
+            self._check_resumable(store, found.meta)
+            self._restore(found.tensors, found.meta)
+            self.step = found.step
+            self.last_losses = dict(found.meta.get("losses", self.last_losses))
+        return store
+
+    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        """Load weights, optimiser and RNG state from a checkpoint written by :meth:`_checkpoint_state`."""
+        raise NotImplementedError(f"{self.name} cannot resume")
+
+    def _checkpoint_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Tensors and JSON metadata of a resumable checkpoint (subclasses that train)."""
+        raise NotImplementedError(f"{self.name} cannot checkpoint")
+
+    def _train_loop(
+        self,
+        hooks: TrainHooks,
+        store: CheckpointDir | None,
+        step: Callable[[], torch.Tensor],
+        extra: Callable[[], dict[str, float]] | None = None,
+    ) -> dict[str, float]:
+        """Call ``step`` (one optimisation step returning its detached ``loss_names`` values) up to the total.
+
+        Losses are averaged over each report window with one device sync per report; a non-finite average
+        stops training; ``extra`` adds values to each report; checkpoints follow the config or the hooks.
+        """
+        cfg = self.config
+        total = int(cfg[self.total_key])
+        every = max(1, int(cfg["checkpoint_every"] or hooks.checkpoint_every))
+        log_every = max(1, int(cfg["log_every"]))
+        start_step, started = self.step, time.perf_counter()
+        sums = torch.zeros(len(self.loss_names), device=self.device)
+        window = 0
+        while self.step < total:
+            hooks.check_cancel()
+            sums += step().float()
+            self.step += 1
+            window += 1
+            if self.step % log_every == 0 or self.step == total:
+                means = (sums / window).tolist()
+                self.last_losses = {**dict(zip(self.loss_names, means, strict=True)), **(extra() if extra else {})}
+                if not all(math.isfinite(value) for value in means):
+                    raise FloatingPointError(f"{self.name} losses diverged at step {self.step}: {self.last_losses}")
+                hooks.progress(self.step, total, dict(self.last_losses))
+                sums.zero_()
+                window = 0
+            if store is not None and (self.step % every == 0 or self.step == total):
+                tensors, meta = self._checkpoint_state()
+                store.save(self.step, tensors, {**meta, "losses": self.last_losses})
+        return {
+            **self.last_losses,
+            "steps": float(self.step),
+            "trained_steps": float(self.step - start_step),
+            "seconds": time.perf_counter() - started,
+        }
+
+    def _training_tensors(self, train: Split) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """uint8 images and labels on the device (converted per batch), and the per-image draw weights."""
+        images = torch.from_numpy(np.ascontiguousarray(train.images)).to(self.device)
+        labels = torch.from_numpy(train.labels.astype(np.int64)).to(self.device)
+        return images, labels, self._sampling_weights(train.labels.astype(np.int64))
+
+    def _to_model(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, H, W, C) -> model input (N, C, H, W) in [-1, 1]."""
+        return images.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+
+    def _real_batch(
+        self, images: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A weighted draw of real images (model space, randomly flipped when ``hflip``) and their labels."""
+        index = torch.multinomial(weights, self.config["batch_size"], replacement=True, generator=self.rng)
+        flip = torch.rand(len(index), generator=self.rng) < 0.5  # drawn always, so hflip never shifts the RNG
+        index = index.to(self.device)
+        x = self._to_model(images[index])
+        if self.config["hflip"]:
+            x = torch.where(flip.to(self.device)[:, None, None, None], x.flip(-1), x)
+        return x, labels[index]
+
+    def _sample_in_batches(
+        self, labels: np.ndarray, noise: torch.Tensor, render: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    ) -> Split:
+        """``render(noise, labels)`` -> images in [0, 1], over ``sample_batch_size`` chunks, as one uint8 split."""
+        chunks = []
+        batch = max(1, int(self.config["sample_batch_size"]))
+        for start in range(0, len(labels), batch):
+            y = torch.from_numpy(labels[start : start + batch]).to(self.device)
+            chunks.append(to_uint8(render(noise[start : start + batch].to(self.device), y)))
+        return self.assemble(chunks, labels)
 
     def _sampling_weights(self, labels: np.ndarray) -> torch.Tensor:
         """Per-image draw weights: uniform, or (``balanced``) each class drawn equally often."""

@@ -12,7 +12,6 @@ natively: the generator starts at ``b × b`` and doubles ``n`` times, so 28×28 
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models import checkpoint as ckpt
-from models.data import Split, to_uint8
+from models.data import Split
 from models.generators.base import Generator
 from models.hooks import TrainHooks
 from models.runtime import autocast, torch_rng
@@ -158,6 +157,9 @@ class DCGAN(Generator):
     """One class-conditional DCGAN for all classes; see the module docstring for the architecture."""
 
     name: ClassVar[str] = "dcgan"
+    total_key: ClassVar[str] = "iterations"
+    loss_names: ClassVar[tuple[str, ...]] = ("loss_d", "loss_g")
+    arch_keys: ClassVar[tuple[str, ...]] = _ARCH_KEYS
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
         # Sec. 3.1: 70,000 iterations, batch 8, learning rate 0.001; DCGAN's Adam betas.
         "paper": {**_COMMON, "iterations": 70_000, "batch_size": 8, "lr": 1e-3, "log_every": 500},
@@ -178,29 +180,19 @@ class DCGAN(Generator):
         },
     }
 
-    def __init__(
-        self,
-        num_classes: int,
-        channels: int,
-        image_size: tuple[int, int],
-        config: dict[str, Any] | None = None,
-        profile: str = "quick",
-        device: torch.device | str = "cpu",
-        seed: int = 0,
-    ) -> None:
-        super().__init__(num_classes, channels, image_size, config, profile, device, seed)
-        height, width = image_size
+    def _build(self) -> None:
+        height, width = self.image_size
         if height != width:
             raise ValueError(f"DCGAN needs square images, got {height}x{width}")
         if self.config["loss"] not in ("bce", "hinge"):
             raise ValueError(f"DCGAN loss must be 'bce' or 'hinge', got {self.config['loss']!r}")
-        cfg = self.config
+        cfg, k, c = self.config, self.num_classes, self.channels
         # Build under a forked, seeded global RNG: reproducible, and the caller's RNG is left alone.
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.netG = CondGenerator(num_classes, channels, height, cfg["z_dim"], cfg["embed_dim"], cfg["ngf"])
-            self.netD = ProjDiscriminator(num_classes, channels, height, cfg["ndf"])
-        init_rng = torch_rng(seed)
+            torch.manual_seed(self.seed)
+            self.netG = CondGenerator(k, c, height, cfg["z_dim"], cfg["embed_dim"], cfg["ngf"])
+            self.netD = ProjDiscriminator(k, c, height, cfg["ndf"])
+        init_rng = torch_rng(self.seed)
         _dcgan_init(self.netG, init_rng)
         _dcgan_init(self.netD, init_rng)
         self.netG.to(self.device)
@@ -208,23 +200,9 @@ class DCGAN(Generator):
         betas = (cfg["beta1"], cfg["beta2"])
         self.opt_g = torch.optim.Adam(self.netG.parameters(), lr=cfg["lr"], betas=betas)
         self.opt_d = torch.optim.Adam(self.netD.parameters(), lr=cfg["lr"], betas=betas)
-        self.rng = torch_rng(seed + 1)  # data order, flips and noise while training (CPU: device-independent)
-        self.step = 0
-        self.last_losses = {"loss_d": math.nan, "loss_g": math.nan}  # latest progress report
+        self.rng = torch_rng(self.seed + 1)  # data order, flips and noise while training (CPU: device-independent)
 
     # ----------------------------------------------------------------------------------------- training
-
-    def _real_batch(
-        self, images: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        index = torch.multinomial(weights, self.config["batch_size"], replacement=True, generator=self.rng)
-        flip = torch.rand(len(index), generator=self.rng) < 0.5  # drawn always, so hflip never shifts the RNG
-        index = index.to(self.device)
-        x = images[index].permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-        if self.config["hflip"]:
-            flip = flip.to(self.device)
-            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-        return x, labels[index]
 
     def _checkpoint_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         tensors = {
@@ -232,98 +210,47 @@ class DCGAN(Generator):
             **ckpt.prefixed("D", self.netD.state_dict()),
             "rng/train": self.rng.get_state(),
         }
-        opt_g_tensors, opt_g_meta = ckpt.optimizer_state(self.opt_g, "opt_g")
-        opt_d_tensors, opt_d_meta = ckpt.optimizer_state(self.opt_d, "opt_d")
-        tensors.update(opt_g_tensors)
-        tensors.update(opt_d_tensors)
-        meta = {**self.describe(), "opt_g": opt_g_meta, "opt_d": opt_d_meta, "losses": self.last_losses}
-        return tensors, meta
+        opt_tensors, opt_meta = ckpt.optimizers_state({"opt_g": self.opt_g, "opt_d": self.opt_d})
+        return {**tensors, **opt_tensors}, {**self.describe(), **opt_meta}
 
-    def _resume(self, store: ckpt.CheckpointDir) -> bool:
-        found = store.latest()
-        if found is None:
-            return False
-        saved = found.meta
-        mine = self.describe()
-        for key in ("num_classes", "channels", "image_size"):
-            if saved[key] != mine[key]:
-                raise ValueError(f"checkpoint in {store.directory} has {key}={saved[key]}, this model {mine[key]}")
-        for key in _ARCH_KEYS:
-            if saved["config"][key] != self.config[key]:
-                raise ValueError(
-                    f"checkpoint in {store.directory} was trained with {key}={saved['config'][key]}, "
-                    f"this model has {self.config[key]}"
-                )
-        self.netG.load_state_dict(ckpt.unprefixed("G", found.tensors))
-        self.netD.load_state_dict(ckpt.unprefixed("D", found.tensors))
-        ckpt.load_optimizer_state(self.opt_g, "opt_g", found.tensors, saved["opt_g"])
-        ckpt.load_optimizer_state(self.opt_d, "opt_d", found.tensors, saved["opt_d"])
+    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        self.netG.load_state_dict(ckpt.unprefixed("G", tensors))
+        self.netD.load_state_dict(ckpt.unprefixed("D", tensors))
+        ckpt.load_optimizers_state({"opt_g": self.opt_g, "opt_d": self.opt_d}, tensors, meta)
         for opt in (self.opt_g, self.opt_d):  # the current config decides the learning rate
             for group in opt.param_groups:
                 group["lr"] = self.config["lr"]
-        self.rng.set_state(found.tensors["rng/train"])
-        self.step = found.step
-        self.last_losses = dict(saved.get("losses", self.last_losses))
-        return True
+        self.rng.set_state(tensors["rng/train"].cpu())
+
+    def _train_step(self, images: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        real, y = self._real_batch(images, labels, weights)
+        z = torch.randn(len(y), cfg["z_dim"], generator=self.rng).to(self.device)
+        with autocast(self.device):
+            fake = self.netG(z, y)
+            loss_d = _d_loss(cfg["loss"], self.netD(real, y), self.netD(fake.detach(), y), cfg["label_smoothing"])
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+        with autocast(self.device):
+            loss_g = _g_loss(cfg["loss"], self.netD(fake, y))
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        return torch.stack([loss_d.detach().float(), loss_g.detach().float()])
 
     def fit(self, train: Split, hooks: TrainHooks | None = None) -> dict[str, float]:
         """Train to ``config["iterations"]`` steps in all; resume from ``hooks.checkpoint_dir`` when there."""
         hooks = hooks or TrainHooks()
         self._check_data(train)
-        cfg = self.config
-        total = int(cfg["iterations"])
-        every = max(1, int(cfg["checkpoint_every"] or hooks.checkpoint_every))
-        log_every = max(1, int(cfg["log_every"]))
-        store = ckpt.CheckpointDir(hooks.checkpoint_dir) if hooks.checkpoint_dir is not None else None
-        if store is not None:
-            self._resume(store)
-        start_step, started = self.step, time.perf_counter()
-
-        images = torch.from_numpy(np.ascontiguousarray(train.images)).to(self.device)  # uint8, converted per batch
-        labels = torch.from_numpy(train.labels.astype(np.int64)).to(self.device)
-        weights = self._sampling_weights(train.labels.astype(np.int64))
+        store = self._open_store(hooks)
+        images, labels, weights = self._training_tensors(train)
         self.netG.train()
         self.netD.train()
-        sums = torch.zeros(2, device=self.device)
-        window = 0
-        last = dict(self.last_losses)
-        while self.step < total:
-            hooks.check_cancel()
-            real, y = self._real_batch(images, labels, weights)
-            z = torch.randn(len(y), cfg["z_dim"], generator=self.rng).to(self.device)
-            with autocast(self.device):
-                fake = self.netG(z, y)
-                loss_d = _d_loss(cfg["loss"], self.netD(real, y), self.netD(fake.detach(), y), cfg["label_smoothing"])
-            self.opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            self.opt_d.step()
-            with autocast(self.device):
-                loss_g = _g_loss(cfg["loss"], self.netD(fake, y))
-            self.opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            self.opt_g.step()
-            self.step += 1
-
-            sums += torch.stack([loss_d.detach().float(), loss_g.detach().float()])
-            window += 1
-            if self.step % log_every == 0 or self.step == total:
-                loss_d_mean, loss_g_mean = (sums / window).tolist()  # one device sync per report, not per step
-                last = self.last_losses = {"loss_d": loss_d_mean, "loss_g": loss_g_mean}
-                if not (math.isfinite(loss_d_mean) and math.isfinite(loss_g_mean)):
-                    raise FloatingPointError(f"DCGAN losses diverged at step {self.step}: {last}")
-                hooks.progress(self.step, total, last)
-                sums.zero_()
-                window = 0
-            if store is not None and (self.step % every == 0 or self.step == total):
-                store.save(self.step, *self._checkpoint_state())
+        stats = self._train_loop(hooks, store, lambda: self._train_step(images, labels, weights))
         self._recalibrate_bn(weights, train.labels.astype(np.int64))
         self.netG.eval()
-        return {
-            **last,
-            "steps": float(self.step),
-            "trained_steps": float(self.step - start_step),
-            "seconds": time.perf_counter() - started,
-        }
+        return stats
 
     @torch.no_grad()
     def _recalibrate_bn(self, weights: torch.Tensor, labels: np.ndarray) -> None:
@@ -360,14 +287,9 @@ class DCGAN(Generator):
         z_all = torch.randn(len(labels), self.config["z_dim"], generator=torch_rng(seed))
         was_training = self.netG.training
         self.netG.eval()
-        chunks = []
-        batch = max(1, int(self.config["sample_batch_size"]))
-        for start in range(0, len(labels), batch):
-            z = z_all[start : start + batch].to(self.device)
-            y = torch.from_numpy(labels[start : start + batch]).to(self.device)
-            chunks.append(to_uint8((self.netG(z, y).float() + 1.0) / 2.0))
+        split = self._sample_in_batches(labels, z_all, lambda z, y: (self.netG(z, y).float() + 1.0) / 2.0)
         self.netG.train(was_training)
-        return self.assemble(chunks, labels)
+        return split
 
     def save(self, directory: Path) -> None:
         """``generator.safetensors`` + ``config.json``; the discriminator is only kept in checkpoints."""

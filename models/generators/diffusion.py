@@ -20,18 +20,16 @@ diffusers loads them (``UNet2DModel.from_pretrained(dir / "unet")``), plus ``gen
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DModel
 from diffusers.training_utils import EMAModel
 
 from models import checkpoint as ckpt
-from models.data import Split, to_uint8
+from models.data import Split
 from models.generators.base import Generator
 from models.hooks import TrainHooks
 from models.runtime import autocast, torch_rng
@@ -140,6 +138,7 @@ class Diffusion(Generator):
     """One class-conditional pixel diffusion model for all classes; see the module docstring."""
 
     name: ClassVar[str] = "diffusion"
+    arch_keys: ClassVar[tuple[str, ...]] = _ARCH_KEYS
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
         # The paper gives no diffusion hyperparameters: its GANs' budget (70,000 iterations, batch 8) with ADM's
         # learning rate, EMA and dropout, and an ADM-like UNet sized for 28-64 px.
@@ -176,34 +175,24 @@ class Diffusion(Generator):
         },
     }
 
-    def __init__(
-        self,
-        num_classes: int,
-        channels: int,
-        image_size: tuple[int, int],
-        config: dict[str, Any] | None = None,
-        profile: str = "quick",
-        device: torch.device | str = "cpu",
-        seed: int = 0,
-    ) -> None:
-        super().__init__(num_classes, channels, image_size, config, profile, device, seed)
+    def _build(self) -> None:
         cfg = self.config
         if cfg["sampler"] not in SAMPLERS:
             raise ValueError(f"diffusion sampler must be one of {SAMPLERS}, got {cfg['sampler']!r}")
-        self.null_class = num_classes if cfg["cfg_dropout"] > 0 else None
-        class_embeds = num_classes + 1 if self.null_class is not None else num_classes
+        self.null_class = self.num_classes if cfg["cfg_dropout"] > 0 else None
+        class_embeds = self.num_classes + 1 if self.null_class is not None else self.num_classes
         with torch.random.fork_rng(devices=[]):  # reproducible init that leaves the caller's RNG alone
-            torch.manual_seed(seed)
+            torch.manual_seed(self.seed)
             if cfg["pretrained_dir"]:
                 self.unet = load_pretrained_unet(cfg["pretrained_dir"], class_embeds)
             else:
-                size = _model_size(image_size, len(cfg["block_out_channels"]))
-                self.unet = _unet_from_config(cfg, channels, size, class_embeds)
+                size = _model_size(self.image_size, len(cfg["block_out_channels"]))
+                self.unet = _unet_from_config(cfg, self.channels, size, class_embeds)
         sample_size = self.unet.config.sample_size
         self.model_size = (sample_size, sample_size) if isinstance(sample_size, int) else tuple(sample_size)
         self.model_channels = int(self.unet.config.in_channels)
-        if self.model_channels not in (channels, 3) or (channels == 3 and self.model_channels != 3):
-            raise ValueError(f"a {self.model_channels}-channel UNet cannot model {channels}-channel images")
+        if self.model_channels not in (self.channels, 3) or (self.channels == 3 and self.model_channels != 3):
+            raise ValueError(f"a {self.model_channels}-channel UNet cannot model {self.channels}-channel images")
         self.unet.to(self.device)
         self.noise_scheduler = DDPMScheduler(
             num_train_timesteps=cfg["num_train_timesteps"], beta_schedule=cfg["beta_schedule"]
@@ -211,8 +200,7 @@ class Diffusion(Generator):
         self.optimizer = torch.optim.AdamW(self.unet.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
         self.ema = self._new_ema()
         self.ema_unet: UNet2DModel | None = None  # built on demand for sampling
-        self.rng = torch_rng(seed + 1)  # batches, noise, timesteps, label dropout (CPU: device-independent)
-        self.step = 0
+        self.rng = torch_rng(self.seed + 1)  # batches, noise, timesteps, label dropout (CPU: device-independent)
 
     def _new_ema(self) -> EMAModel:
         cfg = self.config
@@ -281,81 +269,28 @@ class Diffusion(Generator):
         tensors.update(opt_tensors)
         return tensors, {**self.describe(), "opt": opt_meta, "ema": ema_state}
 
-    def _resume(self, store: ckpt.CheckpointDir) -> bool:
-        found = store.latest(self.device)
-        if found is None:
-            return False
-        saved = found.meta
-        mine = self.describe()
-        for key in ("num_classes", "channels", "image_size"):
-            if saved[key] != mine[key]:
-                raise ValueError(f"checkpoint in {store.directory} has {key}={saved[key]}, this model {mine[key]}")
-        for key in _ARCH_KEYS:
-            if saved["config"][key] != self.config[key]:
-                raise ValueError(
-                    f"checkpoint in {store.directory} was trained with {key}={saved['config'][key]}, "
-                    f"this model has {self.config[key]}"
-                )
-        self.unet.load_state_dict(ckpt.unprefixed("unet", found.tensors))
-        ckpt.load_optimizer_state(self.optimizer, "opt", found.tensors, saved["opt"])
+    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        self.unet.load_state_dict(ckpt.unprefixed("unet", tensors))
+        ckpt.load_optimizer_state(self.optimizer, "opt", tensors, meta["opt"])
         for group in self.optimizer.param_groups:  # the current config decides the learning rate
             group["lr"] = self.config["lr"]
-        shadow = [found.tensors[f"ema/{i}"] for i in range(len(self.ema.shadow_params))]
-        self.ema.load_state_dict({**saved["ema"], "shadow_params": shadow})
+        shadow = [tensors[f"ema/{i}"] for i in range(len(self.ema.shadow_params))]
+        self.ema.load_state_dict({**meta["ema"], "shadow_params": shadow})
         self.ema.decay = self.config["ema_decay"]
-        self.rng.set_state(found.tensors["rng/train"].cpu())
-        self.step = found.step
+        self.rng.set_state(tensors["rng/train"].cpu())
         self.ema_unet = None
-        return True
 
     def fit(self, train: Split, hooks: TrainHooks | None = None) -> dict[str, float]:
         """Train for ``config["steps"]`` steps in total, resuming from ``hooks.checkpoint_dir`` if possible."""
         hooks = hooks or TrainHooks()
         self._check_data(train)
-        cfg = self.config
-        total = int(cfg["steps"])
-        every = int(cfg["checkpoint_every"] or hooks.checkpoint_every)
-        log_every = max(1, int(cfg["log_every"]))
-        store = ckpt.CheckpointDir(hooks.checkpoint_dir) if hooks.checkpoint_dir is not None else None
-        if store is not None:
-            self._resume(store)
-        start_step, started = self.step, time.perf_counter()
-
-        images = torch.from_numpy(np.ascontiguousarray(train.images)).to(self.device)
-        labels = torch.from_numpy(train.labels.astype(np.int64)).to(self.device)
-        weights = self._sampling_weights(train.labels.astype(np.int64))
+        store = self._open_store(hooks)
+        images, labels, weights = self._training_tensors(train)
         self.unet.train()
         self.ema_unet = None
-        loss_sum = torch.zeros((), device=self.device)
-        window = 0
-        last = {"loss": math.nan}
-        while self.step < total:
-            hooks.check_cancel()
-            index = torch.multinomial(weights, cfg["batch_size"], replacement=True, generator=self.rng)
-            flip = torch.rand(len(index), generator=self.rng) < 0.5  # drawn always, so hflip never shifts the RNG
-            index = index.to(self.device)
-            x0 = self._to_model(images[index])
-            if cfg["hflip"]:
-                x0 = torch.where(flip.to(self.device)[:, None, None, None], x0.flip(-1), x0)
-            loss_sum += self.train_step(x0, labels[index])
-            self.step += 1
-            window += 1
-            if self.step % log_every == 0 or self.step == total:
-                last = {"loss": float(loss_sum / window)}  # one device sync per report, not per step
-                if not math.isfinite(last["loss"]):
-                    raise FloatingPointError(f"diffusion loss diverged at step {self.step}")
-                hooks.progress(self.step, total, last)
-                loss_sum.zero_()
-                window = 0
-            if store is not None and (self.step % every == 0 or self.step == total):
-                store.save(self.step, *self._checkpoint_state())
+        stats = self._train_loop(hooks, store, lambda: self.train_step(*self._real_batch(images, labels, weights)))
         self.unet.eval()
-        return {
-            **last,
-            "steps": float(self.step),
-            "trained_steps": float(self.step - start_step),
-            "seconds": time.perf_counter() - started,
-        }
+        return stats
 
     # ---------------------------------------------------------------------------------------- sampling
 
@@ -419,13 +354,9 @@ class Diffusion(Generator):
         labels = self.sample_labels(per_class)
         rng = torch_rng(seed)
         noise_all = torch.randn(len(labels), self.model_channels, *self.model_size, generator=rng)
-        chunks = []
-        batch = max(1, int(self.config["sample_batch_size"]))
-        for start in range(0, len(labels), batch):
-            y = torch.from_numpy(labels[start : start + batch])
-            x = self.denoise(noise_all[start : start + batch], y, generator=rng)
-            chunks.append(to_uint8(self._from_model(x)))
-        return self.assemble(chunks, labels)
+        return self._sample_in_batches(
+            labels, noise_all, lambda noise, y: self._from_model(self.denoise(noise, y, generator=rng))
+        )
 
     # ------------------------------------------------------------------------------------------- files
 

@@ -20,17 +20,15 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from models import checkpoint as ckpt
-from models.data import Split, to_uint8
+from models.data import Split
 from models.generators.base import Generator
 from models.hooks import TrainHooks
 from models.runtime import autocast, torch_rng
@@ -357,6 +355,9 @@ class StyleGAN(Generator):
     """One class-conditional StyleGAN2-style GAN for all classes; see the module docstring."""
 
     name: ClassVar[str] = "stylegan"
+    total_key: ClassVar[str] = "iterations"
+    loss_names: ClassVar[tuple[str, ...]] = ("loss_d", "loss_g")
+    arch_keys: ClassVar[tuple[str, ...]] = _ARCH_KEYS
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
         # Sec. 3.1: 70,000 iterations, batch 8, learning rate 0.001; StyleGAN2's betas, mapping depth and R1.
         "paper": {**_COMMON, "iterations": 70_000, "batch_size": 8, "lr": 1e-3, "log_every": 500},
@@ -389,28 +390,18 @@ class StyleGAN(Generator):
         },
     }
 
-    def __init__(
-        self,
-        num_classes: int,
-        channels: int,
-        image_size: tuple[int, int],
-        config: dict[str, Any] | None = None,
-        profile: str = "quick",
-        device: torch.device | str = "cpu",
-        seed: int = 0,
-    ) -> None:
-        super().__init__(num_classes, channels, image_size, config, profile, device, seed)
-        height, width = image_size
+    def _build(self) -> None:
+        height, width = self.image_size
         if height != width:
             raise ValueError(f"StyleGAN needs square images, got {height}x{width}")
         unknown = set(self.config["augment"]) - {"color", "translation", "cutout"}
         if unknown:
             raise ValueError(f"unknown DiffAugment ops {sorted(unknown)}; known: color, translation, cutout")
-        cfg = self.config
+        cfg, k, c = self.config, self.num_classes, self.channels
         with torch.random.fork_rng(devices=[]):  # reproducible init that leaves the caller's RNG alone
-            torch.manual_seed(seed)
-            self.netG = StyleGenerator(num_classes, channels, height, cfg)
-            self.netD = StyleDiscriminator(num_classes, channels, height, cfg)
+            torch.manual_seed(self.seed)
+            self.netG = StyleGenerator(k, c, height, cfg)
+            self.netD = StyleDiscriminator(k, c, height, cfg)
         self.netG_ema = copy.deepcopy(self.netG).eval().requires_grad_(False)
         for net in (self.netG, self.netD, self.netG_ema):
             net.to(self.device)
@@ -419,8 +410,8 @@ class StyleGAN(Generator):
         self.opt_d = torch.optim.Adam(
             self.netD.parameters(), lr=cfg["lr"] * c, betas=(cfg["beta1"] ** c, cfg["beta2"] ** c)
         )
-        self.rng = torch_rng(seed + 1)  # batches, latents, noise, augmentation (CPU: device-independent)
-        self.step = 0
+        self.rng = torch_rng(self.seed + 1)  # batches, latents, noise, augmentation (CPU: device-independent)
+        self.r1_last = torch.zeros(())  # the latest R1 penalty, for progress reports (synced only then)
 
     @property
     def r1_gamma(self) -> float:
@@ -438,14 +429,16 @@ class StyleGAN(Generator):
         batch = cfg["batch_size"]
         ema_nimg = (cfg["ema_kimg"] if cfg["ema_kimg"] is not None else batch * 10 / 32) * 1000
         if cfg["ema_rampup"]:
-            ema_nimg = min(ema_nimg, self.step * batch * cfg["ema_rampup"])
+            ema_nimg = min(ema_nimg, (self.step + 1) * batch * cfg["ema_rampup"])  # this step included
         beta = 0.5 ** (batch / max(ema_nimg, 1e-8))
         for p_ema, p in zip(self.netG_ema.parameters(), self.netG.parameters(), strict=True):
             p_ema.lerp_(p.detach(), 1.0 - beta)
         for b_ema, b in zip(self.netG_ema.buffers(), self.netG.buffers(), strict=True):
             b_ema.copy_(b)
 
-    def _train_step(self, real: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _train_step(self, images: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """One D step (with lazy R1) and one G step, then the EMA update; returns (loss_d, loss_g)."""
+        real, y = self._real_batch(images, labels, weights)
         cfg = self.config
         mp = cfg["mixed_precision"]
         z = torch.randn(len(y), cfg["z_dim"], generator=self.rng).to(self.device)
@@ -460,7 +453,6 @@ class StyleGAN(Generator):
         with autocast(self.device, mp):
             logits_fake = self.netD(self._augment(fake.detach()), y).float()
         loss_d = F.softplus(logits_fake).mean() + F.softplus(-logits_real).mean()
-        r1 = torch.zeros((), device=self.device)
         if do_r1:
             (grad,) = torch.autograd.grad(logits_real.sum(), real, create_graph=True)
             r1 = grad.square().sum(dim=(1, 2, 3)).mean()
@@ -477,9 +469,10 @@ class StyleGAN(Generator):
         loss_g.backward()
         self.netD.requires_grad_(True)
         self.opt_g.step()
-        self.step += 1
         self._update_ema()
-        return loss_d.detach(), loss_g.detach(), r1.detach()
+        if do_r1:
+            self.r1_last = r1.detach()
+        return torch.stack([loss_d.detach().float(), loss_g.detach().float()])
 
     def _checkpoint_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         tensors = {
@@ -488,86 +481,27 @@ class StyleGAN(Generator):
             **ckpt.prefixed("G_ema", self.netG_ema.state_dict()),
             "rng/train": self.rng.get_state(),
         }
-        opt_g_tensors, opt_g_meta = ckpt.optimizer_state(self.opt_g, "opt_g")
-        opt_d_tensors, opt_d_meta = ckpt.optimizer_state(self.opt_d, "opt_d")
-        tensors.update(opt_g_tensors)
-        tensors.update(opt_d_tensors)
-        return tensors, {**self.describe(), "opt_g": opt_g_meta, "opt_d": opt_d_meta}
+        opt_tensors, opt_meta = ckpt.optimizers_state({"opt_g": self.opt_g, "opt_d": self.opt_d})
+        return {**tensors, **opt_tensors}, {**self.describe(), **opt_meta}
 
-    def _resume(self, store: ckpt.CheckpointDir) -> bool:
-        found = store.latest(self.device)
-        if found is None:
-            return False
-        saved, mine = found.meta, self.describe()
-        for key in ("num_classes", "channels", "image_size"):
-            if saved[key] != mine[key]:
-                raise ValueError(f"checkpoint in {store.directory} has {key}={saved[key]}, this model {mine[key]}")
-        for key in _ARCH_KEYS:
-            if saved["config"][key] != self.config[key]:
-                raise ValueError(
-                    f"checkpoint in {store.directory} was trained with {key}={saved['config'][key]}, "
-                    f"this model has {self.config[key]}"
-                )
-        self.netG.load_state_dict(ckpt.unprefixed("G", found.tensors))
-        self.netD.load_state_dict(ckpt.unprefixed("D", found.tensors))
-        self.netG_ema.load_state_dict(ckpt.unprefixed("G_ema", found.tensors))
-        ckpt.load_optimizer_state(self.opt_g, "opt_g", found.tensors, saved["opt_g"])
-        ckpt.load_optimizer_state(self.opt_d, "opt_d", found.tensors, saved["opt_d"])
-        self.rng.set_state(found.tensors["rng/train"].cpu())
-        self.step = found.step
-        return True
+    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        self.netG.load_state_dict(ckpt.unprefixed("G", tensors))
+        self.netD.load_state_dict(ckpt.unprefixed("D", tensors))
+        self.netG_ema.load_state_dict(ckpt.unprefixed("G_ema", tensors))
+        ckpt.load_optimizers_state({"opt_g": self.opt_g, "opt_d": self.opt_d}, tensors, meta)
+        self.rng.set_state(tensors["rng/train"].cpu())
 
     def fit(self, train: Split, hooks: TrainHooks | None = None) -> dict[str, float]:
         """Train for ``config["iterations"]`` steps in total, resuming from ``hooks.checkpoint_dir`` if possible."""
         hooks = hooks or TrainHooks()
         self._check_data(train)
-        cfg = self.config
-        total = int(cfg["iterations"])
-        every = int(cfg["checkpoint_every"] or hooks.checkpoint_every)
-        log_every = max(1, int(cfg["log_every"]))
-        store = ckpt.CheckpointDir(hooks.checkpoint_dir) if hooks.checkpoint_dir is not None else None
-        if store is not None:
-            self._resume(store)
-        start_step, started = self.step, time.perf_counter()
-
-        images = torch.from_numpy(np.ascontiguousarray(train.images)).to(self.device)
-        labels = torch.from_numpy(train.labels.astype(np.int64)).to(self.device)
-        weights = self._sampling_weights(train.labels.astype(np.int64))
+        store = self._open_store(hooks)
+        images, labels, weights = self._training_tensors(train)
         self.netG.train()
         self.netD.train()
-        sums = torch.zeros(2, device=self.device)
-        r1_last = torch.zeros((), device=self.device)
-        window = 0
-        last = {"loss_d": math.nan, "loss_g": math.nan, "r1": math.nan}
-        while self.step < total:
-            hooks.check_cancel()
-            index = torch.multinomial(weights, cfg["batch_size"], replacement=True, generator=self.rng)
-            flip = torch.rand(len(index), generator=self.rng) < 0.5  # drawn always, so hflip never shifts the RNG
-            index = index.to(self.device)
-            real = images[index].permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-            if cfg["hflip"]:
-                real = torch.where(flip.to(self.device)[:, None, None, None], real.flip(-1), real)
-            loss_d, loss_g, r1 = self._train_step(real, labels[index])
-            sums += torch.stack([loss_d.float(), loss_g.float()])
-            if (self.step) % cfg["r1_interval"] == 0:
-                r1_last = r1
-            window += 1
-            if self.step % log_every == 0 or self.step == total:
-                loss_d_mean, loss_g_mean = (sums / window).tolist()  # one device sync per report, not per step
-                last = {"loss_d": loss_d_mean, "loss_g": loss_g_mean, "r1": float(r1_last)}
-                if not (math.isfinite(loss_d_mean) and math.isfinite(loss_g_mean)):
-                    raise FloatingPointError(f"StyleGAN losses diverged at step {self.step}: {last}")
-                hooks.progress(self.step, total, last)
-                sums.zero_()
-                window = 0
-            if store is not None and (self.step % every == 0 or self.step == total):
-                store.save(self.step, *self._checkpoint_state())
-        return {
-            **last,
-            "steps": float(self.step),
-            "trained_steps": float(self.step - start_step),
-            "seconds": time.perf_counter() - started,
-        }
+        return self._train_loop(
+            hooks, store, lambda: self._train_step(images, labels, weights), extra=lambda: {"r1": float(self.r1_last)}
+        )
 
     # ---------------------------------------------------------------------------------- sampling / files
 
@@ -577,15 +511,12 @@ class StyleGAN(Generator):
         labels = self.sample_labels(per_class)
         rng = torch_rng(seed)
         z_all = torch.randn(len(labels), self.config["z_dim"], generator=rng)
-        chunks = []
-        batch = max(1, int(self.config["sample_batch_size"]))
-        for start in range(0, len(labels), batch):
-            z = z_all[start : start + batch].to(self.device)
-            y = torch.from_numpy(labels[start : start + batch]).to(self.device)
+
+        def render(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             with autocast(self.device, self.config["mixed_precision"]):
-                img = self.netG_ema(z, y, rng, mix_prob=0.0)
-            chunks.append(to_uint8((img.float() + 1.0) / 2.0))
-        return self.assemble(chunks, labels)
+                return (self.netG_ema(z, y, rng, mix_prob=0.0).float() + 1.0) / 2.0
+
+        return self._sample_in_batches(labels, z_all, render)
 
     def save(self, directory: Path) -> None:
         """``generator_ema.safetensors`` (what sampling uses) + ``config.json``; G and D stay in checkpoints."""

@@ -21,9 +21,7 @@ resolved from the local Hugging Face cache unless ``allow_download`` is set). No
 
 from __future__ import annotations
 
-import math
 import os
-import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -88,6 +86,8 @@ class TextualInversion(Generator):
     """One learnt token per class in a frozen latent diffusion pipeline; see the module docstring."""
 
     name: ClassVar[str] = "textual_inversion"
+    resume_keys: ClassVar[tuple[str, ...]] = ("num_classes", "channels", "image_size", "tokens", "resolution")
+    _restoring: ClassVar[bool] = False  # set by load(): the tokens come from saved embeddings, not init words
     profiles: ClassVar[dict[str, dict[str, Any]]] = {
         # Sec. 3.1 uses an LDM pretrained on LAION-400M without stating Textual Inversion's settings:
         # Gal et al.'s 5,000 steps, batch 4, lr 0.005 at the pipeline's native resolution.
@@ -106,19 +106,10 @@ class TextualInversion(Generator):
         },
     }
 
-    def __init__(
-        self,
-        num_classes: int,
-        channels: int,
-        image_size: tuple[int, int],
-        config: dict[str, Any] | None = None,
-        profile: str = "quick",
-        device: torch.device | str = "cpu",
-        seed: int = 0,
-    ) -> None:
-        super().__init__(num_classes, channels, image_size, config, profile, device, seed)
+    def _build(self) -> None:
         self._setup()
-        self._add_tokens()
+        if not self._restoring:
+            self._add_tokens()
 
     # ------------------------------------------------------------------------------------------ set-up
 
@@ -165,7 +156,6 @@ class TextualInversion(Generator):
         self.learned = torch.nn.Parameter(torch.zeros(0))
         self.optimizer: torch.optim.Optimizer | None = None
         self.rng = torch_rng(self.seed + 1)  # batches, templates, latents, noise, timesteps (CPU)
-        self.step = 0
 
     def _embedding(self) -> torch.nn.Embedding:
         return self.pipe.text_encoder.get_input_embeddings()
@@ -290,32 +280,16 @@ class TextualInversion(Generator):
         tensors.update(opt_tensors)
         return tensors, {**self.describe(), "opt": opt_meta}
 
-    def _resume(self, store: ckpt.CheckpointDir) -> bool:
-        found = store.latest(self.device)
-        if found is None:
-            return False
-        saved, mine = found.meta, self.describe()
-        for key in ("num_classes", "channels", "image_size", "tokens", "resolution"):
-            if saved[key] != mine[key]:
-                raise ValueError(f"checkpoint in {store.directory} has {key}={saved[key]}, this model {mine[key]}")
-        if found.tensors["learned"].shape != self.learned.shape:
-            raise EmbeddingError(f"checkpoint embeddings {tuple(found.tensors['learned'].shape)} do not fit")
+    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        if tensors["learned"].shape != self.learned.shape:
+            raise EmbeddingError(f"checkpoint embeddings {tuple(tensors['learned'].shape)} do not fit")
         with torch.no_grad():
-            self.learned.copy_(found.tensors["learned"])
+            self.learned.copy_(tensors["learned"])
         assert self.optimizer is not None
-        ckpt.load_optimizer_state(self.optimizer, "opt", found.tensors, saved["opt"])
-        for group in self.optimizer.param_groups:
+        ckpt.load_optimizer_state(self.optimizer, "opt", tensors, meta["opt"])
+        for group in self.optimizer.param_groups:  # the current config decides the learning rate
             group["lr"] = self.config["lr"]
-        self.rng.set_state(found.tensors["rng/train"].cpu())
-        self.step = found.step
-        return True
-
-    def _check_train(self, train: Split) -> None:
-        n, h, w, c = train.images.shape
-        if (h, w) != tuple(self.image_size) or c != self.channels or n == 0:
-            raise ValueError(f"training images are {n}x{h}x{w}x{c}, model expects {self.image_size}x{self.channels}")
-        if train.labels.min() < 0 or train.labels.max() >= self.num_classes:
-            raise ValueError(f"labels must lie in [0, {self.num_classes})")
+        self.rng.set_state(tensors["rng/train"].cpu())
 
     def _draw(self, weights: torch.Tensor, batch: int, latent_shape: tuple[int, ...], gen: torch.Generator) -> dict:
         """One batch's random choices (CPU generator, so resuming reproduces them exactly)."""
@@ -360,63 +334,37 @@ class TextualInversion(Generator):
     @torch.no_grad()
     def fixed_batch_loss(self, train: Split, size: int = 32, seed: int = 0) -> float:
         """The loss on one fixed, seeded batch: a noise-free view of progress (the training loss is very noisy)."""
-        self._check_train(train)
+        self._check_data(train)
         self.check_embeddings()
         data = self._prepare(train)
         draw = self._draw(data["weights"], size, tuple(data["mean"].shape[1:]), torch_rng(seed))
         return float(self._loss(data, draw))
 
+    def _train_step(self, data: dict[str, Any], latent_shape: tuple[int, ...]) -> torch.Tensor:
+        assert self.optimizer is not None
+        loss = self._loss(data, self._draw(data["weights"], self.config["batch_size"], latent_shape, self.rng))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
     def fit(self, train: Split, hooks: TrainHooks | None = None) -> dict[str, float]:
         """Learn the class tokens for ``config["steps"]`` steps in total, resuming from a checkpoint if present."""
         hooks = hooks or TrainHooks()
-        self._check_train(train)
-        cfg = self.config
-        total = int(cfg["steps"])
-        every = int(cfg["checkpoint_every"] or hooks.checkpoint_every)
-        log_every = max(1, int(cfg["log_every"]))
+        self._check_data(train)
         self.check_embeddings()
         self.learned.requires_grad_(True)
         self.optimizer = self._new_optimizer()
-        store = ckpt.CheckpointDir(hooks.checkpoint_dir) if hooks.checkpoint_dir is not None else None
-        if store is not None:
-            self._resume(store)
-        start_step, started = self.step, time.perf_counter()
-
+        store = self._open_store(hooks)
         data = self._prepare(train)
         latent_shape = tuple(data["mean"].shape[1:])
         handle = self._splice_hook(self._token_ids())
-        loss_sum = torch.zeros((), device=self.device)
-        window = 0
-        last = {"loss": math.nan}
         try:
-            while self.step < total:
-                hooks.check_cancel()
-                loss = self._loss(data, self._draw(data["weights"], cfg["batch_size"], latent_shape, self.rng))
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                self.step += 1
-                loss_sum += loss.detach()
-                window += 1
-                if self.step % log_every == 0 or self.step == total:
-                    last = {"loss": float(loss_sum / window)}
-                    if not math.isfinite(last["loss"]):
-                        raise FloatingPointError(f"textual inversion loss diverged at step {self.step}")
-                    hooks.progress(self.step, total, last)
-                    loss_sum.zero_()
-                    window = 0
-                if store is not None and (self.step % every == 0 or self.step == total):
-                    store.save(self.step, *self._checkpoint_state())
+            return self._train_loop(hooks, store, lambda: self._train_step(data, latent_shape))
         finally:
             handle.remove()
             self.learned.requires_grad_(False)
             self._write_rows()
-        return {
-            **last,
-            "steps": float(self.step),
-            "trained_steps": float(self.step - start_step),
-            "seconds": time.perf_counter() - started,
-        }
 
     # ---------------------------------------------------------------------------------------- sampling
 
@@ -490,6 +438,7 @@ class TextualInversion(Generator):
         directory = Path(directory)
         meta = cls.read_description(directory / META_FILE)
         model = cls.__new__(cls)
+        model._restoring = True
         Generator.__init__(
             model,
             meta["num_classes"],
@@ -500,7 +449,6 @@ class TextualInversion(Generator):
             device=device,
             seed=meta["seed"],
         )
-        model._setup()
         if meta["tokens"] != model.tokens:
             raise EmbeddingError(f"{directory} holds tokens {meta['tokens']}, expected {model.tokens}")
         folders = [directory / _class_dir(k) for k in range(model.num_classes)]

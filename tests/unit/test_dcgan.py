@@ -14,7 +14,7 @@ from models.checkpoint import CheckpointDir, load_optimizer_state, optimizer_sta
 from models.data import ImageSet, Split
 from models.generators import build_generator
 from models.generators.dcgan import DCGAN, spatial_plan
-from models.hooks import Cancelled, TrainHooks
+from models.hooks import TrainHooks
 
 
 def breastmnist_slice(breast: ImageSet, per_class: int = 24) -> Split:
@@ -95,19 +95,6 @@ def test_generator_uses_the_class_label() -> None:
     assert (a - b).abs().mean() > 1e-3
 
 
-def test_learns_class_specific_brightness() -> None:
-    """Class 0 bright, class 1 dark: after a short run, generated class 0 is brighter than class 1."""
-    rng = np.random.default_rng(0)
-    bright = np.clip(rng.normal(200, 20, (32, 28, 28, 1)), 0, 255)
-    dark = np.clip(rng.normal(50, 20, (32, 28, 28, 1)), 0, 255)
-    train = Split(np.concatenate([bright, dark]).astype(np.uint8), np.repeat([0, 1], 32))
-    model = DCGAN(2, 1, (28, 28), config=tiny(iterations=100, lr=2e-3), profile="tiny", seed=0)
-    model.fit(train)
-    out = model.sample([16, 16], seed=0)
-    mean0, mean1 = out.images[:16].mean(), out.images[16:].mean()
-    assert mean0 > mean1 + 40, (mean0, mean1)
-
-
 def test_same_seed_same_images_and_save_load_round_trip(tmp_path: Path) -> None:
     model = DCGAN(2, 1, (28, 28), config=tiny(), profile="tiny", seed=0)
     model.fit(shapes(12, 28, 1))
@@ -136,40 +123,14 @@ def test_sampling_batches_do_not_change_the_images() -> None:
     np.testing.assert_allclose(model.sample([7, 6], seed=2).images, small_batches, atol=1)
 
 
-def test_resume_continues_from_the_checkpoint_and_matches_an_unbroken_run(tmp_path: Path) -> None:
-    train = shapes(12, 28, 1)
-    ckpt_dir = tmp_path / "ckpt"
-    first = DCGAN(2, 1, (28, 28), config=tiny(iterations=20, checkpoint_every=10), profile="tiny", seed=4)
-    first.fit(train, TrainHooks(checkpoint_dir=ckpt_dir))
-    assert CheckpointDir(ckpt_dir).steps() == [10, 20]
-    assert not [p for p in ckpt_dir.iterdir() if p.name.endswith(".tmp")]
-
-    progress = Recorder()
-    resumed = DCGAN(2, 1, (28, 28), config=tiny(iterations=30, checkpoint_every=10), profile="tiny", seed=4)
-    stats = resumed.fit(train, TrainHooks(progress=progress, checkpoint_dir=ckpt_dir))
-    assert progress.steps == [25, 30]
-    assert stats["steps"] == 30 and stats["trained_steps"] == 10
-    assert CheckpointDir(ckpt_dir).steps() == [20, 30]  # the newest two are kept
-
-    unbroken = DCGAN(2, 1, (28, 28), config=tiny(iterations=30), profile="tiny", seed=4)
-    unbroken.fit(train)
-    np.testing.assert_array_equal(resumed.sample([4, 4], seed=0).images, unbroken.sample([4, 4], seed=0).images)
-
-    again = DCGAN(2, 1, (28, 28), config=tiny(iterations=30), profile="tiny", seed=4)
-    finished = again.fit(train, TrainHooks(checkpoint_dir=ckpt_dir))  # already finished: nothing to train
-    assert finished["trained_steps"] == 0 and finished["loss_d"] == stats["loss_d"]
-
-
-def test_resume_ignores_an_uncommitted_checkpoint_and_rejects_another_architecture(tmp_path: Path) -> None:
+def test_resume_ignores_an_uncommitted_checkpoint(tmp_path: Path) -> None:
     train = shapes(8, 28, 1)
     ckpt_dir = tmp_path / "ckpt"
     DCGAN(2, 1, (28, 28), config=tiny(iterations=10), profile="tiny").fit(train, TrainHooks(checkpoint_dir=ckpt_dir))
     (ckpt_dir / "ckpt-00000015.safetensors").write_bytes(b"torn write")  # no JSON mark: never committed
     assert CheckpointDir(ckpt_dir).latest().step == 10
-
-    wider = DCGAN(2, 1, (28, 28), config=tiny(iterations=20, ngf=16), profile="tiny")
-    with pytest.raises(ValueError, match="ngf"):
-        wider.fit(train, TrainHooks(checkpoint_dir=ckpt_dir))
+    resumed = DCGAN(2, 1, (28, 28), config=tiny(iterations=12), profile="tiny")
+    assert resumed.fit(train, TrainHooks(checkpoint_dir=ckpt_dir))["trained_steps"] == 2
 
 
 def test_optimizer_state_round_trips_through_tensors_and_json(tmp_path: Path) -> None:
@@ -186,36 +147,7 @@ def test_optimizer_state_round_trips_through_tensors_and_json(tmp_path: Path) ->
             torch.testing.assert_close(after["state"][pid][key], value)
 
 
-def test_cancel_stops_within_one_step() -> None:
-    asked = 0
-
-    def should_stop() -> bool:
-        nonlocal asked
-        asked += 1
-        return asked > 7
-
-    progress = Recorder()
-    model = DCGAN(2, 1, (28, 28), config=tiny(iterations=50, log_every=1), profile="tiny")
-    with pytest.raises(Cancelled):
-        model.fit(shapes(6, 28, 1), TrainHooks(progress=progress, should_stop=should_stop))
-    assert progress.steps == list(range(1, 8))
-    assert model.step == 7
-
-
-@pytest.mark.parametrize(("channels", "size"), [(3, 28), (3, 32), (1, 64)])
-def test_rgb_and_larger_images(channels: int, size: int) -> None:
-    model = DCGAN(2, channels, (size, size), config=tiny(iterations=6, batch_size=4), profile="tiny")
-    stats = model.fit(shapes(4, size, channels))
-    assert np.isfinite(stats["loss_d"])
-    out = model.sample([3, 2], seed=0)
-    assert out.images.shape == (5, size, size, channels) and out.images.dtype == np.uint8
-    assert out.images.astype(float).std() > 1.0
-
-
-def test_rejects_data_that_does_not_fit_the_model() -> None:
-    model = DCGAN(2, 1, (28, 28), config=tiny(), profile="tiny")
-    with pytest.raises(ValueError, match="model expects"):
-        model.fit(shapes(4, 32, 1))
+def test_needs_square_images() -> None:
     with pytest.raises(ValueError, match="square"):
         DCGAN(2, 1, (28, 32), profile="tiny")
 

@@ -11,11 +11,10 @@ from diffusers import DDPMScheduler, UNet2DModel
 from generator_support import Recorder
 from generator_support import bright_dark as toy_set
 
-from models.checkpoint import CheckpointDir
 from models.data import ImageSet, Split
 from models.generators import build_generator
 from models.generators.diffusion import DEFAULT_SAMPLE_STEPS, Diffusion, load_pretrained_unet
-from models.hooks import Cancelled, TrainHooks
+from models.hooks import TrainHooks
 
 
 def tiny(**overrides) -> dict:
@@ -56,15 +55,6 @@ def test_short_run_on_breastmnist_lowers_the_loss_and_samples_varied_images(brea
     assert pixels.reshape(12, -1).std(axis=1).min() > 2.0, "some sample is a flat image"
     # DPM-Solver++ without x0 clipping saturates almost every pixel of an undertrained pixel model (> 0.99).
     assert ((out.images == 0) | (out.images == 255)).mean() < 0.6
-
-
-def test_learns_class_specific_brightness() -> None:
-    """Class 0 bright, class 1 dark: after a short run, guided samples of class 0 are brighter than class 1's."""
-    model = Diffusion(2, 1, (8, 8), config=tiny(steps=60, guidance_scale=3.0), profile="tiny", seed=0)
-    model.fit(bright_dark(size=8))
-    out = model.sample([12, 12], seed=0)
-    mean0, mean1 = out.images[:12].mean(), out.images[12:].mean()
-    assert mean0 > mean1 + 40, (mean0, mean1)
 
 
 def test_every_sampler_and_guidance_setting_gives_valid_images() -> None:
@@ -117,44 +107,6 @@ def test_ema_weights_are_what_sampling_uses() -> None:
         assert torch.equal(p, shadow)
 
 
-def test_resume_matches_an_unbroken_run(tmp_path: Path) -> None:
-    train = bright_dark(8)
-    ckpt_dir = tmp_path / "ckpt"
-    first = Diffusion(2, 1, (16, 16), config=tiny(steps=10, checkpoint_every=5), profile="tiny", seed=4)
-    first.fit(train, TrainHooks(checkpoint_dir=ckpt_dir))
-    assert CheckpointDir(ckpt_dir).steps() == [5, 10]
-
-    progress = Recorder()
-    resumed = Diffusion(2, 1, (16, 16), config=tiny(steps=20, checkpoint_every=5), profile="tiny", seed=4)
-    stats = resumed.fit(train, TrainHooks(progress=progress, checkpoint_dir=ckpt_dir))
-    assert progress.steps == [15, 20] and stats["trained_steps"] == 10
-
-    unbroken = Diffusion(2, 1, (16, 16), config=tiny(steps=20), profile="tiny", seed=4)
-    unbroken.fit(train)
-    for a, b in zip(resumed.unet.parameters(), unbroken.unet.parameters(), strict=True):
-        assert torch.equal(a, b)
-    np.testing.assert_array_equal(resumed.sample([2, 2], seed=0).images, unbroken.sample([2, 2], seed=0).images)
-
-    wider = Diffusion(2, 1, (16, 16), config=tiny(steps=30, block_out_channels=[16, 16]), profile="tiny", seed=4)
-    with pytest.raises(ValueError, match="block_out_channels"):
-        wider.fit(train, TrainHooks(checkpoint_dir=ckpt_dir))
-
-
-def test_cancel_stops_within_one_step() -> None:
-    asked = 0
-
-    def should_stop() -> bool:
-        nonlocal asked
-        asked += 1
-        return asked > 4
-
-    progress = Recorder()
-    model = Diffusion(2, 1, (16, 16), config=tiny(steps=50, log_every=1), profile="tiny")
-    with pytest.raises(Cancelled):
-        model.fit(bright_dark(4), TrainHooks(progress=progress, should_stop=should_stop))
-    assert progress.steps == [1, 2, 3, 4] and model.step == 4
-
-
 def test_fine_tunes_a_pretrained_rgb_unet_on_gray_data(tmp_path: Path) -> None:
     """An ImageNet-style start: RGB, 32 px, 10 classes; the data is gray 28 px with 2 classes."""
     torch.manual_seed(0)
@@ -189,21 +141,3 @@ def test_fine_tunes_a_pretrained_rgb_unet_on_gray_data(tmp_path: Path) -> None:
 
     with pytest.raises(FileNotFoundError, match="never downloaded"):
         load_pretrained_unet(tmp_path / "absent", 3)
-
-
-@pytest.mark.parametrize(("channels", "size"), [(3, 28), (1, 20)])
-def test_rgb_and_sizes_the_unet_cannot_halve(channels: int, size: int) -> None:
-    model = Diffusion(2, channels, (size, size), config=tiny(steps=4, batch_size=4), profile="tiny")
-    assert model.model_size[0] % 2 == 0 and model.model_size[0] >= size
-    model.fit(bright_dark(4, size=size, channels=channels))
-    out = model.sample([2, 1], seed=0)
-    assert out.images.shape == (3, size, size, channels) and out.images.dtype == np.uint8
-    assert out.images.astype(float).std() > 1.0
-
-
-def test_rejects_data_that_does_not_fit_the_model() -> None:
-    model = Diffusion(2, 1, (16, 16), config=tiny(), profile="tiny")
-    with pytest.raises(ValueError, match="model expects"):
-        model.fit(bright_dark(4, size=20))
-    with pytest.raises(ValueError, match="per_class"):
-        model.sample([1, 2, 3])

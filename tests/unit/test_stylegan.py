@@ -12,11 +12,10 @@ import torch.nn.functional as F
 from generator_support import Recorder
 from generator_support import bright_dark as toy_set
 
-from models.checkpoint import CheckpointDir
 from models.data import ImageSet, Split
 from models.generators import build_generator
 from models.generators.stylegan import ModulatedConv2d, StyleGAN, diff_augment, spatial_plan
-from models.hooks import Cancelled, TrainHooks
+from models.hooks import TrainHooks
 from models.quality import flat_pixels, kid
 
 
@@ -93,15 +92,6 @@ def test_short_run_on_breastmnist_moves_samples_towards_the_data(breast: ImageSe
     assert pixels.reshape(12, -1).std(axis=1).min() > 2.0, "some sample is a flat image"
 
 
-def test_learns_class_specific_brightness() -> None:
-    """Class 0 bright, class 1 dark: after a short run, G_ema's class 0 is brighter than its class 1."""
-    model = StyleGAN(2, 1, (28, 28), config=tiny(iterations=150), profile="tiny", seed=0)
-    model.fit(bright_dark())
-    out = model.sample([16, 16], seed=0)
-    mean0, mean1 = out.images[:16].mean(), out.images[16:].mean()
-    assert mean0 > mean1 + 40, (mean0, mean1)
-
-
 def test_style_mixing_and_noise_change_the_image() -> None:
     model = StyleGAN(2, 1, (28, 28), config=tiny(), profile="tiny", seed=0)
     g = model.netG
@@ -138,57 +128,6 @@ def test_g_ema_is_sampled_and_saved_and_load_round_trips(tmp_path: Path) -> None
     np.testing.assert_array_equal(loaded.sample([3, 3], seed=7).images, first.images)
 
 
-def test_resume_matches_an_unbroken_run(tmp_path: Path) -> None:
-    train = bright_dark(6)
-    ckpt_dir = tmp_path / "ckpt"
-    first = StyleGAN(2, 1, (28, 28), config=tiny(iterations=8, checkpoint_every=4), profile="tiny", seed=4)
-    first.fit(train, TrainHooks(checkpoint_dir=ckpt_dir))
-    assert CheckpointDir(ckpt_dir).steps() == [4, 8]
-
-    progress = Recorder()
-    resumed = StyleGAN(2, 1, (28, 28), config=tiny(iterations=16, checkpoint_every=4), profile="tiny", seed=4)
-    stats = resumed.fit(train, TrainHooks(progress=progress, checkpoint_dir=ckpt_dir))
-    assert progress.steps == [12, 16] and stats["trained_steps"] == 8
-
-    unbroken = StyleGAN(2, 1, (28, 28), config=tiny(iterations=16), profile="tiny", seed=4)
-    unbroken.fit(train)
-    for net in ("netG", "netD", "netG_ema"):
-        for a, b in zip(getattr(resumed, net).parameters(), getattr(unbroken, net).parameters(), strict=True):
-            assert torch.equal(a, b), net
-
-    wider = StyleGAN(2, 1, (28, 28), config=tiny(iterations=20, fmap_max=32, fmap_base=32), profile="tiny")
-    with pytest.raises(ValueError, match="fmap_base"):
-        wider.fit(train, TrainHooks(checkpoint_dir=ckpt_dir))
-
-
-def test_cancel_stops_within_one_step() -> None:
-    asked = 0
-
-    def should_stop() -> bool:
-        nonlocal asked
-        asked += 1
-        return asked > 5
-
-    progress = Recorder()
-    model = StyleGAN(2, 1, (28, 28), config=tiny(iterations=50, log_every=1), profile="tiny")
-    with pytest.raises(Cancelled):
-        model.fit(bright_dark(4), TrainHooks(progress=progress, should_stop=should_stop))
-    assert progress.steps == [1, 2, 3, 4, 5] and model.step == 5
-
-
-@pytest.mark.parametrize(("channels", "size"), [(3, 32), (1, 64)])
-def test_rgb_and_larger_images(channels: int, size: int) -> None:
-    model = StyleGAN(2, channels, (size, size), config=tiny(iterations=4, batch_size=4), profile="tiny")
-    stats = model.fit(bright_dark(4, size=size, channels=channels))
-    assert np.isfinite(stats["loss_d"])
-    out = model.sample([3, 2], seed=0)
-    assert out.images.shape == (5, size, size, channels) and out.images.dtype == np.uint8
-    assert out.images.astype(float).std() > 1.0
-
-
-def test_rejects_data_that_does_not_fit_the_model() -> None:
-    model = StyleGAN(2, 1, (28, 28), config=tiny(), profile="tiny")
-    with pytest.raises(ValueError, match="model expects"):
-        model.fit(bright_dark(4, size=32))
+def test_needs_square_images() -> None:
     with pytest.raises(ValueError, match="square"):
         StyleGAN(2, 1, (28, 32), profile="tiny")
