@@ -8,7 +8,6 @@ server-sent events, prints the results table and the URLs of samples and figures
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -17,18 +16,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from app.results import format_table
 from app.settings import Settings
+from models.errors import DatasetError
+from models.medmnist import fetch_medmnist, medmnist_url
+from models.report import format_table
 
-MEDMNIST_URL = "https://zenodo.org/records/10519652/files/breastmnist.npz?download=1"
-BREASTMNIST_MD5 = "750601b1f35ba3300ea97c75c52ff8f6"
 CLASS_NAMES = "malignant,normal_or_benign"
 
 JOB = {
@@ -55,21 +53,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def fetch_breastmnist(target: Path, data_dir: Path) -> tuple[Path, str]:
-    """The official file if it downloads and checks out, else the local copy; returns (path, source)."""
+def fetch_breastmnist(cache_dir: Path, data_dir: Path) -> tuple[Path, str]:
+    """The official file (downloaded into ``cache_dir`` and MD5-checked), else the local copy; (path, source)."""
     try:
-        with urllib.request.urlopen(MEDMNIST_URL, timeout=10) as response:  # noqa: S310 (fixed https URL)
-            data = response.read(50 * 1024 * 1024)
-        if hashlib.md5(data).hexdigest() == BREASTMNIST_MD5:
-            target.write_bytes(data)
-            return target, MEDMNIST_URL
-        say("  downloaded file failed its MD5 check; using the local copy")
-    except OSError as exc:
-        say(f"  MedMNIST download unavailable ({type(exc).__name__}); using the local copy")
-    local = data_dir / "breastmnist.npz"
-    if not local.is_file():
-        raise SystemExit(f"no BreastMNIST: the download failed and {local} does not exist (set GENMIX_DATA_DIR)")
-    return local, str(local)
+        path = fetch_medmnist("breastmnist", 28, data_dir, cache_dir=cache_dir)
+    except DatasetError as exc:
+        raise SystemExit(f"no BreastMNIST: {exc} (set GENMIX_DATA_DIR)") from exc
+    if path.parent == Path(data_dir):
+        say("  MedMNIST download unavailable; using the local copy")
+        return path, str(path)
+    return path, medmnist_url("breastmnist", 28)
 
 
 def sse_events(client: httpx.Client, url: str) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -168,7 +161,7 @@ def run_demo(data_dir: Path | None, *, port: int | None, keep_running: bool, fas
             client.headers["Authorization"] = f"Bearer {key}"
 
             say("1. dataset")
-            path, source = fetch_breastmnist(state / "breastmnist.npz", settings.data_dir)
+            path, source = fetch_breastmnist(state / "cache", settings.data_dir)
             with path.open("rb") as fh:
                 response = client.post("/datasets", files={"file": ("breastmnist.npz", fh)},
                                        data={"name": "BreastMNIST", "class_names": CLASS_NAMES})  # fmt: skip
@@ -186,8 +179,9 @@ def run_demo(data_dir: Path | None, *, port: int | None, keep_running: bool, fas
 
             job = client.get(f"/jobs/{job_id}").json()
             say(f"3. results (job {status}, attempts {job['attempts']})")
-            if job["results"]:
-                say(format_table(job["results"]["summary"]))
+            if job["results"] and job["results"]["summary"]:
+                rows = job["results"]["summary"]
+                say(format_table(rows, [entry["class"] for entry in rows[0]["per_class"]]))
             say("4. samples (PNG; send the same Authorization header)")
             for kind in ("real", "synthetic", "genmix"):
                 page = client.get("/samples", params={"job_id": job_id, "kind": kind, "limit": 3}).json()

@@ -1,42 +1,18 @@
-"""Summaries of a job's runs: mean and standard deviation of each metric over seeds, per arm and generator."""
+"""A job's Table 1 from its stored run records, by the same code that writes the CLI's report (models.report)."""
 
 from __future__ import annotations
 
-import statistics
-from collections import defaultdict
-from collections.abc import Iterable
 from typing import Any
 
-METRICS = ("accuracy", "macro_f1", "balanced_accuracy", "auc")
+from app.db.models import Job
+from models.report import summary_rows
 
 
-def summarize(runs: Iterable[Any]) -> list[dict[str, Any]]:
-    """One row per (arm, generator) in order of appearance; std is the sample std (None for one seed)."""
-    groups: dict[tuple[str, str | None], list[Any]] = defaultdict(list)
-    for run in runs:
-        groups[(run.arm, run.generator)].append(run)
-    rows = []
-    for (arm, generator), members in groups.items():
-        metrics: dict[str, dict[str, float | None]] = {}
-        for name in METRICS:
-            values = [getattr(run, name) for run in members if getattr(run, name) is not None]
-            metrics[name] = {
-                "mean": statistics.fmean(values) if values else None,
-                "std": statistics.stdev(values) if len(values) > 1 else None,
-            }
-        rows.append({"arm": arm, "generator": generator, "seeds": len(members), "metrics": metrics})
-    return rows
-
-
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """A plain-text table of :func:`summarize` rows (used by ``genmix demo``)."""
-    header = f"{'arm':<12} {'generator':<10} {'seeds':>5}  " + "  ".join(f"{m:>17}" for m in METRICS)
-    lines = [header, "-" * len(header)]
-    for row in rows:
-        cells = []
-        for name in METRICS:
-            mean, std = row["metrics"][name]["mean"], row["metrics"][name]["std"]
-            cell = "n/a" if mean is None else f"{mean:.3f}" + (f" ± {std:.3f}" if std is not None else "")
-            cells.append(f"{cell:>17}")
-        lines.append(f"{row['arm']:<12} {row['generator'] or '-':<10} {row['seeds']:>5}  " + "  ".join(cells))
-    return "\n".join(lines)
+def job_summary(job: Job) -> list[dict[str, Any]]:
+    """One row per method (arm and generator) in the order the runs were recorded; [] before the first run."""
+    runs = list(job.runs)
+    if not runs:
+        return []
+    class_names = [metric.class_name for metric in runs[0].class_metrics]
+    ratio = float(job.spec.get("synthetic_ratio", 0.5))
+    return summary_rows([run.record for run in runs], class_names, ratio)

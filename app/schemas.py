@@ -140,13 +140,34 @@ class RunOut(BaseModel):
     confusion_matrix: list[list[int]] | None
 
 
-class SummaryRow(BaseModel):
-    """Mean and sample standard deviation of each metric over the seeds of one arm (and generator)."""
+class Stat(BaseModel):
+    """Mean and sample standard deviation over seeds (0 for one seed); ``n`` counts the defined values."""
 
+    mean: float | None
+    std: float | None
+    n: int
+
+
+class ClassSummary(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    class_name: str = Field(alias="class")
+    sensitivity: Stat
+    specificity: Stat
+
+
+class SummaryRow(BaseModel):
+    """One row of the paper's Table 1 (same code as the CLI's ``report.md``): metrics over one method's seeds."""
+
+    label: str
     arm: str
     generator: str | None
-    seeds: int
-    metrics: dict[str, dict[str, float | None]]
+    seeds: list[int]
+    accuracy: Stat
+    macro_f1: Stat
+    balanced_accuracy: Stat
+    auc: Stat
+    per_class: list[ClassSummary]
 
 
 class ResultsOut(BaseModel):

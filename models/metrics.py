@@ -7,7 +7,6 @@ never a silent 0 or NaN, so a JSON report says "not measurable" rather than "zer
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -86,16 +85,3 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: Sequence
         "per_class": per_class,
         "confusion_matrix": matrix.astype(int).tolist(),
     }
-
-
-def summarise(values: Sequence[float | None]) -> dict[str, float | int | None]:
-    """Mean ± std of one metric over runs (e.g. seeds); std uses ddof=1 when n > 1, else 0.
-
-    ``None`` and NaN values (e.g. an undefined AUC) are left out and not counted.
-    """
-    values = [float(v) for v in values if v is not None and not math.isnan(float(v))]
-    if not values:
-        return {"mean": None, "std": None, "n": 0}
-    array = np.asarray(values)
-    std = float(array.std(ddof=1)) if len(array) > 1 else 0.0
-    return {"mean": float(array.mean()), "std": std, "n": len(array)}

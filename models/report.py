@@ -5,9 +5,11 @@ No torch here, so the service can build the same table from stored records.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
-from models.metrics import summarise
+import numpy as np
 
 ARM_LABELS = {"baseline": "Baseline (Real)", "mixup": "MixUp (Real)", "augmix": "AugMix (Real)"}
 GENERATOR_LABELS = {
@@ -17,6 +19,19 @@ GENERATOR_LABELS = {
     "textual_inversion": "Textual Inversion",
 }
 HEADLINE = ("accuracy", "macro_f1", "balanced_accuracy", "auc")
+
+
+def summarise(values: Sequence[float | None]) -> dict[str, float | int | None]:
+    """Mean ± std of one metric over runs (e.g. seeds); std uses ddof=1 when n > 1, else 0.
+
+    ``None`` and NaN values (e.g. an undefined AUC) are left out and not counted.
+    """
+    values = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    if not values:
+        return {"mean": None, "std": None, "n": 0}
+    array = np.asarray(values)
+    std = float(array.std(ddof=1)) if len(array) > 1 else 0.0
+    return {"mean": float(array.mean()), "std": std, "n": len(array)}
 
 
 def row_label(arm: str, generator: str | None, ratio: float) -> str:

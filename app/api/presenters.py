@@ -6,7 +6,7 @@ from fastapi import Request
 
 from app.catalog import JobStatus
 from app.db.models import Artifact, Dataset, Job, Run, Sample
-from app.results import summarize
+from app.results import job_summary
 from app.schemas import (
     ArtifactOut,
     ClassMetricOut,
@@ -77,7 +77,7 @@ def job_out(request: Request, job: Job, *, with_results: bool = False) -> JobOut
     if with_results:
         results = ResultsOut(
             runs=[run_out(run) for run in job.runs],
-            summary=[SummaryRow(**row) for row in summarize(job.runs)],
+            summary=[SummaryRow.model_validate(row) for row in job_summary(job)],
         )
     return JobOut(
         id=job.id,

@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import select
@@ -94,7 +95,10 @@ def test_job_end_to_end(client: TestClient, alice: dict[str, str], bob: dict[str
         assert [c["class_name"] for c in run["per_class"]] == ["malignant", "normal_or_benign"]
         assert sum(map(sum, run["confusion_matrix"])) == 40 and run["epochs_trained"] >= 1
     assert runs["genmix"]["generator"] == "dcgan" and runs["baseline"]["generator"] is None
-    assert {row["arm"] for row in job["results"]["summary"]} == set(ALL_ARMS)
+    summary = {row["label"]: row for row in job["results"]["summary"]}
+    assert {row["arm"] for row in summary.values()} == set(ALL_ARMS) and "GenMix (DCGAN)" in summary
+    assert summary["GenMix (DCGAN)"]["macro_f1"]["mean"] == pytest.approx(runs["genmix"]["macro_f1"])
+    assert [c["class"] for c in summary["Baseline (Real)"]["per_class"]] == ["malignant", "normal_or_benign"]
     with db.session() as session:
         columns = session.execute(select(Run.arm, Run.macro_f1).where(Run.job_id == job_id)).all()
         assert len(columns) == 5 and all(value is not None for _, value in columns)

@@ -14,13 +14,10 @@ from models.data import (
     DatasetError,
     ImageSet,
     Split,
-    fetch_medmnist,
     load_dataset,
     load_image_folder,
     load_npz,
     load_synthetic_npz,
-    medmnist_filename,
-    medmnist_url,
     one_hot,
     save_npz,
     save_synthetic_npz,
@@ -28,6 +25,7 @@ from models.data import (
     to_tensor,
     to_uint8,
 )
+from models.medmnist import fetch_medmnist, medmnist_filename, medmnist_url
 
 # ------------------------------------------------------------------------------------------ MedMNIST npz
 

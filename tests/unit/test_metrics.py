@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from models.metrics import compute_metrics, summarise
+from models.metrics import compute_metrics
+from models.report import summarise
 
 NAMES3 = ["cyst", "hemangioma", "metastasis"]
 

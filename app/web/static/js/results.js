@@ -2,7 +2,7 @@
 // per-class sensitivity / specificity; mean ± std over seeds; best value per column marked), per-seed runs,
 // and the generators' quality numbers from results.json.
 
-import { el, generatorName, methodLabel } from "./ui.js";
+import { el, generatorName } from "./ui.js";
 
 const OVERALL = [
   { key: "accuracy", label: "Acc.", long: "accuracy", percent: true },
@@ -10,68 +10,36 @@ const OVERALL = [
   { key: "auc", label: "AUC", long: "AUC", percent: false },
 ];
 
-function stats(values) {
-  const xs = values.filter((v) => v !== null && v !== undefined && Number.isFinite(v));
-  if (!xs.length) return null;
-  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-  if (xs.length < 2) return { mean, std: null };
-  const variance = xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1);
-  return { mean, std: Math.sqrt(variance) };
-}
-
 function fmt(value, percent) {
   return percent ? (100 * value).toFixed(1) : value.toFixed(3);
 }
 
-/** Runs grouped by (arm, generator), in the order of the job's arms. */
-function methods(job) {
-  const groups = new Map();
-  for (const run of job.results.runs) {
-    const key = `${run.arm}|${run.generator || ""}`;
-    if (!groups.has(key)) groups.set(key, { arm: run.arm, generator: run.generator, runs: [] });
-    groups.get(key).runs.push(run);
-  }
-  const order = job.spec?.arms || [];
-  return [...groups.values()].sort((a, b) => order.indexOf(a.arm) - order.indexOf(b.arm));
-}
-
-function classesOf(job) {
-  const classes = new Map();
-  for (const run of job.results.runs) {
-    for (const c of run.per_class) classes.set(c.class_index, c.class_name);
-  }
-  return [...classes.entries()].sort((a, b) => a[0] - b[0]);
-}
-
-function columns(job) {
-  const cols = OVERALL.map((c) => ({ ...c, get: (run) => run[c.key] }));
-  for (const [index, name] of classesOf(job)) {
+/** Columns of the summary rows the API computes (the CLI's report uses the same code): overall, then per class. */
+function columns(classes) {
+  const cols = OVERALL.map((c) => ({ ...c, get: (row) => row[c.key] }));
+  classes.forEach((name, index) => {
     for (const [key, label] of [["sensitivity", "Sens."], ["specificity", "Spec."]]) {
-      cols.push({
-        key: `${key}-${index}`,
-        label,
-        long: `${name} ${key}`,
-        percent: true,
-        get: (run) => run.per_class.find((c) => c.class_index === index)?.[key] ?? null,
-      });
+      cols.push({ key: `${key}-${index}`, label, long: `${name} ${key}`, percent: true, get: (row) => row.per_class[index]?.[key] });
     }
-  }
+  });
   return cols;
 }
 
 export function resultsTable(job) {
-  const rows = methods(job);
-  const cols = columns(job);
-  const ratio = job.spec?.synthetic_ratio;
-  const cells = rows.map((m) => cols.map((col) => stats(m.runs.map(col.get))));
+  const rows = job.results.summary;
+  const classes = rows.length ? rows[0].per_class.map((c) => c.class) : [];
+  const cols = columns(classes);
+  const cells = rows.map((row) => cols.map((col) => {
+    const stat = col.get(row);
+    return stat && stat.mean !== null ? stat : null;
+  }));
   // Best per column, compared as displayed (so ties in the shown digits are all marked).
   const best = cols.map((col, j) => {
     const shown = cells.map((row) => (row[j] ? Number(fmt(row[j].mean, col.percent)) : -Infinity));
     const top = Math.max(...shown);
     return shown.map((v) => rows.length > 1 && v === top && v !== -Infinity);
   });
-  const classes = classesOf(job);
-  const seeds = new Set(job.results.runs.map((r) => r.seed)).size;
+  const seeds = new Set(rows.flatMap((row) => row.seeds)).size;
 
   const head = el(
     "thead",
@@ -82,23 +50,23 @@ export function resultsTable(job) {
       el("th", { scope: "col", rowspan: "2", text: "Method" }),
       el("th", { scope: "col", rowspan: "2", class: "num", text: "Seeds" }),
       OVERALL.map((c) => el("th", { scope: "col", rowspan: "2", class: "num", title: c.long, text: c.label })),
-      classes.map(([, name]) => el("th", { scope: "colgroup", colspan: "2", class: "group", text: name })),
+      classes.map((name) => el("th", { scope: "colgroup", colspan: "2", class: "group", text: name })),
     ),
     el("tr", {}, classes.map(() => [el("th", { scope: "col", class: "num", text: "Sens." }), el("th", { scope: "col", class: "num", text: "Spec." })])),
   );
   const body = el(
     "tbody",
     {},
-    rows.map((m, i) =>
+    rows.map((row, i) =>
       el(
         "tr",
-        { "data-arm": m.arm },
-        el("th", { scope: "row", text: methodLabel(m.arm, m.generator, ratio) }),
-        el("td", { class: "num", text: m.runs.length }),
+        { "data-arm": row.arm },
+        el("th", { scope: "row", text: row.label }),
+        el("td", { class: "num", text: row.seeds.length }),
         cols.map((col, j) => {
           const s = cells[i][j];
           if (!s) return el("td", { class: "num muted", text: "n/a" });
-          const text = fmt(s.mean, col.percent) + (s.std === null ? "" : ` ± ${fmt(s.std, col.percent)}`);
+          const text = fmt(s.mean, col.percent) + (s.n > 1 ? ` ± ${fmt(s.std, col.percent)}` : "");
           if (!best[j][i]) return el("td", { class: "num", text });
           return el(
             "td",

@@ -76,24 +76,3 @@ const GENERATOR_NAMES = {
 export function generatorName(name) {
   return GENERATOR_NAMES[name] || name;
 }
-
-/** A row label in the style of the paper's Table 1: "Baseline (Real)", "DCGAN (50%)", "GenMix (DCGAN)". */
-export function methodLabel(arm, generator, syntheticRatio) {
-  const gen = generator ? generatorName(generator) : "";
-  switch (arm) {
-    case "baseline":
-      return "Baseline (Real)";
-    case "mixup":
-      return "MixUp (Real)";
-    case "augmix":
-      return "AugMix (Real)";
-    case "generative": {
-      const ratio = Number.isFinite(syntheticRatio) ? ` (${Math.round(syntheticRatio * 100)}%)` : "";
-      return `${gen}${ratio}`;
-    }
-    case "genmix":
-      return `GenMix (${gen})`;
-    default:
-      return gen ? `${arm} (${gen})` : arm;
-  }
-}
