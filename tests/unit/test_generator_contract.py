@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from generator_support import Recorder, bright_dark
+from generator_support import Recorder, bright_dark, stop_after
 
 from models.checkpoint import CheckpointDir
 from models.generators import Generator, generator_class
@@ -125,17 +125,10 @@ def test_resume_matches_an_unbroken_run_and_refuses_another_architecture(name: s
 
 @pytest.mark.parametrize("name", NAMES)
 def test_cancel_stops_within_one_step(name: str) -> None:
-    asked = 0
-
-    def should_stop() -> bool:
-        nonlocal asked
-        asked += 1
-        return asked > 5
-
     progress = Recorder()
     model = make(name, 50, log_every=1)
     with pytest.raises(Cancelled):
-        model.fit(bright_dark(4, SPECS[name].size), TrainHooks(progress=progress, should_stop=should_stop))
+        model.fit(bright_dark(4, SPECS[name].size), TrainHooks(progress=progress, should_stop=stop_after(5)))
     assert progress.steps == [1, 2, 3, 4, 5] and model.step == 5
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-from generator_support import Recorder
+from generator_support import Recorder, stop_after
 from safetensors.torch import load_file, save_file
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
@@ -259,16 +259,9 @@ def test_resume_matches_an_unbroken_run_and_cancel_stops(sd_dir: Path, train: Sp
     unbroken.fit(train)
     assert torch.equal(resumed.learned, unbroken.learned)
 
-    asked = 0
-
-    def should_stop() -> bool:
-        nonlocal asked
-        asked += 1
-        return asked > 3
-
     progress = Recorder()
     model = TextualInversion(2, 1, (28, 28), config=tiny(sd_dir, steps=20, log_every=1), profile="tiny")
     with pytest.raises(Cancelled):
-        model.fit(train, TrainHooks(progress=progress, should_stop=should_stop))
+        model.fit(train, TrainHooks(progress=progress, should_stop=stop_after(3)))
     assert progress.steps == [1, 2, 3] and model.step == 3
     model.check_embeddings()  # a cancelled run still leaves the learnt rows in place
