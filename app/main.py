@@ -16,11 +16,11 @@ from app.api.deps import Services, get_principal
 from app.api.fastpath import SampleFastPath
 from app.api.routes import artifacts, datasets, health, jobs, samples
 from app.cache import BytesCache
-from app.db.session import Database
 from app.security import KeyCache
-from app.settings import Settings, get_settings
-from app.storage import ArtifactStore
 from app.web import mount_web
+from core.db.session import Database
+from core.settings import Settings, get_settings
+from core.storage import ArtifactStore
 
 log = logging.getLogger("genmix.api")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.db.models import Job
+from core.db.orm import Job
 from models.report import summary_rows
 
 

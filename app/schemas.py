@@ -7,7 +7,9 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.catalog import Arm, ClassifierName, Device, GeneratorName, JobStatus, PartnerPool, Profile, Queue
+from core.jobstate import JobStatus
+from core.names import Queue
+from models.names import Arm, ClassifierName, Device, GeneratorName, PartnerPool, Profile
 
 T = TypeVar("T")
 

@@ -12,8 +12,8 @@ from threading import Lock
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.base import utcnow
-from app.db.models import ApiKey
+from core.db.base import utcnow
+from core.db.orm import ApiKey
 
 PREFIX = "gmx"
 

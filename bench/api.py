@@ -38,13 +38,13 @@ from PIL import Image
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from app.crud.samples import add_sample  # noqa: E402
-from app.db import migrate  # noqa: E402
-from app.db.models import Dataset, Job  # noqa: E402
-from app.db.session import Database  # noqa: E402
 from app.security import create_api_key  # noqa: E402
-from app.settings import Settings, default_data_dir  # noqa: E402
-from app.storage import ArtifactStore  # noqa: E402
+from core.crud.samples import add_sample  # noqa: E402
+from core.db import migrate  # noqa: E402
+from core.db.orm import Dataset, Job  # noqa: E402
+from core.db.session import Database  # noqa: E402
+from core.settings import Settings, default_data_dir  # noqa: E402
+from core.storage import ArtifactStore  # noqa: E402
 
 PG = "postgresql://postgres@127.0.0.1:5432"
 REDIS = "redis://127.0.0.1:6379/14"

@@ -6,10 +6,10 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from app.db import models  # noqa: F401  (registers every table on Base.metadata)
-from app.db.base import Base
-from app.db.session import make_engine
-from app.settings import get_settings
+from core.db import orm  # noqa: F401  (registers every table on Base.metadata)
+from core.db.base import Base
+from core.db.session import make_engine
+from core.settings import get_settings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):

@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from app.crud.artifacts import upsert_artifact
-from app.db.models import Artifact
-from app.db.session import Database
-from app.storage import ArtifactStore
+from core.crud.artifacts import upsert_artifact
+from core.db.orm import Artifact
+from core.db.session import Database
+from core.storage import ArtifactStore
 
 _SEED_DIR = re.compile(r"^seed(\d+)$")
 

@@ -1,6 +1,6 @@
 """The Celery app the workers run: ``celery -A workers.celery_app worker -Q cpu`` (or ``genmix worker``).
 
-Configuration is :func:`app.queue.celery_config`, shared with the API that publishes. CUDA is never touched
+Configuration is :func:`core.queue.celery_config`, shared with the API that publishes. CUDA is never touched
 here: the worker parent imports torch (so forked children start fast) but only tasks pick a device.
 """
 
@@ -11,8 +11,8 @@ from typing import Any
 
 from celery.signals import worker_init, worker_ready
 
-from app.queue import build_celery
-from app.settings import get_settings
+from core.queue import build_celery
+from core.settings import get_settings
 
 log = logging.getLogger("genmix.worker")
 settings = get_settings()

@@ -10,8 +10,8 @@ import logging
 import threading
 import time
 
-from app.crud import lifecycle
-from app.db.session import Database
+from core.crud import lifecycle
+from core.db.session import Database
 
 log = logging.getLogger("genmix.worker")
 

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.crud import lifecycle
-from app.db.session import Database
+from core.crud import lifecycle
+from core.db.session import Database
 from workers.artifacts import ArtifactRecorder
 from workers.monitor import JobMonitor
 from workers.samples import SampleWriter

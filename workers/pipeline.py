@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.catalog import JobStatus
-from app.crud import lifecycle
-from app.db.models import Dataset, Job
-from app.db.session import Database
-from app.settings import Settings
-from app.storage import ArtifactStore
+from core.crud import lifecycle
+from core.db.orm import Dataset, Job
+from core.db.session import Database
+from core.jobstate import JobStatus
+from core.settings import Settings
+from core.storage import ArtifactStore
 from workers.artifacts import ArtifactRecorder
 from workers.monitor import JobMonitor
 from workers.observer import DbObserver

@@ -2,7 +2,7 @@
 
 A job counts as orphaned when it is ``running`` but its owner is dead: same host and its pid is gone, or
 another host and its heartbeat is older than ``stale_after``. Publishing it again is safe: the claim in
-:mod:`app.crud.lifecycle` lets only one delivery run, and the attempt cap still applies.
+:mod:`core.crud.lifecycle` lets only one delivery run, and the attempt cap still applies.
 """
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ import socket
 
 from sqlalchemy import select
 
-from app.catalog import JobStatus
-from app.crud.events import add_event
-from app.crud.lifecycle import owner_alive
-from app.db.base import utcnow
-from app.db.models import Job
-from app.db.session import Database
-from app.queue import enqueue_job
-from app.settings import Settings
+from core.crud.events import add_event
+from core.crud.lifecycle import owner_alive
+from core.db.base import utcnow
+from core.db.orm import Job
+from core.db.session import Database
+from core.jobstate import JobStatus
+from core.queue import enqueue_job
+from core.settings import Settings
 
 
 def recover_orphans(settings: Settings) -> list[str]:

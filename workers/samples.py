@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from app.crud.samples import add_sample, find_sample
-from app.db.session import Database
-from app.storage import ArtifactStore
+from core.crud.samples import add_sample, find_sample
+from core.db.session import Database
+from core.storage import ArtifactStore
 
 _SEED_DIR = re.compile(r"^seed(\d+)$")
 

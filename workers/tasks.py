@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from app.queue import TASK_NAME
+from core.queue import TASK_NAME
 from workers.celery_app import celery_app, settings
 from workers.pipeline import JobBusyError, execute
 

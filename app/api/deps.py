@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.cache import BytesCache
-from app.db.session import Database
 from app.security import KeyCache, Principal, authenticate
-from app.settings import Settings
-from app.storage import ArtifactStore
+from core.db.session import Database
+from core.settings import Settings
+from core.storage import ArtifactStore
 
 
 @dataclass

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from app.catalog import JobStatus
-from app.db.models import Artifact, Dataset, Job, Run, Sample
 from app.results import job_summary
 from app.schemas import (
     ArtifactOut,
@@ -18,6 +16,8 @@ from app.schemas import (
     SampleOut,
     SummaryRow,
 )
+from core.db.orm import Artifact, Dataset, Job, Run, Sample
+from core.jobstate import JobStatus
 
 
 def url(request: Request, path: str) -> str:

@@ -75,7 +75,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterato
         GENMIX_SSE_POLL_INTERVAL="0.25",
         PYTHONPATH=str(REPO_ROOT),
     )
-    cli = [sys.executable, "-m", "app.cli"]
+    cli = [sys.executable, "-m", "cli.main"]
     key = subprocess.run(
         [*cli, "apikey", "create", "--name", "e2e", "--data-dir", str(state)],
         env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=120,

@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.settings import Settings
 from app.web import STATIC_DIR
+from core.settings import Settings
 
 
 @pytest.fixture(scope="module")

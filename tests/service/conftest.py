@@ -15,11 +15,11 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from app.db import migrate
-from app.db.session import Database
 from app.main import create_app
 from app.security import create_api_key
-from app.settings import Settings
+from core.db import migrate
+from core.db.session import Database
+from core.settings import Settings
 from service.helpers import REDIS_URL, WorkerProcess, breast_slice, create_database, drop_database, subprocess_env
 
 

@@ -8,9 +8,9 @@ import sys
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from app.db.models import ApiKey
-from app.db.session import Database
 from app.security import authenticate
+from core.db.orm import ApiKey
+from core.db.session import Database
 from service.helpers import REPO_ROOT, subprocess_env
 
 
@@ -61,7 +61,7 @@ def test_other_owner_sees_404(client: TestClient, alice: dict[str, str], bob: di
 
 def test_cli_prints_the_key_alone(service_env: dict[str, str], client: TestClient) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "app.cli", "apikey", "create", "--name", "carol"],
+        [sys.executable, "-m", "cli.main", "apikey", "create", "--name", "carol"],
         env=subprocess_env(service_env), cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     lines = out.stdout.splitlines()
@@ -69,7 +69,7 @@ def test_cli_prints_the_key_alone(service_env: dict[str, str], client: TestClien
     response = client.get("/datasets", headers={"Authorization": f"Bearer {lines[0]}"})
     assert response.status_code == 200 and response.json() == {"data": [], "count": 0}
     listed = subprocess.run(
-        [sys.executable, "-m", "app.cli", "apikey", "list"],
+        [sys.executable, "-m", "cli.main", "apikey", "list"],
         env=subprocess_env(service_env), cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=60,
     ).stdout  # fmt: skip
     assert "carol" in listed and lines[0].split("_", 2)[2] not in listed

@@ -30,7 +30,7 @@ def test_serve_embedded_end_to_end(tmp_path: Path, data_dir: Path, slice_bytes: 
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--data-dir", str(state)],
+            [sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--data-dir", str(state)],
             env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:
@@ -45,7 +45,7 @@ def test_serve_embedded_end_to_end(tmp_path: Path, data_dir: Path, slice_bytes: 
 
             wait_for(healthy, 120, 0.3, "genmix serve to answer")
             key = subprocess.run(
-                [sys.executable, "-m", "app.cli", "apikey", "create", "--name", "lab", "--data-dir", str(state)],
+                [sys.executable, "-m", "cli.main", "apikey", "create", "--name", "lab", "--data-dir", str(state)],
                 env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=60,
             ).stdout.strip()  # fmt: skip
             client.headers["Authorization"] = f"Bearer {key}"

@@ -10,17 +10,17 @@ import tomllib
 
 import pytest
 
-from app import catalog
+from models import names as catalog
 from service.helpers import REPO_ROOT
 
 
 def test_api_does_not_import_torch(tmp_path) -> None:
     code = (
         "import sys\n"
-        "from app.settings import Settings\n"
+        "from core.settings import Settings\n"
         "from app.main import create_app\n"
         f"api = create_app(Settings(state_dir={str(tmp_path)!r}, database_url='', broker_url=''))\n"
-        "import app.cli, app.cli_service, app.ingest, app.queue, app.demo, app.embedded\n"
+        "import cli.main, cli.service, app.ingest, core.queue, cli.demo, cli.embedded\n"
         "assert api.openapi()['paths']\n"
         "print('torch' in sys.modules, 'numpy' in sys.modules)\n"
     )

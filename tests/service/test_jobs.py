@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import select
 
-from app.db.models import Job, Run, RunClassMetric
-from app.db.session import Database
+from core.db.orm import Job, Run, RunClassMetric
+from core.db.session import Database
 from service.helpers import WorkerProcess, job_state, quick_job, sse, wait_for, wait_for_status
 
 ALL_ARMS = ["baseline", "mixup", "augmix", "generative", "genmix"]

@@ -11,11 +11,11 @@ from datetime import timedelta
 
 import redis
 
-from app.crud import lifecycle
-from app.db.base import utcnow
-from app.db.models import Job, JobEvent
-from app.db.session import Database
-from app.settings import Settings
+from core.crud import lifecycle
+from core.db.base import utcnow
+from core.db.orm import Job, JobEvent
+from core.db.session import Database
+from core.settings import Settings
 from service.helpers import REDIS_URL
 from workers.recovery import recover_orphans
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, inspect
 
-from app.db import (
+from core.db import (
     migrate,
     models,  # noqa: F401  (registers the tables)
 )
-from app.db.base import Base
+from core.db.base import Base
 from service.helpers import create_database, drop_database
 
 TABLES = set(Base.metadata.tables)

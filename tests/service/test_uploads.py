@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import func, select
 
-from app.db.models import Dataset, DatasetSplit
-from app.db.session import Database
 from app.main import create_app
-from app.settings import Settings
+from core.db.orm import Dataset, DatasetSplit
+from core.db.session import Database
+from core.settings import Settings
 
 
 def png(value: int, size: int = 16, mode: str = "L") -> bytes:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from app.cli import main
+from cli.main import main
 from models.data import ImageSet, save_npz, slice_imageset
 
 TINY_DCGAN = json.dumps(

@@ -9,10 +9,10 @@ from fastapi.responses import FileResponse
 
 from app.api.deps import PrincipalDep, SessionDep, StoreDep, not_found
 from app.api.presenters import artifact_out
-from app.crud import artifacts as crud
-from app.crud.jobs import get_job
 from app.schemas import ArtifactOut, Page
-from app.storage import UnsafePathError
+from core.crud import artifacts as crud
+from core.crud.jobs import get_job
+from core.storage import UnsafePathError
 
 router = APIRouter(prefix="/jobs/{job_id}/artifacts", tags=["artifacts"])
 

@@ -12,11 +12,11 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import PrincipalDep, ServicesDep, SessionDep, StoreDep, not_found
 from app.api.presenters import dataset_out
-from app.crud import datasets as crud
 from app.ingest import IngestLimits, UploadError, parse_upload
 from app.schemas import DatasetOut, Page
-from app.settings import Settings
 from app.uploads import receive_upload
+from core.crud import datasets as crud
+from core.settings import Settings
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 

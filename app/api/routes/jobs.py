@@ -14,12 +14,12 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import PrincipalDep, ServicesDep, SessionDep, not_found
 from app.api.presenters import job_out
-from app.catalog import TERMINAL, JobStatus
-from app.crud import jobs as crud
-from app.crud.events import events_after
-from app.db.models import Job
-from app.queue import enqueue_job
 from app.schemas import JobCreate, JobOut, Page
+from core.crud import jobs as crud
+from core.crud.events import events_after
+from core.db.orm import Job
+from core.jobstate import TERMINAL, JobStatus
+from core.queue import enqueue_job
 
 log = logging.getLogger("genmix.api")
 router = APIRouter(prefix="/jobs", tags=["jobs"])

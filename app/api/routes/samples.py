@@ -15,11 +15,11 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import PrincipalDep, Services, ServicesDep, SessionDep, not_found
 from app.api.presenters import sample_out
-from app.catalog import SampleKind
-from app.crud import samples as crud
-from app.db.models import Job
 from app.schemas import Page, SampleOut
-from app.storage import UnsafePathError
+from core.crud import samples as crud
+from core.db.orm import Job
+from core.names import SampleKind
+from core.storage import UnsafePathError
 
 router = APIRouter(prefix="/samples", tags=["samples"])
 

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.db.models import Job, Sample
+from core.db.orm import Job, Sample
 
 
 def find_sample(session: Session, *, job_id: str, source_key: str) -> Sample | None:

@@ -15,8 +15,8 @@ import sys
 import threading
 import time
 
-from app.db import migrate
-from app.settings import Settings
+from core.db import migrate
+from core.settings import Settings
 
 log = logging.getLogger("genmix.serve")
 
@@ -63,7 +63,7 @@ class LocalWorker:
         self._watch.start()
 
     def _spawn(self) -> None:
-        command = [sys.executable, "-m", "app.cli", "worker", "--queues", self.queues]
+        command = [sys.executable, "-m", "cli.main", "worker", "--queues", self.queues]
         self.process = subprocess.Popen(command, env=self.env, start_new_session=True)
         log.info("local worker started (pid %d, queues %s)", self.process.pid, self.queues)
 

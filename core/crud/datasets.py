@@ -7,10 +7,10 @@ import uuid
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from app.catalog import TERMINAL
-from app.db.models import Dataset, DatasetSplit, Job
 from app.ingest import ParsedDataset, write_normalized
-from app.storage import ArtifactStore
+from core.db.orm import Dataset, DatasetSplit, Job
+from core.jobstate import TERMINAL
+from core.storage import ArtifactStore
 
 DATA_FILE = "data.npz"
 

@@ -12,14 +12,14 @@ def main() -> None:
 
 
 def _register_all() -> None:
-    from app import cli_science
+    from cli import science
 
-    cli_science.register(main)
+    science.register(main)
     try:
-        from app import cli_service
+        from cli import service
     except ImportError:  # the service commands are optional in a science-only checkout
         return
-    cli_service.register(main)
+    service.register(main)
 
 
 _register_all()

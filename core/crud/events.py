@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import JobEvent
+from core.db.orm import JobEvent
 
 
 def add_event(session: Session, *, job_id: str, kind: str, data: dict[str, Any] | None = None) -> JobEvent:

@@ -11,12 +11,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from app.catalog import TERMINAL, JobStatus
-from app.crud.events import add_event
-from app.db.base import utcnow
-from app.db.models import Dataset, IdempotencyKey, Job, Run
 from app.schemas import JobCreate
-from app.settings import Settings
+from core.crud.events import add_event
+from core.db.base import utcnow
+from core.db.orm import Dataset, IdempotencyKey, Job, Run
+from core.jobstate import TERMINAL, JobStatus
+from core.settings import Settings
 
 
 class IdempotencyConflictError(Exception):

@@ -18,8 +18,8 @@ from typing import Any
 from celery import Celery
 from kombu import Exchange, Queue
 
-from app.catalog import QUEUES
-from app.settings import Settings
+from core.names import QUEUES
+from core.settings import Settings
 
 TASK_NAME = "genmix.run_job"
 RECOVER_TASK_NAME = "genmix.recover_orphans"

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from app.settings import Settings
+from core.settings import Settings
 from models.errors import DatasetError
 from models.medmnist import fetch_medmnist, medmnist_url
 from models.report import format_table
@@ -145,14 +145,14 @@ def run_demo(data_dir: Path | None, *, port: int | None, keep_running: bool, fas
     started = time.monotonic()
     with log_path.open("ab") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:
         with httpx.Client(base_url=base, timeout=60) as client:
             _wait_healthy(client, server, log_path)
-            from app.db.session import Database
             from app.security import create_api_key
+            from core.db.session import Database
 
             db = Database(settings.database_url)
             with db.session() as session:

@@ -7,8 +7,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from app.db.session import make_engine
-from app.settings import REPO_ROOT
+from core.db.session import make_engine
+from core.settings import REPO_ROOT
 
 
 def alembic_config(url: str) -> Config:

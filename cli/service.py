@@ -20,7 +20,7 @@ DATA_DIR_HELP = "State directory (database, broker, artifacts) of an embedded se
 def _use_state_dir(data_dir: Path | None) -> None:
     if data_dir is not None:
         os.environ["GENMIX_STATE_DIR"] = str(data_dir.expanduser().resolve())
-        from app.settings import get_settings
+        from core.settings import get_settings
 
         get_settings.cache_clear()
 
@@ -55,8 +55,8 @@ def serve_command(
     """Run the REST API; with no configuration, an embedded single-machine service with one local worker."""
     _use_state_dir(data_dir)
     _logging(log_level)
-    from app.embedded import serve
-    from app.settings import get_settings
+    from cli.embedded import serve
+    from core.settings import get_settings
 
     serve(get_settings(), host=host, port=port, workers=workers, with_worker=not no_worker, log_level=log_level,
           server=server)  # fmt: skip
@@ -86,7 +86,7 @@ def worker_command(
 
     settings.ensure_dirs()
     if settings.is_sqlite:
-        from app.embedded import prepare_database
+        from cli.embedded import prepare_database
 
         prepare_database(settings)
     argv = [
@@ -116,10 +116,10 @@ def apikey_group() -> None:
 def apikey_create(name: str, owner: str | None, data_dir: Path | None) -> None:
     """Print a new API key, alone on stdout; it cannot be shown again."""
     _use_state_dir(data_dir)
-    from app.db.session import Database
-    from app.embedded import prepare_database
     from app.security import create_api_key
-    from app.settings import get_settings
+    from cli.embedded import prepare_database
+    from core.db.session import Database
+    from core.settings import get_settings
 
     settings = get_settings()
     prepare_database(settings)
@@ -139,9 +139,9 @@ def apikey_list(data_dir: Path | None) -> None:
     _use_state_dir(data_dir)
     from sqlalchemy import select
 
-    from app.db.models import ApiKey
-    from app.db.session import Database
-    from app.settings import get_settings
+    from core.db.orm import ApiKey
+    from core.db.session import Database
+    from core.settings import get_settings
 
     db = Database(get_settings().database_url)
     try:
@@ -159,9 +159,9 @@ def apikey_list(data_dir: Path | None) -> None:
 def apikey_revoke(key_id: str, data_dir: Path | None) -> None:
     """Revoke a key by id (the part after ``gmx_``); API processes forget it within their key cache time."""
     _use_state_dir(data_dir)
-    from app.db.session import Database
     from app.security import revoke_api_key
-    from app.settings import get_settings
+    from core.db.session import Database
+    from core.settings import get_settings
 
     db = Database(get_settings().database_url)
     try:
@@ -184,8 +184,8 @@ def db_group() -> None:
 def db_upgrade(revision: str, data_dir: Path | None) -> None:
     """Apply migrations up to REVISION."""
     _use_state_dir(data_dir)
-    from app.db import migrate
-    from app.settings import get_settings
+    from core.db import migrate
+    from core.settings import get_settings
 
     settings = get_settings()
     settings.ensure_dirs()
@@ -199,8 +199,8 @@ def db_upgrade(revision: str, data_dir: Path | None) -> None:
 def db_downgrade(revision: str, data_dir: Path | None) -> None:
     """Undo migrations down to REVISION (``base`` drops every table)."""
     _use_state_dir(data_dir)
-    from app.db import migrate
-    from app.settings import get_settings
+    from core.db import migrate
+    from core.settings import get_settings
 
     migrate.downgrade(get_settings().database_url, revision)
 
@@ -213,7 +213,7 @@ def db_downgrade(revision: str, data_dir: Path | None) -> None:
 def demo_command(data_dir: Path | None, port: int | None, keep_running: bool, fast: bool) -> None:
     """Start the embedded service, upload BreastMNIST, run a quick DCGAN GenMix job through the API, show
     progress, print the results and the sample and figure URLs, and stop."""
-    from app.demo import run_demo
+    from cli.demo import run_demo
 
     sys.exit(run_demo(data_dir, port=port, keep_running=keep_running, fast=fast))
 

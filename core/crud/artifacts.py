@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.db.models import Artifact
+from core.db.orm import Artifact
 
 MEDIA_TYPES = {".json": "application/json", ".npz": "application/octet-stream", ".png": "image/png",
                ".safetensors": "application/octet-stream", ".pt": "application/octet-stream"}  # fmt: skip

@@ -20,10 +20,10 @@ from typing import Any, Literal
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.catalog import TERMINAL, JobStatus
-from app.crud.events import add_event
-from app.db.base import utcnow
-from app.db.models import Job, Run, RunClassMetric
+from core.crud.events import add_event
+from core.db.base import utcnow
+from core.db.orm import Job, Run, RunClassMetric
+from core.jobstate import TERMINAL, JobStatus
 
 
 @dataclass(frozen=True)
