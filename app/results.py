@@ -1,11 +1,11 @@
-"""A job's Table 1 from its stored run records, by the same code that writes the CLI's report (models.report)."""
+"""A job's Table 1 from its stored run records, by the same code that writes the CLI's report (models.table)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from core.db.orm import Job
-from models.report import summary_rows
+from models.table import summary_rows
 
 
 def job_summary(job: Job) -> list[dict[str, Any]]:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
+from core.jobspec import JobCreate as JobCreate  # POST /jobs: the experiment spec plus service fields
 from core.jobstate import JobStatus
-from core.names import Queue
-from models.names import Arm, ClassifierName, Device, GeneratorName, PartnerPool, Profile
 
 T = TypeVar("T")
 
@@ -39,72 +38,6 @@ class DatasetOut(BaseModel):
 
 
 # --- jobs ------------------------------------------------------------------------------------
-
-
-class ClassifierSpec(BaseModel):
-    """A classifier by name; any other key overrides that profile's hyperparameter (``epochs``, ``lr``...)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    name: ClassifierName = "smallcnn"
-
-
-class JobCreate(BaseModel):
-    """An experiment: generators x arms x seeds on one dataset. Explicit settings override the profile."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    dataset_id: str
-    generators: list[GeneratorName] = Field(default_factory=lambda: ["dcgan"], max_length=8)
-    arms: list[Arm] = Field(
-        default_factory=lambda: ["baseline", "mixup", "augmix", "generative", "genmix"], min_length=1
-    )
-    synthetic_ratio: float = Field(0.5, gt=0.0, le=10.0)
-    alpha: float = Field(0.3, gt=0.0, le=100.0)
-    beta: float = Field(1.0, gt=0.0, le=100.0)
-    partner_pool: PartnerPool = "real+synthetic"
-    class_balanced: bool = False
-    mix_prob: float = Field(1.0, ge=0.0, le=1.0)
-    classifier: ClassifierName | ClassifierSpec = "smallcnn"
-    generator: dict[str, dict[str, Any]] = Field(
-        default_factory=dict,
-        description="per-generator overrides of the profile, e.g. {'dcgan': {'iterations': 500}}",
-    )
-    profile: Profile = "quick"
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, max_length=20)
-    samples_per_class: int | None = Field(None, ge=0, description="PNGs materialised per class and kind")
-    figures: bool = True
-    device: Device = "auto"
-    queue: Queue | None = Field(None, description="worker queue; default from the device / server setting")
-
-    @field_validator("arms", "generators", "seeds")
-    @classmethod
-    def _unique(cls, value: list[Any]) -> list[Any]:
-        if len(set(value)) != len(value):
-            raise ValueError("must not repeat items")
-        return value
-
-    @field_validator("seeds")
-    @classmethod
-    def _non_negative(cls, value: list[int]) -> list[int]:
-        if any(seed < 0 or seed > 2**31 - 1 for seed in value):
-            raise ValueError("seeds must be between 0 and 2**31-1")
-        return value
-
-    @model_validator(mode="after")
-    def _consistent(self) -> JobCreate:
-        needs_generator = any(arm in ("generative", "genmix") for arm in self.arms)
-        if needs_generator and not self.generators:
-            raise ValueError("the generative and genmix arms need at least one generator")
-        unknown = set(self.generator) - set(self.generators)
-        if unknown:
-            raise ValueError(f"generator overrides for {sorted(unknown)}, which are not in generators")
-        return self
-
-    def classifier_config(self) -> dict[str, Any]:
-        if isinstance(self.classifier, str):
-            return {"name": self.classifier}
-        return self.classifier.model_dump()
 
 
 class ProgressOut(BaseModel):

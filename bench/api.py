@@ -21,12 +21,9 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -39,6 +36,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from app.security import create_api_key  # noqa: E402
+from cli.processes import ServiceError, free_port, stop_process, wait_http  # noqa: E402
 from core.crud.samples import add_sample  # noqa: E402
 from core.db import migrate  # noqa: E402
 from core.db.orm import Dataset, Job  # noqa: E402
@@ -49,24 +47,6 @@ from core.storage import ArtifactStore  # noqa: E402
 PG = "postgresql://postgres@127.0.0.1:5432"
 REDIS = "redis://127.0.0.1:6379/14"
 TARGETS = {"ratio": 0.25, "p99_ms": 50.0, "post_per_s": 200.0}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_http(url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
 
 
 def _ms(value: str) -> float:
@@ -230,8 +210,11 @@ def main() -> int:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))  # fmt: skip
         processes.append(subprocess.Popen(server_command(args.server, api_port, args.api_workers),
                                           env=env, cwd=REPO_ROOT, start_new_session=True))  # fmt: skip
-        wait_http(f"http://127.0.0.1:{nginx_port}/samples/{ids[0]}")
-        wait_http(f"http://127.0.0.1:{api_port}/healthz")
+        try:
+            wait_http(f"http://127.0.0.1:{nginx_port}/samples/{ids[0]}", 60, processes[0])
+            wait_http(f"http://127.0.0.1:{api_port}/healthz", 60, processes[1])
+        except ServiceError as exc:
+            raise SystemExit(str(exc)) from None
         auth = {"Authorization": f"Bearer {key}"}
         probe = httpx.get(f"http://127.0.0.1:{api_port}/samples/{ids[0]}", headers=auth)
         assert probe.status_code == 200 and probe.content == files[ids[0]].read_bytes()
@@ -247,8 +230,8 @@ def main() -> int:
             "arms": ["baseline", "genmix"],
             "seeds": [0, 1, 2],
             "queue": "gpu",
-            "classifier": {"name": "smallcnn", "epochs": 2},
-            "generator": {"dcgan": {"iterations": 40}},
+            "classifier_settings": {"epochs": 2},
+            "generator_settings": {"dcgan": {"iterations": 40}},
         }
         post = post_script(scratch / "post.lua", spec)
         wrk(f"http://127.0.0.1:{api_port}/jobs", post, 2, auth)  # warm-up: connection pools, publisher
@@ -274,13 +257,7 @@ def main() -> int:
         }
     finally:
         for process in reversed(processes):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+            stop_process(process, timeout=20)
         if database is not None:
             import psycopg
             import redis

@@ -29,11 +29,12 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DModel
 from diffusers.training_utils import EMAModel
 
-from models.data import ImageSet, Split, load_npz, to_tensor
+from models.datasets import ImageSet, Split, load_npz
 from models.generators import generator_class
 from models.generators.diffusion import DEFAULT_SAMPLE_STEPS, Diffusion
 from models.hooks import TrainHooks
 from models.runtime import pick_device
+from models.tensors import to_tensor
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.data import ImageSet, load_npz
+from models.datasets import ImageSet, load_npz
 from models.generators import generator_class
 from models.hooks import TrainHooks
 from models.runtime import pick_device

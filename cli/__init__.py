@@ -1,1 +1,1 @@
-"""The ``genmix`` command: science (``run``, ``mix``) and service (``serve``, ``worker``, ``apikey``, ``db``, ``demo``)."""
+"""The ``genmix`` command: science (``run``, ``mix``) and service (``serve``, ``worker``, ``apikey``, ``db``)."""

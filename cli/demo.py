@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,41 +20,33 @@ from typing import Any
 
 import httpx
 
+from cli.processes import ServiceError, free_port, stop_process, wait_http
 from core.settings import Settings
 from models.errors import DatasetError
 from models.medmnist import fetch_medmnist, medmnist_url
-from models.report import format_table
+from models.table import format_table
 
 CLASS_NAMES = "malignant,normal_or_benign"
 
 JOB = {
     "generators": ["dcgan"],
-    "arms": ["baseline", "mixup", "augmix", "generative", "genmix"],
-    "synthetic_ratio": 0.5,
-    "alpha": 0.3,
     "profile": "quick",
-    "seeds": [0],
-    "classifier": {"name": "smallcnn", "epochs": 15, "patience": 5},
-    "generator": {"dcgan": {"iterations": 600}},
+    "classifier_settings": {"epochs": 15, "patience": 5},
+    "generator_settings": {"dcgan": {"iterations": 600}},
     "samples_per_class": 6,
 }
-FAST = {"classifier": {"name": "smallcnn", "epochs": 2}, "generator": {"dcgan": {"iterations": 40}}}
+"""Every arm of Table 1 at the spec's defaults (the paper's α), shortened to run in minutes on a laptop."""
+FAST = {"classifier_settings": {"epochs": 2}, "generator_settings": {"dcgan": {"iterations": 40}}}
 
 
 def say(message: str) -> None:
     print(message, flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def fetch_breastmnist(cache_dir: Path, data_dir: Path) -> tuple[Path, str]:
+def fetch_breastmnist(cache_dir: Path, data_dir: Path, offline: bool = False) -> tuple[Path, str]:
     """The official file (downloaded into ``cache_dir`` and MD5-checked), else the local copy; (path, source)."""
     try:
-        path = fetch_medmnist("breastmnist", 28, data_dir, cache_dir=cache_dir)
+        path = fetch_medmnist("breastmnist", 28, data_dir, cache_dir=cache_dir, offline=offline)
     except DatasetError as exc:
         raise SystemExit(f"no BreastMNIST: {exc} (set GENMIX_DATA_DIR)") from exc
     if path.parent == Path(data_dir):
@@ -79,31 +69,6 @@ def sse_events(client: httpx.Client, url: str) -> Iterator[tuple[str, dict[str, 
                 if data:
                     yield kind, json.loads(data)
                 kind, data = "message", ""
-
-
-def _wait_healthy(client: httpx.Client, server: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"the service exited with {server.returncode}; see {log_path}")
-        try:
-            if client.get("/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"the service did not come up within 3 minutes; see {log_path}")
-
-
-def _stop(server: subprocess.Popen[bytes]) -> None:
-    if server.poll() is not None:
-        return
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
 
 
 def _follow(client: httpx.Client, job_id: str) -> str:
@@ -150,7 +115,10 @@ def run_demo(data_dir: Path | None, *, port: int | None, keep_running: bool, fas
         )  # fmt: skip
     try:
         with httpx.Client(base_url=base, timeout=60) as client:
-            _wait_healthy(client, server, log_path)
+            try:
+                wait_http(f"{base}/healthz", 180, server, log_path)
+            except ServiceError as exc:
+                raise SystemExit(f"{exc}\n(the whole log: {log_path})") from None
             from app.security import create_api_key
             from core.db.session import Database
 
@@ -161,7 +129,7 @@ def run_demo(data_dir: Path | None, *, port: int | None, keep_running: bool, fas
             client.headers["Authorization"] = f"Bearer {key}"
 
             say("1. dataset")
-            path, source = fetch_breastmnist(state / "cache", settings.data_dir)
+            path, source = fetch_breastmnist(state / "cache", settings.data_dir, settings.offline)
             with path.open("rb") as fh:
                 response = client.post("/datasets", files={"file": ("breastmnist.npz", fh)},
                                        data={"name": "BreastMNIST", "class_names": CLASS_NAMES})  # fmt: skip
@@ -173,8 +141,8 @@ def run_demo(data_dir: Path | None, *, port: int | None, keep_running: bool, fas
             spec = {**JOB, **(FAST if fast else {}), "dataset_id": dataset["id"]}
             response = client.post("/jobs", json=spec, headers={"Idempotency-Key": f"demo-{dataset['id']}"})
             response.raise_for_status()
-            job_id = response.json()["id"]
-            say(f"  {base}/jobs/{job_id} queued: DCGAN GenMix, arms {', '.join(spec['arms'])}")
+            job_id, arms = response.json()["id"], response.json()["spec"]["arms"]
+            say(f"  {base}/jobs/{job_id} queued: DCGAN GenMix, arms {', '.join(arms)}")
             status = _follow(client, job_id)
 
             job = client.get(f"/jobs/{job_id}").json()
@@ -204,5 +172,5 @@ def run_demo(data_dir: Path | None, *, port: int | None, keep_running: bool, fas
                     pass
             return 0 if status == "succeeded" else 1
     finally:
-        _stop(server)
+        stop_process(server)
         say(f"service stopped; files kept in {state}")

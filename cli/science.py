@@ -84,6 +84,29 @@ class TqdmObserver:
             self.bar = None
 
 
+def _default(field: str) -> Any:
+    """The spec's default for ``field``: every option below shows the same default the API documents."""
+    from models.spec import ExperimentSpec
+
+    return ExperimentSpec.model_fields[field].get_default(call_default_factory=True)
+
+
+def _help(field: str) -> str:
+    from models.spec import ExperimentSpec
+
+    return ExperimentSpec.model_fields[field].description or ""
+
+
+def _choices(field: str) -> click.Choice:
+    from typing import get_args
+
+    from models.spec import ExperimentSpec
+
+    annotation = ExperimentSpec.model_fields[field].annotation
+    values = [v for arg in (get_args(annotation) or (annotation,)) for v in (get_args(arg) or (arg,))]
+    return click.Choice([v for v in values if isinstance(v, str)])
+
+
 @click.command("run")
 @click.option(
     "--dataset",
@@ -96,54 +119,51 @@ class TqdmObserver:
     "--generator",
     "--generators",
     "generators",
-    default="dcgan",
+    default=",".join(_default("generators")),
     show_default=True,
     help="Generator(s), comma-separated.",
 )
-@click.option("--arms", default="baseline,mixup,augmix,generative,genmix", show_default=True)
+@click.option("--arms", default=",".join(_default("arms")), show_default=True, help=_help("arms"))
 @click.option(
-    "--ratio",
-    type=float,
-    default=0.5,
-    show_default=True,
-    help="Synthetic images per real image, per class (0.5 = half as many).",
+    "--ratio", type=float, default=_default("synthetic_ratio"), show_default=True, help=_help("synthetic_ratio")
 )
-@click.option("--alpha", type=float, default=0.3, show_default=True, help="λ ~ Beta(α, β) for GenMix; MixUp's α.")
-@click.option("--beta", type=float, default=1.0, show_default=True, help="GenMix Beta's second parameter.")
+@click.option("--alpha", type=float, default=_default("alpha"), show_default=True, help=_help("alpha"))
+@click.option("--beta", type=float, default=_default("beta"), show_default=True, help=_help("beta"))
 @click.option(
-    "--pool",
-    type=click.Choice(["real+synthetic", "synthetic"]),
-    default="real+synthetic",
-    show_default=True,
-    help="Where GenMix partners x_S come from.",
+    "--mixup-alpha", type=float, default=_default("mixup_alpha"), show_default=True, help=_help("mixup_alpha")
 )
 @click.option(
-    "--class-balanced/--no-class-balanced",
-    default=False,
-    show_default=True,
-    help="Draw GenMix partners' classes uniformly (feeds the minority class).",
-)
-@click.option("--mix-prob", type=float, default=1.0, show_default=True, help="Share of samples GenMix mixes.")
-@click.option("--classifier", default=None, help="vgg16, resnet18 or smallcnn (default: the profile's).")
+    "--pool", type=_choices("partner_pool"), default=_default("partner_pool"), show_default=True,
+    help=_help("partner_pool"),
+)  # fmt: skip
+@click.option(
+    "--class-balanced/--no-class-balanced", default=_default("class_balanced"), show_default=True,
+    help=_help("class_balanced"),
+)  # fmt: skip
+@click.option("--mix-prob", type=float, default=_default("mix_prob"), show_default=True, help=_help("mix_prob"))
+@click.option("--classifier", type=_choices("classifier"), default=None, help=_help("classifier"))
 @click.option(
     "--weights",
     default=None,
     type=click.Path(exists=True, dir_okay=False),
     help="Local ImageNet weights file for vgg16/resnet18 (.pth or .safetensors).",
 )
-@click.option("--profile", type=click.Choice(["quick", "paper"]), default="quick", show_default=True)
+@click.option("--profile", type=_choices("profile"), default=_default("profile"), show_default=True)
 @click.option("--epochs", type=int, default=None)
 @click.option("--batch-size", type=int, default=None)
 @click.option("--lr", type=float, default=None)
 @click.option("--patience", type=int, default=None)
+@click.option("--classifier-config", default=None, help="JSON classifier settings, e.g. '{\"weight_decay\": 1e-4}'.")
 @click.option(
     "--generator-config",
     default=None,
-    help='JSON overrides per generator, e.g. \'{"dcgan": {"iterations": 500}}\'.',
+    help='JSON settings per generator, e.g. \'{"dcgan": {"iterations": 500}}\'.',
 )
-@click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds.")
-@click.option("--device", default="auto", show_default=True)
-@click.option("--no-figures", is_flag=True, help="Skip figures (faster).")
+@click.option(
+    "--seeds", default=",".join(map(str, _default("seeds"))), show_default=True, help="Comma-separated seeds."
+)
+@click.option("--device", type=_choices("device"), default=_default("device"), show_default=True)
+@click.option("--figures/--no-figures", default=_default("figures"), show_default=True, help=_help("figures"))
 @click.option(
     "--out",
     "out_dir",
@@ -159,6 +179,7 @@ def run_command(
     ratio: float,
     alpha: float,
     beta: float,
+    mixup_alpha: float,
     pool: str,
     class_balanced: bool,
     mix_prob: float,
@@ -169,48 +190,52 @@ def run_command(
     batch_size: int | None,
     lr: float | None,
     patience: int | None,
+    classifier_config: str | None,
     generator_config: str | None,
     seeds: str,
     device: str,
-    no_figures: bool,
+    figures: bool,
     out_dir: Path,
 ) -> None:
     """Train generators, run every arm per seed, print the Table-1-style table and write DIR/results.json."""
-    from models.data import DatasetError, load_dataset
-    from models.experiment import ExperimentConfig, run_experiment
-    from models.report import format_quality, format_table
-    from models.runtime import configure_threads
-    from models.study import markdown_report
+    from pydantic import ValidationError
 
-    configure_threads()
-    overrides = {
-        k: v
-        for k, v in {
-            "name": classifier,
-            "weights": weights,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "lr": lr,
-            "patience": patience,
-        }.items()
-        if v is not None
-    }
-    config = ExperimentConfig(
-        generators=_csv(generators),
-        arms=_csv(arms),
-        synthetic_ratio=ratio,
-        alpha=alpha,
-        beta=beta,
-        partner_pool=pool,
-        class_balanced=class_balanced,
-        mix_prob=mix_prob,
-        profile=profile,
-        seeds=_seeds(seeds),
-        classifier=overrides,
-        generator=_json_option(generator_config, "--generator-config"),
-        device=device,
-        figures=not no_figures,
-    )
+    from core.jobspec import with_server_settings
+    from core.settings import get_settings
+    from models.datasets import DatasetError, load_dataset
+    from models.experiment import run_experiment
+    from models.report import markdown_report
+    from models.runtime import configure_threads
+    from models.spec import ExperimentSpec
+    from models.table import format_quality, format_table
+
+    settings = get_settings()
+    configure_threads(settings.torch_threads)
+    flags = {"weights": weights, "epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience}
+    classifier_settings = {**_json_option(classifier_config, "--classifier-config"),
+                           **{k: v for k, v in flags.items() if v is not None}}  # fmt: skip
+    try:
+        spec = ExperimentSpec(
+            generators=_csv(generators),
+            arms=_csv(arms),
+            synthetic_ratio=ratio,
+            alpha=alpha,
+            beta=beta,
+            mixup_alpha=mixup_alpha,
+            partner_pool=pool,
+            class_balanced=class_balanced,
+            mix_prob=mix_prob,
+            profile=profile,
+            classifier=classifier,
+            classifier_settings=classifier_settings,
+            generator_settings=_json_option(generator_config, "--generator-config"),
+            seeds=_seeds(seeds),
+            device=device,
+            figures=figures,
+        )
+    except ValidationError as exc:
+        raise click.UsageError(_problems(exc)) from None
+    spec = with_server_settings(spec, settings)
     try:
         dataset = load_dataset(dataset_path)
     except DatasetError as exc:
@@ -224,7 +249,7 @@ def run_command(
     )
     started = time.monotonic()
     try:
-        results = run_experiment(dataset, config, out_dir, TqdmObserver())
+        results = run_experiment(dataset, spec, out_dir, TqdmObserver())
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(format_table(results["summary"], dataset.class_names))
@@ -237,6 +262,17 @@ def run_command(
         f"\nresults: {out_dir / 'results.json'}  figures: {out_dir / 'figures'}  ({time.monotonic() - started:.0f} s)",
         err=True,
     )
+
+
+def _problems(exc: Any) -> str:
+    """A pydantic ValidationError as one line per problem, named by the spec field (the API says the same)."""
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "spec"
+        given = repr(error.get("input"))
+        given = given if len(given) <= 60 else given[:57] + "..."
+        lines.append(f"{where}: {error['msg']}" + ("" if error["type"] == "value_error" else f" (got {given})"))
+    return "invalid experiment:\n  " + "\n  ".join(lines)
 
 
 @click.command("mix")
@@ -254,10 +290,10 @@ def run_command(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help=".npz with `images` and `labels` (as `genmix run` writes).",
 )
-@click.option("--alpha", type=float, default=0.3, show_default=True)
-@click.option("--beta", type=float, default=1.0, show_default=True)
-@click.option("--pool", type=click.Choice(["real+synthetic", "synthetic"]), default="real+synthetic", show_default=True)
-@click.option("--class-balanced/--no-class-balanced", default=False, show_default=True)
+@click.option("--alpha", type=float, default=_default("alpha"), show_default=True, help=_help("alpha"))
+@click.option("--beta", type=float, default=_default("beta"), show_default=True, help=_help("beta"))
+@click.option("--pool", type=_choices("partner_pool"), default=_default("partner_pool"), show_default=True)
+@click.option("--class-balanced/--no-class-balanced", default=_default("class_balanced"), show_default=True)
 @click.option("--count", type=int, required=True, help="Number of GenMix images to export.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
@@ -274,21 +310,13 @@ def mix_command(
 ) -> None:
     """Export a batch of GenMix images (Eq. 1) for a lab's own training code."""
     from models.export import export_genmix
+    from models.genmix import GenMixConfig
 
     if count < 1:
         raise click.BadParameter("--count must be at least 1")
     try:
-        written = export_genmix(
-            real_path,
-            syn_path,
-            out_path,
-            count=count,
-            seed=seed,
-            alpha=alpha,
-            beta=beta,
-            pool=pool,
-            class_balanced=class_balanced,
-        )
+        config = GenMixConfig(alpha=alpha, beta=beta, pool=pool, class_balanced=class_balanced)  # type: ignore[arg-type]
+        written = export_genmix(real_path, syn_path, out_path, count=count, seed=seed, config=config)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(str(written))

@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.medmnist import default_cache_dir
+
 _PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = _PACKAGE_DIR.parent
 
@@ -87,6 +89,19 @@ class Settings(BaseSettings):
     sse_poll_interval: float = 0.5
     log_level: str = "INFO"
 
+    device: str = "auto"
+    """What a job's ``auto`` device means on this worker (``cpu``, ``cuda``, ``cuda:1``…); ``auto``: CUDA when
+    present. Passed to ``models.runtime.pick_device(spec.device, auto=settings.device)``."""
+    torch_threads: int | None = Field(default=None, ge=1)
+    """Intra-op torch threads per job process; unset: torch's default (``models.runtime.configure_threads``)."""
+    cache_dir: Path = Field(default_factory=default_cache_dir)
+    """Where downloads (MedMNIST files, under ``medmnist/``) are cached."""
+    offline: bool = False
+    """Never try the network for datasets: use the cache or ``data_dir``'s copy (``models.medmnist.fetch_medmnist``)."""
+    ti_pretrained: str | None = None
+    """Stable Diffusion pipeline (local folder, or hub id read from the local HF cache) for every Textual
+    Inversion job that sets no ``pretrained_dir`` of its own."""
+
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
         self.state_dir = Path(self.state_dir).expanduser().resolve()
@@ -98,6 +113,7 @@ class Settings(BaseSettings):
             self.artifact_root = self.state_dir / "artifacts"
         self.artifact_root = Path(self.artifact_root).expanduser().resolve()
         self.data_dir = Path(self.data_dir).expanduser()
+        self.cache_dir = Path(self.cache_dir).expanduser()
         return self
 
     @property

@@ -14,11 +14,12 @@ import numpy as np
 import torch
 from torchvision.transforms import v2
 
-from models.data import DTYPE, Split, one_hot
+from models.datasets import Split
 from models.genmix import GenMixConfig, GenMixer, mixup_batch
-from models.runtime import torch_rng
+from models.runtime import DTYPE, torch_rng
+from models.spec import MIXUP_ALPHA
+from models.tensors import one_hot
 
-ARM_NAMES = ("baseline", "mixup", "augmix", "generative", "genmix")
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -38,7 +39,7 @@ def _float(images: torch.Tensor) -> torch.Tensor:
 class ArmSettings:
     """Knobs the arms share: MixUp's α (Beta(α, α)), GenMix's mixer settings."""
 
-    mixup_alpha: float = 0.3
+    mixup_alpha: float = MIXUP_ALPHA
     genmix: GenMixConfig | None = None
 
 
@@ -162,5 +163,5 @@ def build_arm(
     settings: ArmSettings | None = None,
 ) -> Arm:
     if name not in _ARMS:
-        raise ArmError(f"unknown arm {name!r}; available: {', '.join(ARM_NAMES)}")
+        raise ArmError(f"unknown arm {name!r}; available: {', '.join(_ARMS)}")
     return _ARMS[name](real, num_classes, device, seed, synthetic=synthetic, settings=settings)

@@ -14,7 +14,6 @@ import torchvision
 from safetensors.torch import load_file
 from torch import nn
 
-CLASSIFIERS = ("vgg16", "resnet18", "smallcnn")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -140,7 +139,7 @@ def build_classifier(
 ) -> Classifier:
     """Build ``name`` for (in_channels, image_size) inputs; ``weights`` is an optional local ImageNet file."""
     if name not in _BUILDERS:
-        raise ClassifierError(f"unknown classifier {name!r}; available: {', '.join(CLASSIFIERS)}")
+        raise ClassifierError(f"unknown classifier {name!r}; available: {', '.join(_BUILDERS)}")
     if min(image_size) < 8:
         raise ClassifierError(f"images of {image_size} are too small; at least 8x8 is needed")
     backbone, dim = _BUILDERS[name](in_channels, image_size, weights)

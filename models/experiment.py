@@ -1,32 +1,43 @@
 """One GenMix experiment: generators per seed, then one classifier per arm and seed, then metrics and figures.
 
-This is the whole science pipeline behind both ``genmix run`` and the service's workers. It is resumable:
-everything it finishes is written under ``out_dir`` and skipped on a rerun with the same directory, and
-unfinished generator / classifier training resumes from its last checkpoint.
-
-Layout of ``out_dir``::
-
-    config.json                        the resolved configuration
-    seed{S}/{generator}/checkpoint/    generator training checkpoints (resume)
-    seed{S}/{generator}/model/         the trained generator (safetensors + config.json)
-    seed{S}/{generator}/synthetic.npz  the synthetic set: ``images`` (N,H,W[,3]) uint8, ``labels`` (N,)
-    seed{S}/{generator}/genmix_export.npz  GenMix images: images (float32 N×C×H×W, [0,1]), soft_labels, lam,
-                                       partner_pool (0 real, 1 synthetic), partner_index, real_index
-    runs/{run_id}.json                 one record per arm and seed (see :func:`run_id`)
-    runs/{run_id}/checkpoint/          classifier checkpoint (resume)
-    figures/*.png                      sample grids, t-SNE, confusion matrices, learning curves
-    results.json                       config, versions, records, summary table
+This is the whole science pipeline behind both ``genmix run`` and the service's workers; what it runs is an
+:class:`models.spec.ExperimentSpec`, and where it writes is :class:`models.layout.OutputLayout`. It is
+resumable: every finished piece is a file under the output folder and is skipped on a rerun with the same
+folder, and unfinished generator / classifier training resumes from its last checkpoint. Randomness is
+seeded per stage from the experiment seed, so the order in which stages run (or resume) never changes
+their results.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import math
+import platform
+from dataclasses import asdict
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
-ARMS = ("baseline", "mixup", "augmix", "generative", "genmix")
-GENERATIVE_ARMS = ("generative", "genmix")
-PROFILES = ("quick", "paper")
+import numpy as np
+import torch
+
+from models import figures
+from models.arms import ArmSettings, build_arm
+from models.checkpoint import atomic_path, read_json, write_json
+from models.classifiers import build_classifier
+from models.datasets import ImageSet, Split, load_synthetic_npz, save_synthetic_npz
+from models.export import build_mixer, save_export
+from models.generators import build_generator, generator_class
+from models.genmix import GenMixConfig
+from models.hooks import TrainHooks
+from models.layout import OutputLayout, run_id
+from models.quality import quality_report
+from models.runtime import pick_device, seed_everything
+from models.spec import ExperimentSpec
+from models.table import quality_rows, summary_rows
+from models.train import classifier_config, evaluate, extract_features, train_classifier
+
+EXPORT_MAX = 2000
 
 
 class Observer(Protocol):
@@ -45,33 +56,8 @@ class Observer(Protocol):
         """One arm × seed finished with its metrics (the record also written to ``runs/{run_id}.json``)."""
 
     def artifact(self, kind: str, path: Path, meta: dict[str, Any]) -> None:
-        """A file was written: kind in figure, results, synthetic, genmix_export, generator, checkpoint."""
-
-
-@dataclass
-class ExperimentConfig:
-    """Everything that defines an experiment; ``classifier`` / ``generator`` dicts override the profile."""
-
-    generators: list[str] = field(default_factory=lambda: ["dcgan"])
-    arms: list[str] = field(default_factory=lambda: list(ARMS))
-    synthetic_ratio: float = 0.5
-    alpha: float = 0.3
-    beta: float = 1.0
-    partner_pool: str = "real+synthetic"
-    class_balanced: bool = False
-    mix_prob: float = 1.0
-    profile: str = "quick"
-    seeds: list[int] = field(default_factory=lambda: [0])
-    classifier: dict[str, Any] = field(default_factory=dict)
-    generator: dict[str, dict[str, Any]] = field(default_factory=dict)
-    device: str = "auto"
-    export_per_class: int = 16
-    figures: bool = True
-
-
-def run_id(arm: str, generator: str | None, seed: int) -> str:
-    """``baseline-seed0`` for real-only arms, ``genmix-dcgan-seed0`` for arms that use a generator."""
-    return f"{arm}-{generator}-seed{seed}" if generator else f"{arm}-seed{seed}"
+        """A file was written: ``kind`` one of :data:`models.layout.ARTIFACT_KINDS`; ``meta`` names its generator
+        and seed where it has them."""
 
 
 class NullObserver:
@@ -89,48 +75,266 @@ class NullObserver:
     def artifact(self, kind: str, path: Path, meta: dict[str, Any]) -> None: ...
 
 
-def validate_config(config: ExperimentConfig) -> None:
-    """Reject an experiment that cannot run, before any work starts."""
-    from models.generators import available_generators
-
-    unknown_arms = [a for a in config.arms if a not in ARMS]
-    if unknown_arms or not config.arms:
-        raise ValueError(f"unknown or no arms {unknown_arms}; choose from {', '.join(ARMS)}")
-    unknown = [g for g in config.generators if g not in available_generators()]
-    if unknown:
-        raise ValueError(f"unknown generators {unknown}; available: {', '.join(available_generators())}")
-    if any(a in GENERATIVE_ARMS for a in config.arms) and not config.generators:
-        raise ValueError("the generative and genmix arms need at least one generator")
-    if config.profile not in PROFILES:
-        raise ValueError(f"unknown profile {config.profile!r}; choose from {', '.join(PROFILES)}")
-    if not 0 < config.synthetic_ratio <= 10:
-        raise ValueError("synthetic_ratio must be in (0, 10]")
-    if not config.seeds:
-        raise ValueError("at least one seed is needed")
-    if config.partner_pool not in ("real+synthetic", "synthetic"):
-        raise ValueError("partner_pool must be 'real+synthetic' or 'synthetic'")
-
-
-def planned_runs(config: ExperimentConfig) -> list[tuple[str, str | None, int]]:
-    """(arm, generator, seed) for every classifier the experiment trains, in order."""
-    runs: list[tuple[str, str | None, int]] = []
-    for seed in config.seeds:
-        for arm in config.arms:
-            if arm in GENERATIVE_ARMS:
-                runs.extend((arm, gen, seed) for gen in config.generators)
-            else:
-                runs.append((arm, None, seed))
-    return runs
-
-
 def run_experiment(
-    dataset: Any,
-    config: ExperimentConfig,
-    out_dir: Path,
-    observer: Observer | None = None,
+    dataset: ImageSet, spec: ExperimentSpec, out_dir: Path, observer: Observer | None = None
 ) -> dict[str, Any]:
     """Run (or resume) the whole experiment; returns the results also written to ``out_dir/results.json``."""
-    from models.runner import ExperimentRunner
+    return ExperimentRunner(dataset, spec, Path(out_dir), observer or NullObserver()).run()
 
-    validate_config(config)
-    return ExperimentRunner(dataset, config, Path(out_dir), observer or NullObserver()).run()
+
+def synthetic_counts(train_counts: list[int], ratio: float) -> list[int]:
+    """Synthetic images per class: ``ratio`` × the real count of that class, at least one."""
+    return [max(1, round(ratio * n)) for n in train_counts]
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities become ``None`` so results stay valid JSON for every reader."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package in ("genmix", "torch", "torchvision", "diffusers", "numpy", "scikit-learn"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+class ExperimentRunner:
+    """One experiment's stages: generators → synthetic sets → classifiers per arm and seed → figures → results."""
+
+    def __init__(self, dataset: ImageSet, spec: ExperimentSpec, out_dir: Path, observer: Observer) -> None:
+        self.data = dataset
+        self.config = spec
+        self.out = out_dir
+        self.layout = OutputLayout(out_dir)
+        self.observer = observer
+        self.device = pick_device(spec.device)
+        self.classifier_config = classifier_config(spec.profile, spec.classifier_overrides())
+        self.genmix_config = GenMixConfig(
+            alpha=spec.alpha,
+            beta=spec.beta,
+            pool=spec.partner_pool,
+            class_balanced=spec.class_balanced,
+            mix_prob=spec.mix_prob,
+        )
+        self.hooks_base = dict(should_stop=observer.should_stop, progress=observer.progress)
+        self.generators = spec.trained_generators
+        self.stages = [(g, s) for s in spec.seeds for g in self.generators]
+        self.runs = spec.planned_runs()
+        self.stage_count = len(self.stages) + len(self.runs) + (1 if spec.figures else 0)
+        self.stage_index = 0
+
+    # -- stages ---------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_json(self.layout.config, self.resolved_config())
+        synthetic: dict[tuple[str, int], Split] = {}
+        for generator, seed in self.stages:
+            synthetic[(generator, seed)] = self.synthetic_set(generator, seed)
+        records = []
+        for arm, generator, seed in self.runs:
+            syn = synthetic.get((generator, seed)) if generator else None
+            records.append(self.classifier_run(arm, generator, seed, syn))
+        if self.config.figures:
+            self._next_stage("figures")
+            self.sample_figures(synthetic)
+        results = {
+            "config": self.resolved_config(),
+            "versions": versions(),
+            "dataset": self.dataset_info(),
+            "records": records,
+            "generators": {f"{g}-seed{s}": self.generator_info(g, s) for g, s in self.stages},
+            "summary": summary_rows(records, self.data.class_names, self.config.synthetic_ratio),
+        }
+        results["quality"] = quality_rows(results["generators"])
+        path = self.layout.results
+        write_json(path, results)
+        self.observer.artifact("results", path, {})
+        return results
+
+    def _next_stage(self, name: str) -> None:
+        self.observer.stage(name, self.stage_index, self.stage_count)
+        self.stage_index += 1
+
+    def _hooks(self, checkpoint_dir: Path, every: int) -> TrainHooks:
+        return TrainHooks(checkpoint_dir=checkpoint_dir, checkpoint_every=every, **self.hooks_base)
+
+    def synthetic_set(self, generator: str, seed: int) -> Split:
+        """Train (or resume, or reuse) the generator of one seed and sample its synthetic set."""
+        self._next_stage(f"generator {generator} seed {seed}")
+        layout, meta = self.layout, {"generator": generator, "seed": seed}
+        syn_path = layout.synthetic(generator, seed)
+        if syn_path.is_file():
+            syn = load_synthetic_npz(syn_path)
+            self._quality(generator, syn, seed)
+            return syn
+        model_dir = layout.generator_model(generator, seed)
+        if (model_dir / "config.json").is_file():
+            model = generator_class(generator).load(model_dir, self.device)
+        else:
+            seed_everything(seed)
+            model = build_generator(
+                generator,
+                self.data.num_classes,
+                self.data.channels,
+                self.data.image_size,
+                config=self.config.generator_settings.get(generator),
+                profile=self.config.profile,
+                device=self.device,
+                seed=seed,
+            )
+            every = int(model.config.get("checkpoint_every") or 250)
+            stats = model.fit(self.data.train, self._hooks(layout.generator_checkpoint(generator, seed), every))
+            model.save(model_dir)
+            write_json(layout.train_stats(generator, seed), stats)
+            self.observer.artifact("generator", model_dir, meta)
+        counts = synthetic_counts(self.data.train.counts(self.data.num_classes), self.config.synthetic_ratio)
+        syn = model.sample(counts, seed=seed)
+        self._export_genmix(generator, syn, seed)
+        self._quality(generator, syn, seed)
+        with atomic_path(syn_path) as tmp, open(tmp, "wb") as handle:
+            save_synthetic_npz(syn, handle, self.data.class_names)
+        self.observer.artifact("synthetic", syn_path, {**meta, "count": len(syn)})
+        return syn
+
+    def _mixed_uint8(self, syn: Split, seed: int, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``count`` GenMix images as uint8 (N, H, W, C) with their soft labels and λ (for figures)."""
+        batch = build_mixer(self.data.train, syn, self.data.num_classes, self.genmix_config, seed).mix_export(count)
+        images = batch.images.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        return images, batch.soft_labels.numpy(), batch.lam.numpy()
+
+    def _quality(self, generator: str, syn: Split, seed: int) -> None:
+        """KID, diversity and memorisation of one synthetic set (once; kept in ``quality.json``)."""
+        path = self.layout.quality(generator, seed)
+        if not path.is_file():
+            quality = quality_report(self.data.train, self.data.test, syn, self.data.num_classes, seed=seed)
+            write_json(path, _finite(quality))
+
+    def _export_genmix(self, generator: str, syn: Split, seed: int) -> None:
+        """A ready-to-train GenMix batch for the lab's own code, one per real training image (capped)."""
+        count = min(len(self.data.train), EXPORT_MAX)
+        mixer = build_mixer(self.data.train, syn, self.data.num_classes, self.genmix_config, seed + 7919)
+        path = save_export(mixer.mix_export(count), self.layout.export(generator, seed), self.data.class_names)
+        self.observer.artifact("genmix_export", path, {"generator": generator, "seed": seed, "count": count})
+
+    def classifier_run(self, arm: str, generator: str | None, seed: int, syn: Split | None) -> dict[str, Any]:
+        """Train and evaluate one classifier (or read back its finished record)."""
+        rid = run_id(arm, generator, seed)
+        self._next_stage(f"classifier {rid}")
+        record_path = self.layout.run_record(rid)
+        if record_path.is_file():
+            return read_json(record_path)
+        seed_everything(seed)
+        cfg = self.classifier_config
+        model = build_classifier(
+            cfg.name, self.data.channels, self.data.num_classes, self.data.image_size, weights=cfg.weights
+        )
+        settings = ArmSettings(mixup_alpha=self.config.mixup_alpha, genmix=self.genmix_config)
+        arm_obj = build_arm(arm, self.data.train, self.data.num_classes, self.device, seed, syn, settings)
+        hooks = self._hooks(self.layout.run_checkpoint(rid), 1)
+        result = train_classifier(model, arm_obj, self.data.val, self.data.class_names, cfg, self.device, hooks)
+        metrics = evaluate(result.model, self.data.test, self.data.class_names, self.device)
+        record = {
+            "run_id": rid,
+            "arm": arm,
+            "generator": generator,
+            "seed": seed,
+            "metrics": metrics,
+            "best_epoch": result.best_epoch,
+            "epochs_trained": result.epochs_trained,
+            "stopped_early": result.stopped_early,
+            "history": result.history,
+            "train_size": len(arm_obj),
+        }
+        if self.config.figures:
+            self.run_figures(rid, record, result.model, syn, seed)
+        write_json(record_path, record)
+        self.observer.run_finished(record)
+        return record
+
+    # -- figures ----------------------------------------------------------------------------------
+    def run_figures(
+        self, rid: str, record: dict[str, Any], model: torch.nn.Module, syn: Split | None, seed: int
+    ) -> None:
+        fig_dir = self.layout.figures
+        names = self.data.class_names
+        paths = [
+            figures.confusion_matrix_plot(
+                record["metrics"]["confusion_matrix"], names, fig_dir / f"confusion-{rid}.png", title=rid
+            ),
+            figures.learning_curves(record["history"], fig_dir / f"curves-{rid}.png", title=rid),
+        ]
+        if record["arm"] == "genmix" and syn is not None and seed == self.config.seeds[0]:
+            paths.append(self.tsne_figure(rid, model, syn, seed, fig_dir))
+        for path in paths:
+            self.observer.artifact("figure", path, {"run_id": rid})
+
+    def tsne_figure(self, rid: str, model: torch.nn.Module, syn: Split, seed: int, fig_dir: Path) -> Path:
+        """The paper's Fig. 4: features of real, synthetic and GenMix training images from the GenMix classifier."""
+        rng = np.random.default_rng(seed)
+        train = self.data.train
+        per_kind = 300
+        real_idx = rng.choice(len(train), min(per_kind, len(train)), replace=False)
+        syn_idx = rng.choice(len(syn), min(per_kind, len(syn)), replace=False)
+        mixed_u8, soft, _ = self._mixed_uint8(syn, seed + 104729, min(per_kind, len(train)))
+        images = np.concatenate([train.images[real_idx], syn.images[syn_idx], mixed_u8])
+        labels = np.concatenate([train.labels[real_idx], syn.labels[syn_idx], soft.argmax(1)])
+        kinds = ["real"] * len(real_idx) + ["synthetic"] * len(syn_idx) + ["genmix"] * len(mixed_u8)
+        features = extract_features(model, images, self.device)
+        return figures.tsne_plot(features, labels, kinds, self.data.class_names, fig_dir / f"tsne-{rid}.png", seed=seed)
+
+    def sample_figures(self, synthetic: dict[tuple[str, int], Split]) -> None:
+        """The paper's Fig. 3 for each generator (first seed): real, synthetic and GenMix images per class."""
+        seed = self.config.seeds[0]
+        for generator in self.generators:
+            syn = synthetic[(generator, seed)]
+            genmix = self._mixed_uint8(syn, seed + 15485863, min(len(self.data.train), 400))
+            path = figures.sample_grid(
+                self.data.train,
+                syn,
+                genmix,
+                self.data.class_names,
+                self.layout.figures / f"samples-{generator}.png",
+            )
+            self.observer.artifact("figure", path, {"generator": generator})
+
+    # -- descriptions -----------------------------------------------------------------------------
+    def resolved_config(self) -> dict[str, Any]:
+        return {
+            **self.config.model_dump(mode="json"),
+            "classifier_resolved": asdict(self.classifier_config),
+            "device": str(self.device),
+        }
+
+    def dataset_info(self) -> dict[str, Any]:
+        return {
+            "name": self.data.name,
+            "class_names": self.data.class_names,
+            "channels": self.data.channels,
+            "image_size": list(self.data.image_size),
+            "counts": self.data.counts(),
+        }
+
+    def generator_info(self, generator: str, seed: int) -> dict[str, Any]:
+        layout = self.layout
+        info: dict[str, Any] = {"generator": generator, "seed": seed}
+        if layout.train_stats(generator, seed).is_file():
+            info["train_stats"] = read_json(layout.train_stats(generator, seed))
+        if layout.quality(generator, seed).is_file():
+            info["quality"] = read_json(layout.quality(generator, seed))
+        model_config = layout.generator_model(generator, seed) / "config.json"
+        if model_config.is_file():
+            info["model_config"] = json.loads(model_config.read_text())
+        info["synthetic_per_class"] = synthetic_counts(
+            self.data.train.counts(self.data.num_classes), self.config.synthetic_ratio
+        )
+        return info

@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from models.checkpoint import atomic_path
-from models.data import DTYPE, Split, load_npz, load_synthetic_npz
+from models.datasets import Split, load_npz, load_synthetic_npz
 from models.genmix import GenMixConfig, GenMixer, MixBatch
+from models.runtime import DTYPE
 
 
 def _raw(split: Split) -> torch.Tensor:
@@ -57,10 +58,7 @@ def export_genmix(
     out_path: Path,
     count: int,
     seed: int = 0,
-    alpha: float = 0.3,
-    beta: float = 1.0,
-    pool: str = "real+synthetic",
-    class_balanced: bool = False,
+    config: GenMixConfig | None = None,
 ) -> Path:
     """``genmix mix``: mix the train split of ``real_path`` with the synthetic set at ``synthetic_path``."""
     real = load_npz(real_path)
@@ -70,6 +68,5 @@ def export_genmix(
             f"{synthetic_path}: synthetic images {synthetic.images.shape[1:]} do not match the real "
             f"images {real.train.images.shape[1:]} (H, W, C)"
         )
-    config = GenMixConfig(alpha=alpha, beta=beta, pool=pool, class_balanced=class_balanced)  # type: ignore[arg-type]
-    mixer = build_mixer(real.train, synthetic, real.num_classes, config, seed)
+    mixer = build_mixer(real.train, synthetic, real.num_classes, config or GenMixConfig(), seed)
     return save_export(mixer.mix_export(count), out_path, real.class_names)

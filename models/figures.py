@@ -16,7 +16,7 @@ from matplotlib.lines import Line2D
 from sklearn.manifold import TSNE
 from sklearn.metrics import ConfusionMatrixDisplay
 
-from models.data import Split
+from models.datasets import Split
 
 DPI = 100
 _GAP = 2  # pixels between images in a grid
@@ -245,22 +245,4 @@ def learning_curves(history: Sequence[Mapping[str, float]], path: Path, title: s
         if names:
             ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=11)
-    return _save(fig, path)
-
-
-def results_bar(values: Mapping[str, Sequence[float]], path: Path, title: str = "", ylabel: str = "") -> Path:
-    """Mean ± std per arm with every seed's value as a dot, so the seed spread is visible next to the gaps."""
-    names = list(values)
-    means = [float(np.mean(values[n])) if len(values[n]) else np.nan for n in names]
-    stds = [float(np.std(values[n], ddof=1)) if len(values[n]) > 1 else 0.0 for n in names]
-    fig = Figure(figsize=(max(4.0, 1.0 + 0.9 * len(names)), 4), layout="constrained")
-    ax = fig.subplots()
-    xs = np.arange(len(names))
-    ax.bar(xs, means, yerr=stds, capsize=4, color="#9ecae1", edgecolor="#3182bd")
-    for x, name in zip(xs, names, strict=True):
-        ax.scatter(np.full(len(values[name]), x), values[name], color="black", s=10, zorder=3)
-    ax.set_xticks(xs, names, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)

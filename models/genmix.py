@@ -15,17 +15,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
+from models.names import PARTNER_POOLS, PartnerPool
 from models.runtime import DTYPE, torch_rng
+from models.spec import GENMIX_ALPHA, GENMIX_BETA, MIX_PROB, PARTNER_POOL
 
 REAL = 0
 SYNTHETIC = 1
-PoolName = Literal["real+synthetic", "synthetic"]
-POOLS: tuple[str, ...] = ("real+synthetic", "synthetic")
 
 
 @dataclass(frozen=True)
@@ -37,19 +36,19 @@ class GenMixConfig:
     ``mix_prob``: the share of samples that are mixed; the rest get λ = 0 (the real image unchanged).
     """
 
-    alpha: float = 0.3
-    beta: float = 1.0
-    pool: PoolName = "real+synthetic"
+    alpha: float = GENMIX_ALPHA
+    beta: float = GENMIX_BETA
+    pool: PartnerPool = PARTNER_POOL
     class_balanced: bool = False
-    mix_prob: float = 1.0
+    mix_prob: float = MIX_PROB
 
     def __post_init__(self) -> None:
         if not self.alpha > 0:
-            raise ValueError(f"GenMix alpha must be > 0 (paper: 0.3), got {self.alpha}")
+            raise ValueError(f"GenMix alpha must be > 0 (paper: {GENMIX_ALPHA}), got {self.alpha}")
         if not self.beta > 0:
-            raise ValueError(f"GenMix beta must be > 0 (paper: 1.0), got {self.beta}")
-        if self.pool not in POOLS:
-            raise ValueError(f"GenMix pool must be one of {POOLS}, got {self.pool!r}")
+            raise ValueError(f"GenMix beta must be > 0 (paper: {GENMIX_BETA}), got {self.beta}")
+        if self.pool not in PARTNER_POOLS:
+            raise ValueError(f"GenMix pool must be one of {PARTNER_POOLS}, got {self.pool!r}")
         if not 0.0 <= self.mix_prob <= 1.0:
             raise ValueError(f"GenMix mix_prob must be in [0, 1], got {self.mix_prob}")
 
@@ -242,12 +241,15 @@ def mixup_batch(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Real–real MixUp (Zhang et al.): one ``λ ~ Beta(α, α)`` per batch, partners = a random permutation.
 
-    Returns ``(λ·x + (1-λ)·x[perm], λ·y + (1-λ)·y[perm], λ)`` with λ a 0-d tensor.
+    As in :class:`GenMixer`, λ is the partner's weight: returns ``(λ·x[perm] + (1-λ)·x, λ·y[perm] + (1-λ)·y, λ)``
+    with λ a 0-d tensor.
     """
     if not alpha > 0:
         raise ValueError(f"MixUp alpha must be > 0, got {alpha}")
-    lam = sample_beta(1, alpha, alpha, generator, images.device)[0]
+    # Draw the anchor's weight 1-λ (Beta(α, α) is symmetric, so λ has the same law) and blend with it, so a
+    # seeded batch is bit-identical to the one of the earlier anchor-weight convention.
+    keep = sample_beta(1, alpha, alpha, generator, images.device)[0]
     perm = torch.randperm(len(images), generator=generator, device=images.device)
-    mixed_images = torch.lerp(images[perm], images, lam.to(images.dtype))
-    mixed_labels = torch.lerp(soft_labels[perm], soft_labels, lam.to(soft_labels.dtype))
-    return mixed_images, mixed_labels, lam
+    mixed_images = torch.lerp(images[perm], images, keep.to(images.dtype))
+    mixed_labels = torch.lerp(soft_labels[perm], soft_labels, keep.to(soft_labels.dtype))
+    return mixed_images, mixed_labels, 1 - keep

@@ -6,7 +6,6 @@ Standard library only (no torch, no numpy), so the API process and ``genmix demo
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import tempfile
 import urllib.error
@@ -22,6 +21,13 @@ MEDMNIST_MD5 = {
     "retinamnist.npz": "bd4c0672f1bba3e3a89f0e4e876791e4",
 }
 """MD5s of the official MedMNIST v2 / MedMNIST+ releases (Zenodo records 5208230 and 10519652)."""
+
+MEDMNIST_CLASS_NAMES: dict[str, list[str]] = {
+    "breastmnist": ["malignant", "normal/benign"],
+    "pneumoniamnist": ["normal", "pneumonia"],
+    "retinamnist": ["grade 0", "grade 1", "grade 2", "grade 3", "grade 4"],
+}
+"""The official MedMNIST label names, used when a file named after the set carries no ``class_names``."""
 
 
 def medmnist_filename(flag: str, size: int) -> str:
@@ -66,8 +72,8 @@ def _download(url: str, target: Path, expected: str | None, timeout: float) -> N
 
 
 def default_cache_dir() -> Path:
-    """``GENMIX_CACHE_DIR`` or ``~/.cache/genmix``; downloads go to its ``medmnist`` subfolder."""
-    return Path(os.environ.get("GENMIX_CACHE_DIR", Path.home() / ".cache" / "genmix"))
+    """``~/.cache/genmix`` (the default of the ``cache_dir`` setting); downloads go to its ``medmnist`` subfolder."""
+    return Path.home() / ".cache" / "genmix"
 
 
 def fetch_medmnist(
@@ -75,19 +81,17 @@ def fetch_medmnist(
     size: int,
     data_dir: str | Path,
     *,
-    offline: bool | None = None,
+    offline: bool = False,
     cache_dir: str | Path | None = None,
     timeout: float = 10.0,
     url: str | None = None,
 ) -> Path:
     """Path to a verified MedMNIST npz: the cache, else a fresh download, else ``data_dir``'s copy.
 
-    ``offline`` (default: env ``GENMIX_OFFLINE=1``) skips the download, so tests never touch the network.
-    Files with a known MD5 are only accepted when they match it. ``url`` replaces the Zenodo address
-    (e.g. a lab's internal mirror).
+    ``offline`` (the ``offline`` setting) skips the download, so tests never touch the network. ``cache_dir``
+    (the ``cache_dir`` setting) defaults to :func:`default_cache_dir`. Files with a known MD5 are only accepted
+    when they match it. ``url`` replaces the Zenodo address (e.g. a lab's internal mirror).
     """
-    if offline is None:
-        offline = os.environ.get("GENMIX_OFFLINE", "") == "1"
     name = medmnist_filename(flag, size)
     url = url or medmnist_url(flag, size)
     expected = MEDMNIST_MD5.get(name)

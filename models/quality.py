@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.data import Split, to_tensor
+from models.datasets import Split
+from models.tensors import to_tensor
 
 FeatureFn = Callable[[np.ndarray], np.ndarray]
 """uint8 images (N, H, W, C) -> float features (N, D)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 from contextlib import AbstractContextManager as ContextManager
 from contextlib import nullcontext
@@ -14,13 +13,14 @@ DTYPE = torch.float32
 """Storage dtype of every float tensor the science code creates."""
 
 
-def pick_device(preference: str = "auto") -> torch.device:
-    """Resolve ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` to a device (``auto`` takes CUDA when present).
+def pick_device(preference: str = "auto", auto: str = "auto") -> torch.device:
+    """Resolve ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` to a device.
 
-    ``GENMIX_DEVICE`` overrides ``auto`` so a worker can be pinned without code changes.
+    ``auto`` means ``auto``'s value: the machine's choice (the service's ``device`` setting, so a worker can be
+    pinned without code changes); when that is ``auto`` too, CUDA when present, else the CPU.
     """
     if preference == "auto":
-        preference = os.environ.get("GENMIX_DEVICE", "auto")
+        preference = auto
     if preference == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(preference)
@@ -50,8 +50,8 @@ def autocast(device: torch.device, enabled: bool = True) -> ContextManager:
     return nullcontext()
 
 
-def configure_threads() -> None:
-    """Respect ``GENMIX_TORCH_THREADS`` (useful when several workers share a machine)."""
-    threads = os.environ.get("GENMIX_TORCH_THREADS")
+def configure_threads(threads: int | None = None) -> None:
+    """Use ``threads`` intra-op torch threads (the ``torch_threads`` setting; useful when several workers share a
+    machine); ``None`` or 0 leaves torch's default."""
     if threads:
         torch.set_num_threads(int(threads))

@@ -22,39 +22,34 @@ from models.checkpoint import (
     prefixed,
     unprefixed,
 )
-from models.data import Split, to_tensor
+from models.datasets import Split
 from models.hooks import TrainHooks
 from models.metrics import compute_metrics
+from models.profiles import CLASSIFIER_DEFAULTS as _D
+from models.profiles import CLASSIFIER_PROFILES, MONITORS
 from models.runtime import autocast
-
-MONITORS = ("val_loss", "val_auc", "val_macro_f1")
+from models.tensors import to_tensor
 
 
 @dataclass
 class ClassifierConfig:
-    """Hyperparameters of one classifier run. The paper: VGG-16, 100 epochs, batch 8, lr 2e-4, patience 20."""
+    """Hyperparameters of one classifier run; defaults (the paper's) in :data:`models.profiles.CLASSIFIER_DEFAULTS`."""
 
-    name: str = "vgg16"
-    epochs: int = 100
-    batch_size: int = 8
-    lr: float = 2e-4
-    weight_decay: float = 0.0
-    patience: int = 20
-    monitor: str = "val_loss"
-    weights: str | None = None
-    eval_batch_size: int = 256
+    name: str = _D["name"]
+    epochs: int = _D["epochs"]
+    batch_size: int = _D["batch_size"]
+    lr: float = _D["lr"]
+    weight_decay: float = _D["weight_decay"]
+    patience: int = _D["patience"]
+    monitor: str = _D["monitor"]
+    weights: str | None = _D["weights"]
+    eval_batch_size: int = _D["eval_batch_size"]
 
     def __post_init__(self) -> None:
         if self.monitor not in MONITORS:
             raise ValueError(f"unknown monitor {self.monitor!r}; choose from {', '.join(MONITORS)}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.patience < 1:
             raise ValueError("epochs, batch_size and patience must be ≥ 1 and lr > 0")
-
-
-CLASSIFIER_PROFILES: dict[str, dict[str, Any]] = {
-    "paper": {"name": "vgg16", "epochs": 100, "batch_size": 8, "lr": 2e-4, "patience": 20},
-    "quick": {"name": "smallcnn", "epochs": 40, "batch_size": 32, "lr": 1e-3, "patience": 10},
-}
 
 
 def classifier_config(profile: str, overrides: dict[str, Any] | None = None) -> ClassifierConfig:

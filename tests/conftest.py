@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from models.data import ImageSet, load_npz
+from models.datasets import ImageSet, load_npz
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

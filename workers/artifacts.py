@@ -1,8 +1,8 @@
-"""Registers the files a job writes as artifacts (by kind, with seed / generator / run from the path)."""
+"""Registers the files a job writes as artifacts: kind, seed, generator and run come from the path, parsed by
+the same module that lays the folder out (:mod:`models.layout`)."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -12,46 +12,7 @@ from core.crud.artifacts import upsert_artifact
 from core.db.orm import Artifact
 from core.db.session import Database
 from core.storage import ArtifactStore
-
-_SEED_DIR = re.compile(r"^seed(\d+)$")
-
-
-def classify(relative: Path) -> str | None:
-    """The artifact kind of a file by its place under the job folder (None: not an artifact)."""
-    parts = relative.parts
-    if not parts or parts[0] == "samples" or parts[-1].startswith(".") or parts[-1].endswith(".tmp"):
-        return None
-    if "checkpoint" in parts:
-        return "checkpoint"
-    if parts == ("results.json",):
-        return "results"
-    if parts == ("config.json",):
-        return "config"
-    if parts[0] == "figures" and relative.suffix == ".png":
-        return "figure"
-    if parts[0] == "runs" and len(parts) == 2 and relative.suffix == ".json":
-        return "record"
-    if _SEED_DIR.match(parts[0]) and len(parts) >= 3:
-        if parts[2:] == ("synthetic.npz",):
-            return "synthetic"
-        if parts[2:] == ("genmix_export.npz",):
-            return "genmix_export"
-        if parts[2] == "model" or parts[2:] == ("train_stats.json",):
-            return "generator"
-    return None
-
-
-def path_meta(relative: Path) -> dict[str, Any]:
-    """Seed, generator and run id as far as the path tells them."""
-    parts = relative.parts
-    meta: dict[str, Any] = {}
-    if parts and (match := _SEED_DIR.match(parts[0])):
-        meta["seed"] = int(match.group(1))
-        if len(parts) >= 3:
-            meta["generator"] = parts[1]
-    if parts and parts[0] == "runs" and len(parts) >= 2:
-        meta["run_id"] = Path(parts[1]).stem
-    return meta
+from models.layout import describe
 
 
 class ArtifactRecorder:
@@ -69,7 +30,7 @@ class ArtifactRecorder:
             relative = file.relative_to(self.out_dir)
             if relative.parts[-1].startswith(".") or relative.suffix == ".tmp":
                 continue
-            self._one(kind, file, {**path_meta(relative), **_jsonable(meta)})
+            self._one(kind, file, {**describe(relative).meta(), **_jsonable(meta)})
 
     def _one(self, kind: str, file: Path, meta: dict[str, Any]) -> None:
         if not file.is_file():
@@ -92,10 +53,9 @@ class ArtifactRecorder:
             for file in sorted(self.out_dir.rglob("*")):
                 if not file.is_file():
                     continue
-                relative = file.relative_to(self.out_dir)
-                kind = classify(relative)
-                if kind is not None:
-                    self._one(kind, file, path_meta(relative))
+                info = describe(file.relative_to(self.out_dir))
+                if info.kind is not None:
+                    self._one(info.kind, file, info.meta())
         with self.db.session() as session:
             rows = session.execute(select(Artifact.id, Artifact.path).where(Artifact.job_id == self.job_id)).all()
             gone = [row.id for row in rows if not (self.store.root / row.path).is_file()]

@@ -25,7 +25,7 @@ def _announce(**_: Any) -> None:
     if settings.worker_preload:
         # Import the science stack once in the parent, so each one-task child forks warm. This loads torch
         # but never initialises CUDA (children pick their device inside the task).
-        import models.runner  # noqa: F401
+        import models.experiment  # noqa: F401
     if settings.is_embedded_broker:
         log.warning(
             "embedded mode: SQLite at %s and the kombu filesystem broker at %s; single-machine only "

@@ -12,13 +12,13 @@ import socket
 from sqlalchemy import select
 
 from core.crud.events import add_event
-from core.crud.lifecycle import owner_alive
 from core.db.base import utcnow
 from core.db.orm import Job
 from core.db.session import Database
 from core.jobstate import JobStatus
 from core.queue import enqueue_job
 from core.settings import Settings
+from workers.liveness import owner_alive
 
 
 def recover_orphans(settings: Settings) -> list[str]:

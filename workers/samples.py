@@ -8,7 +8,6 @@ the partner (real or synthetic), so a client can show all three side by side wit
 from __future__ import annotations
 
 import io
-import re
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,7 @@ from PIL import Image
 from core.crud.samples import add_sample, find_sample
 from core.db.session import Database
 from core.storage import ArtifactStore
-
-_SEED_DIR = re.compile(r"^seed(\d+)$")
+from models.layout import OutputLayout, describe
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -36,12 +34,12 @@ def export_to_uint8(images: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(images * scale), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
 
 
-def _seed_and_generator(path: Path) -> tuple[int, str]:
-    """``.../seed{S}/{generator}/<file>`` -> (S, generator)."""
-    match = _SEED_DIR.match(path.parent.parent.name)
-    if match is None:
-        raise ValueError(f"{path}: expected it under seed<S>/<generator>/")
-    return int(match.group(1)), path.parent.name
+def _seed_and_generator(out_dir: Path, path: Path) -> tuple[int, str]:
+    """Whose synthetic set or export ``path`` is, as :mod:`models.layout` parses it."""
+    info = describe(path.relative_to(out_dir))
+    if info.seed is None or info.generator is None:
+        raise ValueError(f"{path}: not a generator's file under {out_dir}")
+    return info.seed, info.generator
 
 
 def _load(path: Path) -> dict[str, np.ndarray]:
@@ -65,6 +63,7 @@ class SampleWriter:
         self.store = store
         self.job_id = job_id
         self.out_dir = out_dir
+        self.layout = OutputLayout(out_dir)
         self.train_images = train_images
         self.train_labels = train_labels
         self.num_classes = num_classes
@@ -77,7 +76,7 @@ class SampleWriter:
             existing = find_sample(session, job_id=self.job_id, source_key=source_key)
             if existing is not None:
                 return existing.id
-            target = self.out_dir / "samples" / f"{source_key.replace(':', '-')}.png"
+            target = self.layout.samples / f"{source_key.replace(':', '-')}.png"
             self.store.write_bytes(target, png_bytes(image))
             sample = add_sample(
                 session,
@@ -107,7 +106,7 @@ class SampleWriter:
     def _synthetic_set(self, seed: int, generator: str) -> dict[str, np.ndarray]:
         key = (seed, generator)
         if key not in self._synthetic:
-            self._synthetic[key] = _load(self.out_dir / f"seed{seed}" / generator / "synthetic.npz")
+            self._synthetic[key] = _load(self.layout.synthetic(generator, seed))
         return self._synthetic[key]
 
     # -- batches ------------------------------------------------------------------------------------------
@@ -125,18 +124,18 @@ class SampleWriter:
             self.real(index)
 
     def from_synthetic(self, path: Path) -> None:
-        seed, generator = _seed_and_generator(path)
+        seed, generator = _seed_and_generator(self.out_dir, path)
         data = self._synthetic_set(seed, generator)
         for index in self._pick(data["labels"].reshape(-1), seed):
             self.synthetic(seed, generator, index)
-        export = path.parent / "genmix_export.npz"
+        export = self.layout.export(generator, seed)
         if export.is_file():
             self.from_export(export)
 
     def from_export(self, path: Path) -> None:
         """GenMix samples with λ and both parents; waits for the synthetic set when the export comes first."""
-        seed, generator = _seed_and_generator(path)
-        if not (path.parent / "synthetic.npz").is_file():
+        seed, generator = _seed_and_generator(self.out_dir, path)
+        if not self.layout.synthetic(generator, seed).is_file():
             return  # the runner writes the export first; from_synthetic comes back here
         data = _load(path)
         soft = data["soft_labels"]
@@ -164,7 +163,7 @@ class SampleWriter:
         """Materialise from every finished synthetic set under the job folder (idempotent)."""
         if self.per_class <= 0:
             return
-        for path in sorted(self.out_dir.glob("seed*/*/synthetic.npz")):
+        for path in self.layout.synthetic_sets():
             self.from_synthetic(path)
 
 

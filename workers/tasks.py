@@ -1,4 +1,4 @@
-"""Thin Celery tasks: the message is a job id; :mod:`workers.pipeline` does the work."""
+"""Thin Celery tasks: the message is a job id; :mod:`workers.delivery` does the work."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from core.queue import TASK_NAME
 from workers.celery_app import celery_app, settings
-from workers.pipeline import JobBusyError, execute
+from workers.delivery import JobBusyError, execute
 
 log = logging.getLogger("genmix.worker")
 
@@ -18,7 +18,7 @@ def run_job(self: Any, job_id: str) -> str:
     countdown stays well under the visibility timeout); everything else ends here, acknowledged."""
     from models.runtime import configure_threads
 
-    configure_threads()
+    configure_threads(settings.torch_threads)
     try:
         outcome = execute(job_id, settings)
     except JobBusyError as exc:

@@ -1,4 +1,4 @@
-"""Datasets: create from a validated upload (file, then row; neither survives a failure), read, delete."""
+"""Datasets: create from a validated ImageSet (file, then row; neither survives a failure), read, delete."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import uuid
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from app.ingest import ParsedDataset, write_normalized
 from core.db.orm import Dataset, DatasetSplit, Job
 from core.jobstate import TERMINAL
 from core.storage import ArtifactStore
+from models.datasets import ImageSet, save_npz
 
 DATA_FILE = "data.npz"
 
@@ -25,35 +25,40 @@ def create_dataset(
     *,
     owner: str,
     name: str,
-    parsed: ParsedDataset,
+    imageset: ImageSet,
+    data_format: str,
     sha256: str,
     size_bytes: int,
 ) -> Dataset:
+    """Store ``imageset`` in the normalised MedMNIST layout the workers read, and its row with per-split counts.
+
+    ``data_format`` is the layout it arrived in (``npz`` | ``imagefolder``), kept for the record.
+    """
     dataset_id = str(uuid.uuid4())
     directory = store.dataset_dir(dataset_id)
     target = directory / DATA_FILE
     try:
         with store.atomic(target) as tmp:
-            write_normalized(parsed, tmp)
+            save_npz(imageset, tmp)
         dataset = Dataset(
             id=dataset_id,
             owner=owner,
             name=name,
-            format=parsed.format,
+            format=data_format,
             sha256=sha256,
             size_bytes=size_bytes,
-            channels=parsed.channels,
-            height=parsed.height,
-            width=parsed.width,
-            num_classes=len(parsed.class_names),
-            num_images=parsed.num_images,
-            class_names=parsed.class_names,
+            channels=imageset.channels,
+            height=imageset.image_size[0],
+            width=imageset.image_size[1],
+            num_classes=imageset.num_classes,
+            num_images=imageset.num_images,
+            class_names=list(imageset.class_names),
             storage_path=store.relative(target),
         )
-        for split, counts in parsed.counts().items():
+        for split, counts in imageset.counts().items():
             for k, count in enumerate(counts):
                 dataset.splits.append(
-                    DatasetSplit(split=split, class_index=k, class_name=parsed.class_names[k], count=count)
+                    DatasetSplit(split=split, class_index=k, class_name=imageset.class_names[k], count=count)
                 )
         session.add(dataset)
         session.commit()

@@ -11,11 +11,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from app.schemas import JobCreate
 from core.crud.events import add_event
-from core.db.base import utcnow
 from core.db.orm import Dataset, IdempotencyKey, Job, Run
-from core.jobstate import TERMINAL, JobStatus
+from core.jobspec import JobCreate
+from core.jobstate import TERMINAL, JobStatus, move, record_created
 from core.settings import Settings
 
 
@@ -30,16 +29,6 @@ class DatasetNotFoundError(Exception):
 def request_fingerprint(spec: JobCreate) -> str:
     canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def resolve_queue(spec: JobCreate, settings: Settings) -> str:
-    if spec.queue is not None:
-        return spec.queue
-    if spec.device == "cuda":
-        return "gpu"
-    if spec.device == "cpu":
-        return "cpu"
-    return settings.default_queue
 
 
 def _existing(session: Session, owner: str, key: str, fingerprint: str) -> Job | None:
@@ -72,7 +61,6 @@ def create_job(
         raise DatasetNotFoundError(spec.dataset_id)
     job_id = str(uuid.uuid4())
     stored: dict[str, Any] = spec.model_dump(mode="json")
-    stored["classifier"] = spec.classifier_config()
     stored["dataset_name"] = dataset.name
     stored["class_names"] = list(dataset.class_names)
     if stored["samples_per_class"] is None:
@@ -83,7 +71,7 @@ def create_job(
         owner=owner,
         dataset_id=dataset.id,
         spec=stored,
-        queue=resolve_queue(spec, settings),
+        queue=spec.resolve_queue(settings),
         status=JobStatus.queued.value,
         attempts=0,
         max_attempts=settings.max_attempts,
@@ -92,7 +80,7 @@ def create_job(
     )
     session.add(job)
     session.flush()
-    add_event(session, job_id=job_id, kind="status", data={"status": JobStatus.queued.value})
+    record_created(session, job)
     if idempotency_key is not None:
         session.add(IdempotencyKey(owner=owner, key=idempotency_key, request_sha256=fingerprint, job_id=job_id))
     try:
@@ -138,14 +126,7 @@ def request_cancel(session: Session, *, job: Job) -> Job:
         raise JobFinishedError(f"job {job.id} already {job.status}")
     job.cancel_requested = True
     if job.status == JobStatus.queued.value:
-        job.status = JobStatus.cancelled.value
-        job.finished_at = utcnow()
-        add_event(
-            session,
-            job_id=job.id,
-            kind="status",
-            data={"status": job.status, "reason": "cancelled by request"},
-        )
+        move(session, job, JobStatus.cancelled, reason="cancelled by request")
     else:
         add_event(session, job_id=job.id, kind="cancel_requested", data={})
     session.commit()
@@ -156,8 +137,5 @@ def mark_enqueue_failed(session: Session, *, job: Job, error: str) -> None:
     """The broker refused the message: the job can never run, so say so instead of leaving it queued."""
     session.refresh(job)
     if job.status == JobStatus.queued.value:
-        job.status = JobStatus.failed.value
-        job.error = f"could not enqueue the job: {error}"
-        job.finished_at = utcnow()
-        add_event(session, job_id=job.id, kind="status", data={"status": job.status, "error": job.error})
+        move(session, job, JobStatus.failed, error=f"could not enqueue the job: {error}")
         session.commit()

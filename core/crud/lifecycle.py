@@ -11,10 +11,8 @@ on PostgreSQL or SQLite alike. A delivery finds one of four things:
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import select, update
@@ -23,7 +21,7 @@ from sqlalchemy.orm import Session
 from core.crud.events import add_event
 from core.db.base import utcnow
 from core.db.orm import Job, Run, RunClassMetric
-from core.jobstate import TERMINAL, JobStatus
+from core.jobstate import TERMINAL, JobStatus, check, move
 
 
 @dataclass(frozen=True)
@@ -33,40 +31,12 @@ class Claim:
     reason: str = ""
 
 
-def pid_alive(pid: int) -> bool:
-    """True when a process with this pid exists on this host and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in ("Z", "X")
+def claim_job(session: Session, *, job_id: str, host: str, pid: int, owner_alive: Callable[[Job], bool]) -> Claim:
+    """Take a delivered job for this process, or say why not; commits.
 
-
-def owner_alive(job: Job, *, host: str, stale_after: float, now: datetime) -> bool:
-    """Whether the worker that holds a running job is still at it."""
-    if job.worker_host == host and job.worker_pid is not None:
-        return pid_alive(job.worker_pid)
-    if job.heartbeat_at is None:
-        return False
-    return now - job.heartbeat_at < timedelta(seconds=stale_after)
-
-
-def _finish(session: Session, job: Job, status: JobStatus, *, error: str | None = None, **data: Any) -> None:
-    job.status = status.value
-    job.finished_at = utcnow()
-    job.error = error
-    job.eta_seconds = None
-    add_event(session, job_id=job.id, kind="status", data={"status": status.value, "error": error, **data})
-
-
-def claim_job(session: Session, *, job_id: str, host: str, pid: int, stale_after: float) -> Claim:
-    """Take a delivered job for this process, or say why not; commits."""
+    ``owner_alive`` tells whether the worker recorded on a running job is still at it (the worker knows how
+    to check a process; the database layer does not).
+    """
     for _ in range(10):
         job = session.get(Job, job_id, populate_existing=True)
         now = utcnow()
@@ -74,15 +44,15 @@ def claim_job(session: Session, *, job_id: str, host: str, pid: int, stale_after
             return Claim("skip", 0, "the job no longer exists")
         if JobStatus(job.status) in TERMINAL:
             return Claim("skip", job.attempts, f"the job is already {job.status}")
-        if job.status == JobStatus.running.value and owner_alive(job, host=host, stale_after=stale_after, now=now):
+        if job.status == JobStatus.running.value and owner_alive(job):
             return Claim("busy", job.attempts, f"running on {job.worker_host} pid {job.worker_pid}")
         if job.cancel_requested:
-            _finish(session, job, JobStatus.cancelled, reason="cancelled before it could resume")
+            move(session, job, JobStatus.cancelled, reason="cancelled before it could resume")
             session.commit()
             return Claim("skip", job.attempts, "cancelled")
         attempt = job.attempts + 1
         if attempt > job.max_attempts:
-            _finish(
+            move(
                 session,
                 job,
                 JobStatus.failed,
@@ -93,26 +63,20 @@ def claim_job(session: Session, *, job_id: str, host: str, pid: int, stale_after
             )
             session.commit()
             return Claim("skip", job.attempts, "attempt cap reached")
-        previous = (job.worker_host, job.worker_pid, job.status)
+        check(job.status, JobStatus.running)
+        previous = (job.worker_host, job.worker_pid)
+        # Compare-and-set on ``attempts``: of two deliveries racing here, exactly one updates the row.
         result = session.execute(
             update(Job)
             .where(Job.id == job_id, Job.attempts == job.attempts)
-            .values(
-                status=JobStatus.running.value,
-                attempts=attempt,
-                worker_host=host,
-                worker_pid=pid,
-                heartbeat_at=now,
-                started_at=job.started_at or now,
-                error=None,
-                updated_at=now,
-            )
+            .values(attempts=attempt, worker_host=host, worker_pid=pid, heartbeat_at=now, error=None, updated_at=now)
             .execution_options(synchronize_session=False)
         )
         if result.rowcount != 1:
             session.rollback()
             continue
-        add_event(session, job_id=job_id, kind="status", data={"status": "running", "attempt": attempt})
+        session.refresh(job)
+        move(session, job, JobStatus.running, attempt=attempt)
         if attempt > 1:
             add_event(
                 session,
@@ -265,7 +229,7 @@ def finish_job(
     if job is None or job.attempts != attempt or JobStatus(job.status) in TERMINAL:
         session.rollback()
         return False
-    _finish(session, job, status, error=error, **data)
+    move(session, job, status, error=error, **data)
     if status == JobStatus.succeeded:
         job.step = job.total
     session.commit()

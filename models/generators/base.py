@@ -18,25 +18,52 @@ import numpy as np
 import torch
 
 from models.checkpoint import CheckpointDir, read_json
-from models.data import Split, to_uint8
+from models.datasets import Split
 from models.hooks import TrainHooks
+from models.profiles import GENERATOR_PROFILES, STEP_KEYS
+from models.tensors import to_uint8
+
+
+def spatial_plan(size: int, model: str = "this generator") -> tuple[int, int]:
+    """Split an image side into ``(base, doublings)``: ``size == base * 2**doublings``, 4 <= base <= 8, n >= 1.
+
+    The GANs start from a ``base × base`` map and double it ``doublings`` times, so 28×28 needs no resizing.
+    """
+    base, doublings = size, 0
+    while base % 2 == 0 and base // 2 >= 4:
+        base //= 2
+        doublings += 1
+    if not 4 <= base <= 8 or doublings < 1:
+        raise ValueError(
+            f"{model} cannot build {size}x{size} images: the side must be b*2^n with 4<=b<=8, n>=1 "
+            "(e.g. 28, 32, 64, 128)"
+        )
+    return base, doublings
 
 
 class Generator(ABC):
     """Class-conditional image generator.
 
-    Subclasses define ``name`` (the registry key) and ``profiles`` (``{"paper": {...}, "quick": {...}}``,
-    each a complete set of hyperparameters); ``config`` passed to ``__init__`` overrides a profile's keys.
-    They build their networks in :meth:`_build` and train through :meth:`_train_loop`, which owns progress,
-    cancellation, divergence checks and checkpoints for all of them.
+    Subclasses define ``name`` (the registry key); their ``profiles`` (``{"paper": {...}, "quick": {...}}``,
+    each a complete set of hyperparameters) and ``total_key`` come from :data:`models.profiles.GENERATOR_PROFILES`
+    and :data:`models.profiles.STEP_KEYS` under that name; ``config`` passed to ``__init__`` overrides a
+    profile's keys. They build their networks in :meth:`_build` and train through :meth:`_train_loop`, which
+    owns progress, cancellation, divergence checks and checkpoints for all of them.
     """
 
     name: ClassVar[str]
-    profiles: ClassVar[dict[str, dict[str, Any]]]
-    total_key: ClassVar[str] = "steps"  # the config key holding the number of training steps
+    profiles: ClassVar[dict[str, dict[str, Any]]]  # from GENERATOR_PROFILES[name]
+    total_key: ClassVar[str] = "steps"  # the config key holding the number of training steps (STEP_KEYS[name])
     loss_names: ClassVar[tuple[str, ...]] = ("loss",)  # what one training step returns, in order
     resume_keys: ClassVar[tuple[str, ...]] = ("num_classes", "channels", "image_size")  # must match a checkpoint
     arch_keys: ClassVar[tuple[str, ...]] = ()  # config keys that shape the weights: must match a checkpoint
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("name")
+        if name in GENERATOR_PROFILES:  # a registered generator: its profiles and step key live in models.profiles
+            cls.profiles = GENERATOR_PROFILES[name]
+            cls.total_key = STEP_KEYS[name]
 
     def __init__(
         self,

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from models import checkpoint as ckpt
-from models.data import Split
-from models.generators.base import Generator
+from models.datasets import Split
+from models.generators.base import Generator, spatial_plan
 from models.hooks import TrainHooks
 from models.runtime import autocast, torch_rng
 
@@ -31,19 +31,6 @@ _ARCH_KEYS = ("z_dim", "embed_dim", "ngf", "ndf")
 
 _MAX_MULT = 8
 """Channel multiplier cap (DCGAN's ngf*8 / ndf*8), so 128×128 models stay the size of 64×64 ones."""
-
-
-def spatial_plan(size: int) -> tuple[int, int]:
-    """Split an image side into ``(base, doublings)``: ``size == base * 2**doublings``, 4 <= base <= 8."""
-    base, doublings = size, 0
-    while base % 2 == 0 and base // 2 >= 4:
-        base //= 2
-        doublings += 1
-    if not 4 <= base <= 8 or doublings < 1:
-        raise ValueError(
-            f"DCGAN cannot build {size}x{size} images: the side must be b*2^n with 4<=b<=8, n>=1 (e.g. 28, 32, 64, 128)"
-        )
-    return base, doublings
 
 
 def _widths(width: int, doublings: int) -> list[int]:
@@ -56,7 +43,7 @@ class CondGenerator(nn.Module):
 
     def __init__(self, num_classes: int, channels: int, size: int, z_dim: int, embed_dim: int, ngf: int):
         super().__init__()
-        base, doublings = spatial_plan(size)
+        base, doublings = spatial_plan(size, "DCGAN")
         widths = _widths(ngf, doublings)
         self.embed = nn.Embedding(num_classes, embed_dim)
         layers: list[nn.Module] = [
@@ -83,7 +70,7 @@ class ProjDiscriminator(nn.Module):
 
     def __init__(self, num_classes: int, channels: int, size: int, ndf: int):
         super().__init__()
-        base, doublings = spatial_plan(size)
+        base, doublings = spatial_plan(size, "DCGAN")
         widths = _widths(ndf, doublings)[::-1]
         layers: list[nn.Module] = [
             nn.Conv2d(channels, widths[0], 4, 2, 1, bias=False),
@@ -133,52 +120,13 @@ def _g_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))  # non-saturating
 
 
-_COMMON: dict[str, Any] = {
-    "z_dim": 100,
-    "embed_dim": 50,
-    "ngf": 64,
-    "ndf": 64,
-    "beta1": 0.5,
-    "beta2": 0.999,
-    "loss": "bce",  # "bce" (non-saturating) | "hinge"
-    "label_smoothing": 0.0,  # one-sided: real targets become 1 - s (bce only)
-    "balanced": True,  # draw real batches class-balanced, so the minority class is learnt as often
-    "hflip": False,  # off by default: left/right carries anatomy in e.g. chest X-rays
-    "checkpoint_every": None,  # None: follow TrainHooks.checkpoint_every (the caller's choice)
-    "log_every": 50,
-    "sample_batch_size": 256,
-    # After training, re-estimate the generator's BatchNorm statistics from this many fresh samples (0: off),
-    # so eval-mode samples match the final weights rather than a running average over past ones.
-    "bn_recalibration": 1024,
-}
-
-
 class DCGAN(Generator):
     """One class-conditional DCGAN for all classes; see the module docstring for the architecture."""
 
     name: ClassVar[str] = "dcgan"
-    total_key: ClassVar[str] = "iterations"
     loss_names: ClassVar[tuple[str, ...]] = ("loss_d", "loss_g")
     arch_keys: ClassVar[tuple[str, ...]] = _ARCH_KEYS
-    profiles: ClassVar[dict[str, dict[str, Any]]] = {
-        # Sec. 3.1: 70,000 iterations, batch 8, learning rate 0.001; DCGAN's Adam betas.
-        "paper": {**_COMMON, "iterations": 70_000, "batch_size": 8, "lr": 1e-3, "log_every": 500},
-        # BreastMNIST 28×28 on 2 idle CPU cores: ~31 ms/step, so ~65 s (one busy core: ~55 ms/step, ~110 s).
-        "quick": {**_COMMON, "iterations": 2000, "batch_size": 64, "lr": 2e-4, "ngf": 32, "ndf": 32},
-        # For tests: seconds, not minutes.
-        "tiny": {
-            **_COMMON,
-            "iterations": 20,
-            "batch_size": 8,
-            "lr": 1e-3,
-            "z_dim": 16,
-            "embed_dim": 8,
-            "ngf": 8,
-            "ndf": 8,
-            "log_every": 5,
-            "sample_batch_size": 32,
-        },
-    }
+    # profiles and total_key: models.profiles.GENERATOR_PROFILES["dcgan"] and STEP_KEYS["dcgan"]
 
     def _build(self) -> None:
         height, width = self.image_size

@@ -29,12 +29,13 @@ from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler,
 from diffusers.training_utils import EMAModel
 
 from models import checkpoint as ckpt
-from models.data import Split
+from models.datasets import Split
 from models.generators.base import Generator
 from models.hooks import TrainHooks
+from models.profiles import DIFFUSION_SAMPLERS
 from models.runtime import autocast, torch_rng
 
-SAMPLERS = ("dpm++", "ddim", "ddpm")
+SAMPLERS = DIFFUSION_SAMPLERS
 DEFAULT_SAMPLE_STEPS = {"dpm++": 20, "ddim": 50, "ddpm": 1000}
 META_FILE = "genmix.json"
 
@@ -45,33 +46,6 @@ _ARCH_KEYS = (
     "norm_num_groups",
     "pretrained_dir",
 )
-
-_COMMON: dict[str, Any] = {
-    "block_out_channels": [64, 128, 128],
-    "layers_per_block": 2,
-    "attention_levels": [False, True, True],  # self-attention at the coarser levels only (as ADM)
-    "attention_head_dim": 8,  # channels per head
-    "norm_num_groups": 32,
-    "dropout": 0.1,
-    "num_train_timesteps": 1000,
-    "beta_schedule": "squaredcos_cap_v2",  # cosine (Nichol & Dhariwal): better than linear at 28-64 px
-    "lr": 1e-4,
-    "weight_decay": 0.0,
-    "grad_clip": 1.0,
-    "ema_decay": 0.9999,
-    "ema_power": 0.75,  # EMA warm-up 1 - (1 + step)^-power, capped at ema_decay
-    "cfg_dropout": 0.1,  # 0 disables classifier-free guidance (no null class)
-    "guidance_scale": 1.5,  # 1.0 = plain conditional sampling
-    "sampler": "dpm++",
-    "sample_steps": None,  # None: the sampler's default (dpm++ 20, ddim 50, ddpm 1000)
-    "pretrained_dir": None,
-    "balanced": True,  # class-balanced real batches, so the minority class is learnt as often
-    "hflip": False,  # off by default: left/right carries anatomy in e.g. chest X-rays
-    "mixed_precision": True,  # bf16 autocast on CUDA (models.runtime.autocast); no-op on CPU
-    "checkpoint_every": None,  # None: follow TrainHooks.checkpoint_every
-    "log_every": 50,
-    "sample_batch_size": 256,
-}
 
 
 def _levels_ok(size: int, levels: int) -> bool:
@@ -139,41 +113,7 @@ class Diffusion(Generator):
 
     name: ClassVar[str] = "diffusion"
     arch_keys: ClassVar[tuple[str, ...]] = _ARCH_KEYS
-    profiles: ClassVar[dict[str, dict[str, Any]]] = {
-        # The paper gives no diffusion hyperparameters: its GANs' budget (70,000 iterations, batch 8) with ADM's
-        # learning rate, EMA and dropout, and an ADM-like UNet sized for 28-64 px.
-        "paper": {**_COMMON, "steps": 70_000, "batch_size": 8, "block_out_channels": [128, 256, 256], "log_every": 500},
-        # A small UNet that learns BreastMNIST's shapes in minutes on a GPU; see docs/GENERATORS.md for timings.
-        "quick": {
-            **_COMMON,
-            "steps": 4000,
-            "batch_size": 32,
-            "lr": 3e-4,
-            "block_out_channels": [32, 64, 64],
-            "layers_per_block": 1,
-            "attention_levels": [False, False, True],
-            "norm_num_groups": 8,
-            "ema_decay": 0.999,
-            "dropout": 0.0,
-        },
-        # For tests: seconds, not minutes.
-        "tiny": {
-            **_COMMON,
-            "steps": 40,
-            "batch_size": 8,
-            "lr": 2e-3,
-            "block_out_channels": [8, 16],
-            "layers_per_block": 1,
-            "attention_levels": [False, True],
-            "attention_head_dim": 4,
-            "norm_num_groups": 4,
-            "dropout": 0.0,
-            "ema_decay": 0.99,
-            "log_every": 5,
-            "sample_batch_size": 32,
-            "sample_steps": 5,
-        },
-    }
+    # profiles and total_key: models.profiles.GENERATOR_PROFILES["diffusion"] and STEP_KEYS["diffusion"]
 
     def _build(self) -> None:
         cfg = self.config

@@ -28,24 +28,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from models import checkpoint as ckpt
-from models.data import Split
-from models.generators.base import Generator
+from models.datasets import Split
+from models.generators.base import Generator, spatial_plan
 from models.hooks import TrainHooks
 from models.runtime import autocast, torch_rng
 
 _ARCH_KEYS = ("z_dim", "w_dim", "mapping_layers", "fmap_base", "fmap_max")
 _GAIN = math.sqrt(2.0)  # lrelu gain, as StyleGAN's bias_act
-
-
-def spatial_plan(size: int) -> tuple[int, int]:
-    """Split an image side into ``(base, doublings)``, ``size == base * 2**doublings``, 4 <= base <= 8, n >= 1."""
-    base, doublings = size, 0
-    while base % 2 == 0 and base // 2 >= 4:
-        base //= 2
-        doublings += 1
-    if not 4 <= base <= 8 or doublings < 1:
-        raise ValueError(f"StyleGAN cannot build {size}x{size} images: the side must be b*2^n, 4<=b<=8, n>=1")
-    return base, doublings
 
 
 def _width(level: int, fmap_base: int, fmap_max: int) -> int:
@@ -175,7 +164,7 @@ class SynthesisNetwork(nn.Module):
 
     def __init__(self, size: int, channels: int, w_dim: int, fmap_base: int, fmap_max: int):
         super().__init__()
-        base, doublings = spatial_plan(size)
+        base, doublings = spatial_plan(size, "StyleGAN")
         widths = [_width(i, fmap_base, fmap_max) for i in range(doublings + 1)]
         self.const = nn.Parameter(torch.randn(widths[0], base, base))
         self.convs = nn.ModuleList([SynthesisLayer(widths[0], widths[0], w_dim)])
@@ -256,7 +245,7 @@ class StyleDiscriminator(nn.Module):
 
     def __init__(self, num_classes: int, channels: int, size: int, cfg: dict[str, Any]):
         super().__init__()
-        base, doublings = spatial_plan(size)
+        base, doublings = spatial_plan(size, "StyleGAN")
         widths = [_width(i, cfg["fmap_base"], cfg["fmap_max"]) for i in range(doublings + 1)][::-1]
         self.num_classes = num_classes
         self.from_rgb = EqualConv2d(channels, widths[0], 1)
@@ -328,67 +317,13 @@ def diff_augment(x: torch.Tensor, policy: list[str], gen: torch.Generator) -> to
 # ------------------------------------------------------------------------------------------ generator
 
 
-_COMMON: dict[str, Any] = {
-    "z_dim": 512,
-    "w_dim": 512,
-    "mapping_layers": 8,
-    "fmap_base": 512,  # channels at level i (0 = coarsest): min(fmap_max, fmap_base // 2**i)
-    "fmap_max": 256,
-    "beta1": 0.0,
-    "beta2": 0.99,
-    "r1_gamma": None,  # None: StyleGAN2-ADA's heuristic 0.0002 * side**2 / batch
-    "r1_interval": 16,  # lazy regularisation
-    "style_mixing": 0.9,
-    "augment": ["color", "translation", "cutout"],  # DiffAugment policy; [] disables
-    "ema_kimg": None,  # None: batch * 10 / 32 (StyleGAN2-ADA); half-life of G_ema in thousands of images
-    "ema_rampup": 0.05,
-    "balanced": True,  # class-balanced real batches, so the minority class is learnt as often
-    "hflip": False,  # off by default: left/right carries anatomy in e.g. chest X-rays
-    "mixed_precision": True,  # bf16 autocast on CUDA for G and D (R1 runs in float32)
-    "checkpoint_every": None,  # None: follow TrainHooks.checkpoint_every
-    "log_every": 50,
-    "sample_batch_size": 256,
-}
-
-
 class StyleGAN(Generator):
     """One class-conditional StyleGAN2-style GAN for all classes; see the module docstring."""
 
     name: ClassVar[str] = "stylegan"
-    total_key: ClassVar[str] = "iterations"
     loss_names: ClassVar[tuple[str, ...]] = ("loss_d", "loss_g")
     arch_keys: ClassVar[tuple[str, ...]] = _ARCH_KEYS
-    profiles: ClassVar[dict[str, dict[str, Any]]] = {
-        # Sec. 3.1: 70,000 iterations, batch 8, learning rate 0.001; StyleGAN2's betas, mapping depth and R1.
-        "paper": {**_COMMON, "iterations": 70_000, "batch_size": 8, "lr": 1e-3, "log_every": 500},
-        # A narrow network (64/64/32 channels at 7/14/28 px), StyleGAN2's lr: minutes on a GPU, about an hour on CPU.
-        "quick": {
-            **_COMMON,
-            "iterations": 3000,
-            "batch_size": 16,
-            "lr": 2e-3,
-            "z_dim": 128,
-            "w_dim": 128,
-            "mapping_layers": 4,
-            "fmap_base": 128,
-            "fmap_max": 64,
-        },
-        # For tests: seconds, not minutes.
-        "tiny": {
-            **_COMMON,
-            "iterations": 24,
-            "batch_size": 8,
-            "lr": 2e-3,
-            "z_dim": 16,
-            "w_dim": 16,
-            "mapping_layers": 2,
-            "fmap_base": 16,
-            "fmap_max": 16,
-            "r1_interval": 4,
-            "log_every": 4,
-            "sample_batch_size": 32,
-        },
-    }
+    # profiles and total_key: models.profiles.GENERATOR_PROFILES["stylegan"] and STEP_KEYS["stylegan"]
 
     def _build(self) -> None:
         height, width = self.image_size

@@ -21,7 +21,6 @@ resolved from the local Hugging Face cache unless ``allow_download`` is set). No
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,27 +30,17 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, StableDiffusionPipeline
 
 from models import checkpoint as ckpt
-from models.data import Split, to_uint8
+from models.datasets import Split
 from models.generators.base import Generator
 from models.hooks import TrainHooks
+from models.profiles import TEXTUAL_INVERSION_SAMPLERS
 from models.runtime import autocast, torch_rng
+from models.tensors import to_uint8
 
 META_FILE = "genmix.json"
 EMBEDDINGS_DIR = "embeddings"
 EMBEDDING_FILE = "learned_embeds.safetensors"
 TOKEN_FORMAT = "<genmix-class-{k}>"
-PRETRAINED_ENV = "GENMIX_TI_PRETRAINED"
-"""Where the service can point every Textual Inversion job at one local Stable Diffusion folder."""
-
-MEDICAL_TEMPLATES = [
-    "a medical image of a {}",
-    "a medical scan showing {}",
-    "a grayscale medical scan of a {}",
-    "a cropped medical image of a {}",
-    "a close-up medical scan of a {}",
-    "a clinical image showing a {}",
-]
-"""Modality-neutral defaults; a lab sets its own, e.g. "an ultrasound image of a {}" or "a CT image of a {}"."""
 
 
 class EmbeddingError(ValueError):
@@ -62,49 +51,13 @@ def _class_dir(k: int) -> str:
     return f"{EMBEDDINGS_DIR}/class_{k}"
 
 
-_COMMON: dict[str, Any] = {
-    "pretrained_dir": None,  # local pipeline folder or hub id; None: $GENMIX_TI_PRETRAINED
-    "allow_download": False,  # a hub id is only read from the local HF cache unless this is set
-    "resolution": None,  # None: the pipeline's native size (unet.sample_size * vae scale factor)
-    "templates": MEDICAL_TEMPLATES,
-    "init_word": "lesion",  # initialises every class token (mean of its sub-tokens' embeddings)
-    "init_words": None,  # optional: one init word per class, overrides init_word
-    "lr": 5e-3,  # Gal et al.'s base learning rate
-    "balanced": True,  # class-balanced batches, so the minority class's token learns as often
-    "sampler": "dpm++",  # "dpm++" | "ddim"
-    "sample_steps": 25,
-    "guidance_scale": 7.5,
-    "negative_prompt": None,
-    "mixed_precision": True,  # bf16 autocast on CUDA; no-op on CPU
-    "checkpoint_every": None,  # None: follow TrainHooks.checkpoint_every
-    "log_every": 50,
-    "sample_batch_size": 8,
-}
-
-
 class TextualInversion(Generator):
     """One learnt token per class in a frozen latent diffusion pipeline; see the module docstring."""
 
     name: ClassVar[str] = "textual_inversion"
     resume_keys: ClassVar[tuple[str, ...]] = ("num_classes", "channels", "image_size", "tokens", "resolution")
     _restoring: ClassVar[bool] = False  # set by load(): the tokens come from saved embeddings, not init words
-    profiles: ClassVar[dict[str, dict[str, Any]]] = {
-        # Sec. 3.1 uses an LDM pretrained on LAION-400M without stating Textual Inversion's settings:
-        # Gal et al.'s 5,000 steps, batch 4, lr 0.005 at the pipeline's native resolution.
-        "paper": {**_COMMON, "steps": 5000, "batch_size": 4, "log_every": 250},
-        "quick": {**_COMMON, "steps": 1000, "batch_size": 4},
-        # For tests (with a tiny pipeline): seconds, not minutes.
-        "tiny": {
-            **_COMMON,
-            "steps": 12,
-            "batch_size": 4,
-            "lr": 5e-2,
-            "log_every": 3,
-            "sample_steps": 3,
-            "guidance_scale": 2.0,
-            "sample_batch_size": 4,
-        },
-    }
+    # profiles and total_key: models.profiles.GENERATOR_PROFILES["textual_inversion"] and STEP_KEYS["textual_inversion"]
 
     def _build(self) -> None:
         self._setup()
@@ -114,18 +67,19 @@ class TextualInversion(Generator):
     # ------------------------------------------------------------------------------------------ set-up
 
     def _source(self) -> str:
-        source = self.config["pretrained_dir"] or os.environ.get(PRETRAINED_ENV)
+        source = self.config["pretrained_dir"]  # callers fill it from the service's ti_pretrained setting
         if not source:
             raise ValueError(
                 "textual_inversion needs a Stable Diffusion pipeline: set the 'pretrained_dir' setting (a local "
-                f"folder or hub id) or ${PRETRAINED_ENV}; see docs/GENERATORS.md"
+                "folder or hub id; a service's default is GENMIX_TI_PRETRAINED); see docs/GENERATORS.md"
             )
         return str(source)
 
     def _setup(self) -> None:
         cfg = self.config
-        if cfg["sampler"] not in ("dpm++", "ddim"):
-            raise ValueError(f"textual_inversion sampler must be 'dpm++' or 'ddim', got {cfg['sampler']!r}")
+        if cfg["sampler"] not in TEXTUAL_INVERSION_SAMPLERS:
+            choices = ", ".join(TEXTUAL_INVERSION_SAMPLERS)
+            raise ValueError(f"textual_inversion sampler must be one of {choices}, got {cfg['sampler']!r}")
         if not cfg["templates"] or any("{}" not in t for t in cfg["templates"]):
             raise ValueError("every prompt template needs one '{}' for the class token")
         init_words = cfg["init_words"]

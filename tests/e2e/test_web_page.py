@@ -11,8 +11,9 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from support.processes import GenmixServe as Service
 
-from e2e.harness import Service
+from models.spec import ExperimentSpec
 
 QUICK_CLASSIFIER = '{"epochs": 4, "batch_size": 16}'
 QUICK_GENERATOR = '{"dcgan": {"iterations": 40, "batch_size": 16, "ngf": 8, "ndf": 8, "log_every": 10}}'
@@ -133,14 +134,19 @@ def _workflow(page: Any, service: Service, breast_npz: Path, shots: Path, tmp_pa
     page.locator("#f-dataset_id option", has_text="breast-slice").wait_for(state="attached")
     chosen = page.get_by_label("Dataset", exact=True).evaluate("s => s.selectedOptions[0].text")
     assert chosen.startswith("breast-slice")
+    # the form shows the one spec's defaults, read from /openapi.json
+    spec = ExperimentSpec()
+    for name in ("alpha", "mixup_alpha", "beta", "synthetic_ratio", "mix_prob"):
+        assert float(page.locator(f"#f-{name}").input_value()) == getattr(spec, name), name
+    assert page.locator("#f-seeds").input_value() == ", ".join(map(str, spec.seeds))
     _fill_experiment(page, QUICK_GENERATOR, "0, 1")
-    page.get_by_label("α").fill("0")
+    page.get_by_label("GenMix α").fill("0")
     page.get_by_role("button", name="Launch experiment").click()
     page.locator("#err-alpha").filter(has_text=re.compile(".+")).wait_for()
     assert "greater than 0" in page.locator("#err-alpha").inner_text()
-    assert page.get_by_label("α").get_attribute("aria-invalid") == "true"
+    assert page.get_by_label("GenMix α").get_attribute("aria-invalid") == "true"
     page.screenshot(path=str(shots / "04-new-experiment-invalid.png"), full_page=True)
-    page.get_by_label("α").fill("0.3")
+    page.get_by_label("GenMix α").fill("0.3")
     page.get_by_role("button", name="Launch experiment").click()
 
     # 4. The job page follows the job live (server-sent events, no reload) to 100 %.

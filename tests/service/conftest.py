@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from support.data import breast_slice
 
 from app.main import create_app
 from app.security import create_api_key
 from core.db import migrate
 from core.db.session import Database
 from core.settings import Settings
-from service.helpers import REDIS_URL, WorkerProcess, breast_slice, create_database, drop_database, subprocess_env
+from service.helpers import REDIS_URL, WorkerProcess, create_database, drop_database, subprocess_env
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,12 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from support.processes import REPO_ROOT, clean_env, stop_process
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PG_SERVER = os.environ.get("GENMIX_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("GENMIX_TEST_REDIS", "redis://127.0.0.1:6379/13")
 WORKER_READY_TIMEOUT = 180
@@ -62,10 +59,7 @@ def drop_database(url: str) -> None:
 
 
 def subprocess_env(service_env: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GENMIX_")}
-    env.update(service_env)
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    return env
+    return clean_env(service_env)
 
 
 class WorkerProcess:
@@ -98,29 +92,8 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-
-def breast_slice(data_dir: Path, train: int = 40, val: int = 10, test: int = 20) -> bytes:
-    """A small BreastMNIST npz (per class: ``train`` / ``val`` / ``test`` images), as uploaded bytes."""
-    with np.load(data_dir / "breastmnist.npz") as data:
-        arrays = {key: data[key] for key in data.files}
-    out: dict[str, np.ndarray] = {}
-    for split, per_class in (("train", train), ("val", val), ("test", test)):
-        labels = arrays[f"{split}_labels"].reshape(-1)
-        index = np.concatenate([np.flatnonzero(labels == k)[:per_class] for k in (0, 1)])
-        out[f"{split}_images"] = arrays[f"{split}_images"][index]
-        out[f"{split}_labels"] = arrays[f"{split}_labels"][index]
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **out)
-    return buffer.getvalue()
+        if self.process is not None:
+            stop_process(self.process, timeout=30)
 
 
 def quick_job(dataset_id: str, **overrides: Any) -> dict[str, Any]:
@@ -131,8 +104,9 @@ def quick_job(dataset_id: str, **overrides: Any) -> dict[str, Any]:
         "arms": ["baseline", "genmix"],
         "profile": "quick",
         "seeds": [0],
-        "classifier": {"name": "smallcnn", "epochs": 2, "batch_size": 32},
-        "generator": {"dcgan": {"iterations": 40, "batch_size": 16, "ngf": 8, "ndf": 8, "log_every": 10}},
+        "classifier": "smallcnn",
+        "classifier_settings": {"epochs": 2, "batch_size": 32},
+        "generator_settings": {"dcgan": {"iterations": 40, "batch_size": 16, "ngf": 8, "ndf": 8, "log_every": 10}},
         "samples_per_class": 3,
         "figures": False,
     }

@@ -9,6 +9,7 @@ import os
 import signal
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,22 +24,34 @@ from service.helpers import WorkerProcess, job_state, quick_job, sse, wait_for, 
 
 ALL_ARMS = ["baseline", "mixup", "augmix", "generative", "genmix"]
 TERMINAL = {"succeeded", "failed", "cancelled"}
+ByKind = dict[str, list[dict[str, Any]]]  # samples or artifacts, by kind
 
 
 def test_job_spec_is_validated(client: TestClient, alice: dict[str, str], dataset: dict[str, Any]) -> None:
+    jobs_before = client.get("/jobs", headers=alice).json()["count"]
     bad = [
         {"arms": ["baseline", "dropout"]},
         {"synthetic_ratio": 0},
         {"alpha": -1},
         {"seeds": [0, 0]},
         {"classifier": "alexnet"},
-        {"generator": {"stylegan": {"iterations": 1}}},
+        {"generator_settings": {"stylegan": {"iterations": 1}}},
+        {"generator_settings": {"dcgan": {"iterations": 10**12}}},
+        {"generator_settings": {"dcgan": {"iterationz": 10}}},
+        {"generator_settings": {"dcgan": {"iterations": "many"}}},
+        {"classifier_settings": {"epochs": -5}},
+        {"classifier_settings": {"epochs": 10**9}},
+        {"classifier_settings": {"optimiser": "sgd"}},
         {"profile": "huge"},
         {"unknown_field": 1},
     ]
     for change in bad:
         response = client.post("/jobs", headers=alice, json={**quick_job(dataset["id"]), **change})
         assert response.status_code == 422, (change, response.text)
+    # the reason names the field and the bound, at the door: nothing was stored
+    response = client.post("/jobs", headers=alice, json={**quick_job(dataset["id"]), **bad[-4]})
+    assert "classifier_settings" in response.text and "epochs" in response.text
+    assert client.get("/jobs", headers=alice).json()["count"] == jobs_before
     response = client.post("/jobs", headers=alice, json=quick_job(str(uuid.uuid4())))
     assert response.status_code == 404
 
@@ -60,108 +73,186 @@ def test_queued_job_cancel_and_dataset_in_use(client: TestClient, alice: dict[st
     assert job["id"] in [j["id"] for j in listed["data"]]
 
 
-def test_job_end_to_end(client: TestClient, alice: dict[str, str], bob: dict[str, str], dataset: dict[str, Any],
-                        worker: WorkerProcess, db: Database) -> None:  # fmt: skip
+@dataclass
+class FinishedJob:
+    """The all-arms job with figures, run once for this module, and what was seen while it ran."""
+
+    id: str
+    submitted: int  # status code of the first POST /jobs
+    resubmitted: tuple[int, str]  # the same spec and Idempotency-Key again: (status code, job id)
+    conflicting: int  # the same key with another spec
+    progress: list[tuple[str, int]]  # (stage, step) seen while polling
+    state: dict[str, Any]  # GET /jobs/{id} once it ended
+
+
+@pytest.fixture(scope="module")
+def finished(client: TestClient, alice: dict[str, str], dataset: dict[str, Any],
+             worker: WorkerProcess) -> FinishedJob:  # fmt: skip
     spec = quick_job(dataset["id"], arms=ALL_ARMS, figures=True)
     headers = {**alice, "Idempotency-Key": f"e2e-{uuid.uuid4()}"}
     response = client.post("/jobs", headers=headers, json=spec)
     assert response.status_code == 202, response.text
     job_id = response.json()["id"]
     again = client.post("/jobs", headers=headers, json=spec)
-    assert again.status_code == 200 and again.json()["id"] == job_id
-    assert client.post("/jobs", headers=headers, json={**spec, "seeds": [1]}).status_code == 409
-
+    conflicting = client.post("/jobs", headers=headers, json={**spec, "seeds": [1]})
     progress: list[tuple[str, int]] = []
 
-    def finished() -> bool:
+    def ended() -> bool:
         state = job_state(client, alice, job_id)
         if state["progress"]["stage"]:
             progress.append((state["progress"]["stage"], state["progress"]["step"] or 0))
         return state["status"] in TERMINAL
 
-    wait_for(finished, 300, 0.2, "the end-to-end job")
-    job = job_state(client, alice, job_id)
-    assert job["status"] == "succeeded", (job["error"], worker.log()[-3000:])
-    assert job["attempts"] == 1 and job["error"] is None and job["progress"]["stage"] == "figures"
-    assert any(stage.startswith("generator dcgan") for stage, _ in progress)
-    assert any(step > 0 for _, step in progress)
+    wait_for(ended, 300, 0.2, "the end-to-end job")
+    return FinishedJob(job_id, response.status_code, (again.status_code, again.json().get("id", "")),
+                       conflicting.status_code, progress, job_state(client, alice, job_id))  # fmt: skip
 
-    # results per arm and seed, with every metric
-    runs = {run["arm"]: run for run in job["results"]["runs"]}
+
+@pytest.fixture(scope="module")
+def succeeded(finished: FinishedJob, worker: WorkerProcess) -> FinishedJob:
+    """The job, which must have succeeded (else every test that reads its outputs fails with its error)."""
+    assert finished.state["status"] == "succeeded", (finished.state["error"], worker.log()[-3000:])
+    return finished
+
+
+@pytest.fixture(scope="module")
+def samples(client: TestClient, alice: dict[str, str], succeeded: FinishedJob) -> ByKind:
+    """The job's samples per kind, every page."""
+    out = {}
+    for kind in ("real", "synthetic", "genmix"):
+        params = {"job_id": succeeded.id, "kind": kind, "limit": 500}
+        page = client.get("/samples", headers=alice, params=params).json()
+        assert page["count"] == len(page["data"]), kind
+        out[kind] = page["data"]
+    return out
+
+
+@pytest.fixture(scope="module")
+def artifacts(client: TestClient, alice: dict[str, str], succeeded: FinishedJob) -> ByKind:
+    """The job's artifacts by kind."""
+    page = client.get(f"/jobs/{succeeded.id}/artifacts", headers=alice, params={"limit": 500}).json()
+    by_kind: ByKind = {}
+    for artifact in page["data"]:
+        by_kind.setdefault(artifact["kind"], []).append(artifact)
+    return by_kind
+
+
+def test_job_submission_is_idempotent(finished: FinishedJob) -> None:
+    assert finished.submitted == 202
+    assert finished.resubmitted == (200, finished.id)  # same key, same spec: the same job, not a new one
+    assert finished.conflicting == 409  # same key, other spec
+
+
+def test_job_succeeds_once_and_reports_progress(succeeded: FinishedJob) -> None:
+    job = succeeded.state
+    assert job["attempts"] == 1 and job["error"] is None and job["progress"]["stage"] == "figures"
+    assert any(stage.startswith("generator dcgan") for stage, _ in succeeded.progress), succeeded.progress
+    assert any(step > 0 for _, step in succeeded.progress), succeeded.progress
+
+
+def test_job_results_cover_every_arm_with_every_metric(succeeded: FinishedJob) -> None:
+    runs = {run["arm"]: run for run in succeeded.state["results"]["runs"]}
     assert sorted(runs) == sorted(ALL_ARMS)
     for run in runs.values():
         for metric in ("accuracy", "macro_f1", "balanced_accuracy", "auc"):
-            assert 0.0 <= run[metric] <= 1.0
+            assert 0.0 <= run[metric] <= 1.0, (run["arm"], metric)
         assert [c["class_name"] for c in run["per_class"]] == ["malignant", "normal_or_benign"]
         assert sum(map(sum, run["confusion_matrix"])) == 40 and run["epochs_trained"] >= 1
     assert runs["genmix"]["generator"] == "dcgan" and runs["baseline"]["generator"] is None
-    summary = {row["label"]: row for row in job["results"]["summary"]}
+
+
+def test_job_summary_has_a_row_per_arm(succeeded: FinishedJob) -> None:
+    runs = {run["arm"]: run for run in succeeded.state["results"]["runs"]}
+    summary = {row["label"]: row for row in succeeded.state["results"]["summary"]}
     assert {row["arm"] for row in summary.values()} == set(ALL_ARMS) and "GenMix (DCGAN)" in summary
     assert summary["GenMix (DCGAN)"]["macro_f1"]["mean"] == pytest.approx(runs["genmix"]["macro_f1"])
     assert [c["class"] for c in summary["Baseline (Real)"]["per_class"]] == ["malignant", "normal_or_benign"]
+
+
+def test_job_runs_are_stored_as_columns(succeeded: FinishedJob, db: Database) -> None:
     with db.session() as session:
-        columns = session.execute(select(Run.arm, Run.macro_f1).where(Run.job_id == job_id)).all()
+        columns = session.execute(select(Run.arm, Run.macro_f1).where(Run.job_id == succeeded.id)).all()
         assert len(columns) == 5 and all(value is not None for _, value in columns)
-        per_class = session.scalars(select(RunClassMetric).join(Run).where(Run.job_id == job_id)).all()
+        per_class = session.scalars(select(RunClassMetric).join(Run).where(Run.job_id == succeeded.id)).all()
         assert len(per_class) == 10
 
-    # the event stream tells the whole story and ends by itself
-    events = sse(client, alice, job_id)
+
+def test_job_event_stream_tells_the_whole_story_and_ends(client: TestClient, alice: dict[str, str],
+                                                         succeeded: FinishedJob) -> None:  # fmt: skip
+    events = sse(client, alice, succeeded.id)
     kinds = [kind for kind, _ in events]
     assert [d["status"] for k, d in events if k == "status"] == ["queued", "running", "succeeded"]
     assert kinds.count("run_finished") == 5 and "stage" in kinds and "progress" in kinds and kinds[-1] == "end"
 
-    # samples: real, synthetic, and GenMix with λ and both parents
-    counts = {}
-    for kind in ("real", "synthetic", "genmix"):
-        page = client.get("/samples", headers=alice, params={"job_id": job_id, "kind": kind, "limit": 500}).json()
-        counts[kind] = page["count"]
-        assert page["count"] == len(page["data"]) > 0
-    assert counts["synthetic"] >= 6 and 1 <= counts["genmix"] <= 6
-    genmix = client.get("/samples", headers=alice, params={"job_id": job_id, "kind": "genmix"}).json()["data"]
-    for sample in genmix:
+
+def test_job_samples_real_synthetic_and_genmix(samples: ByKind) -> None:
+    counts = {kind: len(rows) for kind, rows in samples.items()}
+    assert counts["real"] > 0 and counts["synthetic"] >= 6 and 1 <= counts["genmix"] <= 6, counts
+
+
+def test_genmix_samples_have_lambda_soft_label_and_both_parents(client: TestClient, alice: dict[str, str],
+                                                                samples: ByKind) -> None:  # fmt: skip
+    for sample in samples["genmix"]:
         assert 0.0 <= sample["lam"] <= 1.0 and abs(sum(sample["soft_label"]) - 1.0) < 1e-4
         assert sample["label"] == int(np.argmax(sample["soft_label"]))
         parents = [client.get(f"/samples/{sample[key]}", headers=alice) for key in
                    ("parent_real_id", "parent_partner_id")]  # fmt: skip
         assert all(p.status_code == 200 for p in parents)
         assert sample["partner_pool"] in ("real", "synthetic")
-    labelled = client.get("/samples", headers=alice, params={"job_id": job_id, "label": 1}).json()["data"]
+
+
+def test_job_samples_filter_by_label(client: TestClient, alice: dict[str, str], succeeded: FinishedJob) -> None:
+    labelled = client.get("/samples", headers=alice, params={"job_id": succeeded.id, "label": 1}).json()["data"]
     assert labelled and all(s["label"] == 1 for s in labelled)
-    first = genmix[0]
+
+
+def test_sample_png_is_served_to_its_owner_only(client: TestClient, alice: dict[str, str], bob: dict[str, str],
+                                                succeeded: FinishedJob,
+                                                samples: ByKind) -> None:  # fmt: skip
+    first = samples["genmix"][0]
     png = client.get(f"/samples/{first['id']}", headers=alice)
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
     assert Image.open(io.BytesIO(png.content)).size == (28, 28)
     assert client.get(f"/samples/{first['id']}", headers=bob).status_code == 404
-    assert client.get("/samples", headers=bob, params={"job_id": job_id}).json()["count"] == 0
+    assert client.get("/samples", headers=bob, params={"job_id": succeeded.id}).json()["count"] == 0
 
-    # artifacts by id: figures, results.json, synthetic set, export, generator weights, records
-    page = client.get(f"/jobs/{job_id}/artifacts", headers=alice, params={"limit": 500}).json()
-    by_kind: dict[str, list[dict]] = {}
-    for artifact in page["data"]:
-        by_kind.setdefault(artifact["kind"], []).append(artifact)
+
+def test_job_artifacts_of_every_kind(artifacts: ByKind) -> None:
     kinds = {"figure", "results", "synthetic", "genmix_export", "generator", "checkpoint", "record", "config"}
-    assert kinds <= set(by_kind)
-    assert any(a["name"].endswith(".safetensors") for a in by_kind["generator"])
-    assert any(a["name"].endswith(".safetensors") for a in by_kind["checkpoint"])
-    results = client.get(by_kind["results"][0]["url"].split("testserver")[-1], headers=alice)
+    assert kinds <= set(artifacts), sorted(artifacts)
+    assert any(a["name"].endswith(".safetensors") for a in artifacts["generator"])
+    assert any(a["name"].endswith(".safetensors") for a in artifacts["checkpoint"])
+
+
+def test_job_artifacts_download(client: TestClient, alice: dict[str, str], succeeded: FinishedJob,
+                                artifacts: ByKind) -> None:  # fmt: skip
+    results = client.get(artifacts["results"][0]["url"].split("testserver")[-1], headers=alice)
     assert results.status_code == 200 and len(json.loads(results.content)["records"]) == 5
-    synthetic = client.get(f"/jobs/{job_id}/artifacts/{by_kind['synthetic'][0]['id']}", headers=alice)
+    synthetic = client.get(f"/jobs/{succeeded.id}/artifacts/{artifacts['synthetic'][0]['id']}", headers=alice)
     with np.load(io.BytesIO(synthetic.content), allow_pickle=False) as arrays:
         assert arrays["images"].dtype == np.uint8 and set(np.unique(arrays["labels"])) == {0, 1}
-    figure = client.get(f"/jobs/{job_id}/artifacts/{by_kind['figure'][0]['id']}", headers=alice)
+    figure = client.get(f"/jobs/{succeeded.id}/artifacts/{artifacts['figure'][0]['id']}", headers=alice)
     assert Image.open(io.BytesIO(figure.content)).format == "PNG"
-    assert client.get(f"/jobs/{job_id}/artifacts", headers=bob).status_code == 404
-    assert client.get(f"/jobs/{job_id}/artifacts/{by_kind['figure'][0]['id']}", headers=bob).status_code == 404
-    assert client.get(f"/jobs/{job_id}/artifacts/999999", headers=alice).status_code == 404
+
+
+def test_job_artifacts_are_the_owners_only(client: TestClient, alice: dict[str, str], bob: dict[str, str],
+                                           succeeded: FinishedJob,
+                                           artifacts: ByKind) -> None:  # fmt: skip
+    assert client.get(f"/jobs/{succeeded.id}/artifacts", headers=bob).status_code == 404
+    assert client.get(f"/jobs/{succeeded.id}/artifacts/{artifacts['figure'][0]['id']}", headers=bob).status_code == 404
+    assert client.get(f"/jobs/{succeeded.id}/artifacts/999999", headers=alice).status_code == 404
+
+
+def test_finished_job_is_listed_as_succeeded(client: TestClient, alice: dict[str, str],
+                                             succeeded: FinishedJob) -> None:  # fmt: skip
     listed = client.get("/jobs", headers=alice, params={"status": "succeeded"}).json()["data"]
-    assert job_id in [j["id"] for j in listed]
+    assert succeeded.id in [j["id"] for j in listed]
 
 
 def test_running_job_is_cancelled_within_seconds(client: TestClient, alice: dict[str, str],
                                                  dataset: dict[str, Any], worker: WorkerProcess) -> None:  # fmt: skip
     long = {"dcgan": {"iterations": 1_000_000, "batch_size": 16, "ngf": 8, "ndf": 8, "log_every": 5}}
-    job_id = client.post("/jobs", headers=alice, json=quick_job(dataset["id"], generator=long)).json()["id"]
+    job_id = client.post("/jobs", headers=alice, json=quick_job(dataset["id"], generator_settings=long)).json()["id"]
 
     def training() -> bool:
         state = job_state(client, alice, job_id)
@@ -188,7 +279,7 @@ def test_killed_worker_job_is_redelivered_and_resumes(client: TestClient, alice:
     iterations, every = 600, 50
     generator = {"dcgan": {"iterations": iterations, "batch_size": 16, "ngf": 8, "ndf": 8,
                            "checkpoint_every": every, "log_every": 10}}  # fmt: skip
-    spec = quick_job(dataset["id"], arms=["baseline", "genmix"], generator=generator)
+    spec = quick_job(dataset["id"], arms=["baseline", "genmix"], generator_settings=generator)
     job_id = client.post("/jobs", headers=alice, json=spec).json()["id"]
 
     def past_first_checkpoint() -> dict | None:

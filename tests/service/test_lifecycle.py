@@ -8,7 +8,9 @@ import socket
 import subprocess
 import uuid
 from datetime import timedelta
+from functools import partial
 
+import pytest
 import redis
 
 from core.crud import lifecycle
@@ -17,6 +19,7 @@ from core.db.orm import Job, JobEvent
 from core.db.session import Database
 from core.settings import Settings
 from service.helpers import REDIS_URL
+from workers.liveness import owner_alive
 from workers.recovery import recover_orphans
 
 
@@ -31,7 +34,8 @@ def _job(db: Database, dataset_id: str, owner: str, **fields) -> str:
 
 def _claim(db: Database, job_id: str, pid: int, host: str = "this-host") -> lifecycle.Claim:
     with db.session() as session:
-        return lifecycle.claim_job(session, job_id=job_id, host=host, pid=pid, stale_after=60)
+        alive = partial(owner_alive, host=host, stale_after=60)
+        return lifecycle.claim_job(session, job_id=job_id, host=host, pid=pid, owner_alive=alive)
 
 
 def test_claim_take_over_and_attempt_cap(db: Database, dataset: dict) -> None:
@@ -102,3 +106,24 @@ def test_orphaned_running_job_is_requeued(db: Database, dataset: dict, settings:
         for job_id in requeued:  # leave nothing runnable behind for the session's worker
             session.get(Job, job_id).status = "failed"
         session.commit()
+
+
+def test_state_machine_refuses_illegal_moves(db: Database, dataset: dict) -> None:
+    """Every status change goes through core.jobstate.move: a finished job cannot run or finish again."""
+    from core.jobstate import IllegalTransition, JobStatus, move
+
+    job_id = _job(db, dataset["id"], "lifecycle-owner")
+    with db.session() as session:
+        job = session.get(Job, job_id)
+        move(session, job, JobStatus.running, attempt=1)
+        move(session, job, JobStatus.succeeded)
+        session.commit()
+        assert job.finished_at is not None and job.started_at is not None
+        for target in JobStatus:
+            with pytest.raises(IllegalTransition, match="succeeded job cannot become"):
+                move(session, job, target)
+        session.rollback()
+        statuses = [e.data["status"] for e in session.query(JobEvent).filter_by(job_id=job_id, kind="status")]
+    assert statuses == ["running", "succeeded"]
+    # a finished job delivered again is dropped by the claim, never set running
+    assert _claim(db, job_id, os.getpid()).outcome == "skip"

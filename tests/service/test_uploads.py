@@ -14,10 +14,13 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import func, select
 
+from app.api.routes.datasets import limits_from
+from app.ingest import UploadError, parse_upload
 from app.main import create_app
 from core.db.orm import Dataset, DatasetSplit
 from core.db.session import Database
 from core.settings import Settings
+from models.datasets import ImageSet, load_dataset
 
 
 def png(value: int, size: int = 16, mode: str = "L") -> bytes:
@@ -172,9 +175,9 @@ def test_imagefolder_zip_with_and_without_splits(client: TestClient, alice: dict
     body = response.json()
     assert body["name"] == "liver" and body["format"] == "imagefolder" and body["classes"] == ["cyst", "hemangioma"]
     assert body["channels"] == 1 and body["image_size"] == [16, 16] and body["num_images"] == 30
-    counts = body["counts"]
-    assert counts["train"] == {"cyst": 7, "hemangioma": 14} and counts["test"] == {"cyst": 2, "hemangioma": 4}
-    assert counts["val"] == {"cyst": 1, "hemangioma": 2}
+    counts = body["counts"]  # carved by the one rule: 70/15/15 per class, rounded half up
+    assert counts["train"] == {"cyst": 6, "hemangioma": 14} and counts["test"] == {"cyst": 2, "hemangioma": 3}
+    assert counts["val"] == {"cyst": 2, "hemangioma": 3}
     assert list((settings.artifacts / "datasets" / body["id"]).iterdir())[0].name == "data.npz"
 
     split = make_zip({**folder({"a": 3, "b": 3}, "train/"), **folder({"a": 1, "b": 1}, "val/"),
@@ -203,3 +206,86 @@ def test_npz_upload_list_get_delete(client: TestClient, alice: dict[str, str], s
     assert client.delete(f"/datasets/{body['id']}", headers=alice).status_code == 204
     assert client.get(f"/datasets/{body['id']}", headers=alice).status_code == 404
     assert not (settings.artifacts / "datasets" / body["id"]).exists()
+
+
+# ------------------------------------------------------------------ one reader behind every entrance
+
+
+def _same_images(tmp_path: Path) -> tuple[Path, dict[str, bytes | None], bytes]:
+    """One set of images three ways: a folder on disk, a zip of that folder, a train-only npz (folder order)."""
+    per_class = {"benign": 9, "malignant": 14}
+    root = tmp_path / "lab"
+    entries: dict[str, bytes | None] = {}
+    images, labels = [], []
+    for k, (cls, n) in enumerate(per_class.items()):
+        for i in range(n):
+            data = png(100 * k + i)
+            (root / cls).mkdir(parents=True, exist_ok=True)
+            (root / cls / f"{i:02d}.png").write_bytes(data)
+            entries[f"lab/{cls}/{i:02d}.png"] = data
+            images.append(np.asarray(Image.open(io.BytesIO(data))))
+            labels.append(k)
+    npz = _npz(train_images=np.stack(images), train_labels=np.array(labels).reshape(-1, 1),
+               class_names=np.array(list(per_class)))  # fmt: skip
+    return root, entries, npz
+
+
+def _assert_same(a: ImageSet, b: ImageSet) -> None:
+    assert a.class_names == b.class_names and list(a.splits) == list(b.splits) == ["train", "val", "test"]
+    for split in a.splits:
+        np.testing.assert_array_equal(a.splits[split].images, b.splits[split].images)
+        np.testing.assert_array_equal(a.splits[split].labels, b.splits[split].labels)
+
+
+def test_every_entrance_gives_the_same_split(tmp_path: Path, settings: Settings, client: TestClient,
+                                             alice: dict[str, str]) -> None:  # fmt: skip
+    """Upload (zip or npz), ``genmix run --dataset`` (folder or npz) and the worker (the stored upload) agree."""
+    root, entries, npz = _same_images(tmp_path)
+    (tmp_path / "lab.zip").write_bytes(make_zip(entries))
+    (tmp_path / "lab.npz").write_bytes(npz)
+    limits = limits_from(settings)
+    on_disk = load_dataset(root)  # the CLI / worker reader
+    assert on_disk.counts() == {"train": [7, 10], "val": [1, 2], "test": [1, 2]}
+    _assert_same(parse_upload(tmp_path / "lab.zip", limits, filename="lab.zip").imageset, on_disk)
+    _assert_same(parse_upload(tmp_path / "lab.npz", limits, filename="lab.npz").imageset, on_disk)
+    _assert_same(load_dataset(tmp_path / "lab.npz"), on_disk)
+    response = upload(client, alice, make_zip(entries))
+    assert response.status_code == 201, response.text
+    stored = settings.artifacts / "datasets" / response.json()["id"] / "data.npz"
+    _assert_same(load_dataset(stored), on_disk)  # what a worker reads for a job on this upload
+
+
+UNUSABLE = {
+    "too few to carve": (make_zip(folder({"a": 6, "b": 2})), "data.zip", "class 'b' has 2 training image(s), too few"),
+    "class absent from test": (make_zip({**folder({"a": 3, "b": 3}, "train/"), **folder({"a": 1, "b": 1}, "val/"),
+                                         **folder({"a": 1}, "test/")}), "data.zip",
+                               "class(es) ['b'] have no images in the test split"),
+    "class absent from val (npz)": (_npz(train_images=np.zeros((6, 8, 8), np.uint8), train_labels=np.arange(6) % 2,
+                                         val_images=np.zeros((2, 8, 8), np.uint8), val_labels=np.zeros(2, np.int64)),
+                                    "data.npz", "class(es) ['1'] have no images in the val split"),
+    "more names than classes": (_npz(train_images=np.zeros((8, 8, 8), np.uint8), train_labels=np.arange(8) % 2,
+                                     class_names=np.array(["a", "b", "c"])), "data.npz", "3 class names for 2 classes"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(UNUSABLE))
+def test_unusable_dataset_is_refused_at_upload(case: str, client: TestClient, alice: dict[str, str],
+                                               nothing_left: None) -> None:  # fmt: skip
+    data, filename, reason = UNUSABLE[case]
+    response = upload(client, alice, data, filename)
+    assert response.status_code == 422, response.text
+    assert reason in response.json()["detail"], response.json()
+
+
+def test_too_many_pixels_is_413_and_messages_are_bounded(settings: Settings, alice: dict[str, str], tmp_path: Path,
+                                                         nothing_left: None) -> None:  # fmt: skip
+    small = settings.model_copy(update={"dataset_max_pixels": 16 * 16 * 5})
+    with TestClient(create_app(small)) as capped:
+        response = upload(capped, alice, make_zip(folder({"a": 3, "b": 3})))
+        assert response.status_code == 413 and "more than 1280 pixel values" in response.json()["detail"]
+    long_name = "x" * 5000
+    path = tmp_path / "long.zip"
+    path.write_bytes(make_zip({**folder({"a": 4, "b": 4}), f"a/{long_name}.txt": b"not pixels"}))
+    with pytest.raises(UploadError) as err:
+        parse_upload(path, limits_from(settings), filename=f"{long_name}.zip")
+    assert err.value.status == 422 and "not an image" in err.value.detail and len(err.value.detail) < 600

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
-from models.data import Split
+from models.datasets import Split
 
 
 class Recorder:
@@ -21,18 +19,6 @@ class Recorder:
     @property
     def steps(self) -> list[int]:
         return [c[0] for c in self.calls]
-
-
-def stop_after(steps: int) -> Callable[[], bool]:
-    """A ``should_stop`` that says stop from its ``steps + 1``-th question on (asked once per training step)."""
-    asked = 0
-
-    def should_stop() -> bool:
-        nonlocal asked
-        asked += 1
-        return asked > steps
-
-    return should_stop
 
 
 def bright_dark(n: int, size: int, channels: int = 1, seed: int = 0) -> Split:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from models.arms import ArmError, ArmSettings, build_arm
-from models.data import Split
+from models.datasets import Split
 from models.genmix import GenMixConfig
 
 
@@ -53,13 +53,37 @@ def test_genmix_blends_real_with_partners_and_soft_labels() -> None:
 
 
 def test_mixup_mixes_within_the_batch() -> None:
-    real = Split(
-        np.arange(16, dtype=np.uint8).reshape(16, 1, 1, 1).repeat(8, 1).repeat(8, 2) * 10,
-        np.array([0, 1] * 8),
-    )
-    x, y = _all(build_arm("mixup", real, 2, CPU, seed=3, settings=ArmSettings(mixup_alpha=1.0)), batch_size=16)
-    assert torch.allclose(y.sum(1), torch.ones(16))
-    assert not torch.equal(x.flatten(1).mean(1).sort().values, torch.arange(16.0) * 10 / 255)
+    """Each output is w·x_a + (1-w)·x_b with a, b from its own batch, one w per batch, the labels mixed by the
+    same w; every image is the heavier parent once per epoch and the partners are a permutation of the batch.
+
+    w is the heavier weight, max(λ, 1-λ): the check holds whichever parent ``mixup_batch`` gives λ to.
+    """
+    n, batch_size = 16, 8
+    # image i lights pixel i alone: a mixed image names its two parents and their weights
+    real = Split((np.eye(n, dtype=np.uint8) * 255).reshape(n, 4, 4, 1), np.arange(n) % 2)
+    inputs = torch.eye(n, dtype=torch.float64)  # the images as the arm scales them (/255), flattened
+    one_hot = torch.nn.functional.one_hot(torch.arange(n) % 2, 2).double()
+    arm = build_arm("mixup", real, 2, CPU, seed=3, settings=ArmSettings(mixup_alpha=1.0))
+    weights, heavy_parents, cross_class = [], [], 0
+    for x, y in arm.epoch(batch_size):
+        x, y = x.flatten(1).double(), y.double()
+        assert x.shape == (batch_size, n) and y.shape == (batch_size, 2)
+        top = x.topk(2, dim=1)
+        heavy = top.indices[:, 0]
+        light = torch.where(top.values[:, 1] > 1e-6, top.indices[:, 1], heavy)  # no second parent: mixed with itself
+        mixed = light != heavy
+        assert mixed.any()
+        w = float(top.values[mixed, 0][0])  # the assert_close below holds every other output to the same w
+        assert 0.5 < w < 1.0
+        torch.testing.assert_close(x, w * inputs[heavy] + (1 - w) * inputs[light], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(y, w * one_hot[heavy] + (1 - w) * one_hot[light], rtol=1e-5, atol=1e-6)
+        assert sorted(light.tolist()) == sorted(heavy.tolist()), "partners come from outside the batch"
+        cross_class += int((light % 2 != heavy % 2).sum())
+        weights.append(w)
+        heavy_parents += heavy.tolist()
+    assert sorted(heavy_parents) == list(range(n))  # one pass: every image once
+    assert cross_class > 0  # some labels really are mixed (both parents of the same class would hide it)
+    assert len(weights) == 2 and weights[0] != weights[1]  # a fresh λ per batch
 
 
 def test_augmix_changes_images_but_not_labels() -> None:

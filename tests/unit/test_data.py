@@ -1,4 +1,5 @@
-"""Loaders: real MedMNIST files, hand-built image folders, and every kind of bad input naming its file."""
+"""The dataset reader: real MedMNIST files, hand-built image folders, the carving rule for missing splits,
+the usability rule, and every kind of bad input naming its file."""
 
 from __future__ import annotations
 
@@ -10,22 +11,24 @@ import pytest
 import torch
 from PIL import Image
 
-from models.data import (
+from models.datasets import (
+    CARVE_PERCENT,
+    CARVE_SEED,
     DatasetError,
     ImageSet,
     Split,
+    carve_counts,
+    carve_missing,
     load_dataset,
     load_image_folder,
     load_npz,
     load_synthetic_npz,
-    one_hot,
     save_npz,
     save_synthetic_npz,
     slice_imageset,
-    to_tensor,
-    to_uint8,
 )
 from models.medmnist import fetch_medmnist, medmnist_filename, medmnist_url
+from models.tensors import one_hot, to_tensor, to_uint8
 
 # ------------------------------------------------------------------------------------------ MedMNIST npz
 
@@ -93,9 +96,13 @@ def test_npz_round_trip_keeps_pixels_labels_and_class_names(tmp_path: Path) -> N
         (lambda a: a.update(train_labels=np.zeros((6, 2), np.int64)), "single-label"),
         (
             lambda a: a.update(train_labels=np.array([0, 0, 2, 0, 2, 2])),
-            "no training image for class(es) ['1']",
+            "empty class: no training image for class(es) ['1']",
         ),
         (lambda a: a.update(class_names=np.array(["a", "b"])), "out of range for 2 class_names"),
+        (lambda a: a.update(class_names=np.array(["a", "b", "c", "d"])), "4 class names for 3 classes"),
+        (lambda a: a.update(class_names=np.array(["a", "b", "a"])), "class names must be unique"),
+        (lambda a: a.update(test_labels=np.array([0, 1, 0, 1, 0, 1])), "class(es) ['2'] have no images in the test"),
+        (lambda a: [a.update({f"{s}_labels": np.zeros(6, np.int64)}) for s in ("train", "val", "test")], "2 classes"),
         (lambda a: a.update(val_images=a["val_images"][:, :4]), "different image shapes"),
         (lambda a: a.update(test_images=a["test_images"][:0], test_labels=a["test_labels"][:0]), "no images"),
     ],
@@ -157,23 +164,26 @@ def test_split_layout_keeps_given_splits(tmp_path: Path) -> None:
 def test_split_layout_carves_missing_val_from_train(tmp_path: Path) -> None:
     _class_tree(tmp_path / "train", {"a": 10, "b": 10})
     _class_tree(tmp_path / "test", {"a": 2, "b": 2})
-    loaded = load_image_folder(tmp_path, seed=3, val_fraction=0.2)
-    assert loaded.counts() == {"train": [8, 8], "test": [2, 2], "val": [2, 2]}
+    loaded = load_image_folder(tmp_path)  # only val is missing: it takes its 15 % of train (1.5 -> 2)
+    assert loaded.counts() == {"train": [8, 8], "val": [2, 2], "test": [2, 2]}
 
 
 def test_class_layout_is_split_stratified_and_seeded(tmp_path: Path) -> None:
     _class_tree(tmp_path, {"cyst": 20, "hemangioma": 10, "metastasis": 30}, mode="RGB")
-    first = load_image_folder(tmp_path, seed=0, val_fraction=0.2, test_fraction=0.2)
+    first = load_image_folder(tmp_path)
     assert first.channels == 3
-    assert first.counts() == {"train": [12, 6, 18], "val": [4, 2, 6], "test": [4, 2, 6]}
-    again = load_image_folder(tmp_path, seed=0, val_fraction=0.2, test_fraction=0.2)
-    other = load_image_folder(tmp_path, seed=1, val_fraction=0.2, test_fraction=0.2)
+    assert first.counts() == {"train": [14, 6, 20], "val": [3, 2, 5], "test": [3, 2, 5]}  # 70/15/15, half up
+    again = load_image_folder(tmp_path)
     np.testing.assert_array_equal(first.test.images, again.test.images)
-    assert not np.array_equal(first.test.images, other.test.images)
+    # the seed is the rule's: another seed carves other images
+    given = {"train": Split(np.concatenate([first.splits[s].images for s in ("train", "val", "test")]),
+                            np.concatenate([first.splits[s].labels for s in ("train", "val", "test")]))}  # fmt: skip
+    other = carve_missing(given, first.class_names, "x", seed=CARVE_SEED + 1)
+    assert not np.array_equal(np.sort(first.test.images, axis=0), np.sort(other["test"].images, axis=0))
     # no image is in two splits: the pixel fingerprints (unique per file) are disjoint
     keys = {s: {tuple(im[0, 0]) for im in first.splits[s].images} for s in ("train", "val", "test")}
     assert not keys["train"] & keys["val"] and not keys["train"] & keys["test"] and not keys["val"] & keys["test"]
-    assert load_dataset(tmp_path, seed=0).counts() == load_image_folder(tmp_path, seed=0).counts()
+    assert load_dataset(tmp_path).counts() == first.counts()
 
 
 def test_gray_and_colour_mixed_folder_becomes_rgb(tmp_path: Path) -> None:
@@ -237,6 +247,120 @@ def test_load_dataset_rejects_other_paths(tmp_path: Path) -> None:
         load_dataset(tmp_path / "x.csv")
 
 
+def test_junk_files_are_skipped_and_other_files_refused(tmp_path: Path) -> None:
+    _class_tree(tmp_path, {"a": 4, "b": 4})
+    (tmp_path / ".DS_Store").write_bytes(b"junk")
+    (tmp_path / "a" / "._000.png").write_bytes(b"junk")
+    (tmp_path / "__MACOSX").mkdir()
+    (tmp_path / "__MACOSX" / "x.png").write_bytes(b"junk")
+    (tmp_path / ".hidden").mkdir()  # a hidden folder is neither a class nor an empty class
+    assert load_image_folder(tmp_path).num_images == 8
+    (tmp_path / "b" / "notes.txt").write_text("not pixels")  # every other file must be an image
+    with pytest.raises(DatasetError, match="not an image in an accepted format") as err:
+        load_image_folder(tmp_path)
+    assert str(tmp_path / "b" / "notes.txt") in str(err.value)
+
+
+def test_a_registered_decoder_reads_its_suffix_when_its_format_is_allowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The DICOM plug-in point: a decoder for a suffix, used only when its format name is allowed."""
+    from models.datasets import ReadOptions, decode, register_decoder
+
+    monkeypatch.setattr(decode, "_PLUGINS", {})
+    register_decoder("FAKE", (".fake",), lambda data, where, options: np.full((6, 8, 1), data[0], np.uint8))
+    _class_tree(tmp_path, {"a": 4, "b": 4})
+    (tmp_path / "a" / "scan.FAKE").write_bytes(bytes([200]))
+    with pytest.raises(DatasetError, match="not an image in an accepted format"):
+        load_image_folder(tmp_path)  # FAKE is not in the default formats: Pillow is asked, and refuses
+    loaded = load_image_folder(tmp_path, ReadOptions(formats=("PNG", "FAKE")))
+    assert loaded.num_images == 9 and 200 in np.concatenate([s.images.ravel() for s in loaded.splits.values()])
+
+
+# ------------------------------------------------------------------------------ carving rule, usability rule
+
+
+def test_carve_counts_are_70_15_15_rounded_half_up_with_one_image_at_least() -> None:
+    assert CARVE_PERCENT == {"val": 15, "test": 15} and CARVE_SEED == 0
+    both = ["val", "test"]
+    assert carve_counts(100, both) == {"val": 15, "test": 15}  # train keeps 70
+    assert carve_counts(20, both) == {"val": 3, "test": 3}
+    assert carve_counts(10, both) == {"val": 2, "test": 2}  # 1.5 rounds up
+    assert carve_counts(3, both) == {"val": 1, "test": 1}  # never an empty split
+    assert carve_counts(40, ["test"]) == {"test": 6}  # only one missing: its 15 % of train
+
+
+def _train_only(per_class: list[int], seed: int = 5) -> dict[str, Split]:
+    labels = np.repeat(np.arange(len(per_class)), per_class)
+    rng = np.random.default_rng(seed)
+    labels = labels[rng.permutation(len(labels))]  # interleaved classes: carving must stratify by label
+    images = np.arange(len(labels), dtype=np.uint8).reshape(-1, 1, 1, 1)  # pixel = original row
+    return {"train": Split(images, labels)}
+
+
+def test_carving_is_stratified_seeded_disjoint_and_keeps_order() -> None:
+    parts = _train_only([40, 20, 7])
+    carved = carve_missing(parts, ["a", "b", "c"], "src")
+    assert list(carved) == ["train", "val", "test"]
+    counts = {name: split.counts(3) for name, split in carved.items()}
+    assert counts == {"train": [28, 14, 5], "val": [6, 3, 1], "test": [6, 3, 1]}
+    rows = {name: split.images.ravel().tolist() for name, split in carved.items()}
+    assert sorted(rows["train"] + rows["val"] + rows["test"]) == list(range(67))  # a partition of train
+    assert all(r == sorted(r) for r in rows.values())  # every split keeps the source's order
+    for split in carved.values():  # labels travel with their images
+        np.testing.assert_array_equal(split.labels, parts["train"].labels[split.images.ravel()])
+    again = carve_missing(parts, ["a", "b", "c"], "src")
+    assert all(np.array_equal(again[n].images, carved[n].images) for n in carved)
+    other = carve_missing(parts, ["a", "b", "c"], "src", seed=1)
+    assert not np.array_equal(other["test"].images, carved["test"].images)
+
+
+def test_carving_only_the_missing_split_and_leaving_given_ones() -> None:
+    parts = _train_only([40, 20])
+    given_val = Split(np.zeros((2, 1, 1, 1), np.uint8), np.array([0, 1]))
+    carved = carve_missing({**parts, "val": given_val}, ["a", "b"], "src")
+    assert carved["val"] is given_val
+    assert carved["test"].counts(2) == [6, 3] and carved["train"].counts(2) == [34, 17]
+    full = {"train": parts["train"], "val": given_val, "test": given_val}
+    assert carve_missing(full, ["a", "b"], "src") == full
+
+
+def test_a_class_too_small_to_carve_is_refused_with_the_reason() -> None:
+    with pytest.raises(DatasetError) as err:
+        carve_missing(_train_only([10, 2]), ["big", "tiny"], "lab.npz")
+    message = str(err.value)
+    assert message.startswith("lab.npz: class 'tiny' has 2 training image(s), too few to carve val and test")
+    assert "at least 3 are needed" in message
+    with pytest.raises(DatasetError, match="class 'tiny' has 1 training image\\(s\\), too few to carve test"):
+        carve_missing({**_train_only([10, 1]), "val": Split(np.zeros((2, 1, 1, 1), np.uint8), np.array([0, 1]))},
+                      ["big", "tiny"], "lab.npz")  # fmt: skip
+
+
+def test_npz_without_val_and_test_is_carved_like_the_same_folder(tmp_path: Path) -> None:
+    """``genmix run --dataset`` reads a folder and an npz of the same images into the same three splits."""
+    _class_tree(tmp_path / "folder", {"a": 12, "b": 9})
+    folder = load_image_folder(tmp_path / "folder")
+    pool = np.concatenate([folder.splits[s].images for s in ("train", "val", "test")])
+    labels = np.concatenate([folder.splits[s].labels for s in ("train", "val", "test")])
+    order = np.lexsort((pool[:, 0, 0, 0], labels))  # back to folder order: class, then file (pixel = file index)
+    np.savez(tmp_path / "same.npz", train_images=pool[order][..., 0], train_labels=labels[order],
+             class_names=np.array(["a", "b"]))  # fmt: skip
+    npz = load_dataset(tmp_path / "same.npz")
+    assert npz.class_names == folder.class_names and npz.counts() == folder.counts()
+    for split in ("train", "val", "test"):
+        np.testing.assert_array_equal(npz.splits[split].images, folder.splits[split].images)
+        np.testing.assert_array_equal(npz.splits[split].labels, folder.splits[split].labels)
+
+
+def test_unusable_folder_is_refused_whatever_the_entrance(tmp_path: Path) -> None:
+    _class_tree(tmp_path / "train", {"a": 5, "b": 5})
+    _class_tree(tmp_path / "val", {"a": 1, "b": 1})
+    _class_tree(tmp_path / "test", {"a": 2})
+    with pytest.raises(DatasetError, match="class\\(es\\) \\['b'\\] have no images in the test split") as err:
+        load_dataset(tmp_path)
+    assert str(tmp_path) in str(err.value)
+
+
 # ----------------------------------------------------------------------------------------- synthetic, slices
 
 
@@ -289,10 +413,9 @@ def test_fetch_prefers_a_verified_cache_and_ignores_a_corrupt_one(tmp_path: Path
     assert fetch_medmnist("breastmnist", 28, data_dir, offline=True, cache_dir=tmp_path) == data_dir / "breastmnist.npz"
 
 
-def test_fetch_env_offline_and_neither_source_names_both(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GENMIX_OFFLINE", "1")
+def test_fetch_offline_and_neither_source_names_both(tmp_path: Path) -> None:
     with pytest.raises(DatasetError) as err:
-        fetch_medmnist("breastmnist", 28, tmp_path / "empty", cache_dir=tmp_path / "cache")
+        fetch_medmnist("breastmnist", 28, tmp_path / "empty", offline=True, cache_dir=tmp_path / "cache")
     message = str(err.value)
     assert "skipped (offline)" in message
     assert str(tmp_path / "empty" / "breastmnist.npz") in message and str(tmp_path / "cache") in message

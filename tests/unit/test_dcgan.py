@@ -9,19 +9,13 @@ import numpy as np
 import pytest
 import torch
 from generator_support import Recorder, assert_varied_class_samples
+from support.data import first_per_class
 
 from models.checkpoint import CheckpointDir, load_optimizer_state, optimizer_state, write_json
-from models.data import ImageSet, Split
+from models.datasets import ImageSet, Split
 from models.generators import build_generator
 from models.generators.dcgan import DCGAN, spatial_plan
 from models.hooks import TrainHooks
-
-
-def breastmnist_slice(breast: ImageSet, per_class: int = 24) -> Split:
-    """The first ``per_class`` training images of each BreastMNIST class (28×28 gray)."""
-    labels = breast.train.labels
-    index = np.concatenate([np.flatnonzero(labels == k)[:per_class] for k in (0, 1)])
-    return breast.train.take(index)
 
 
 def shapes(n_per_class: int, size: int, channels: int, num_classes: int = 2, seed: int = 0) -> Split:
@@ -68,7 +62,7 @@ def test_profiles_share_keys_and_paper_matches_section_3() -> None:
 
 
 def test_short_run_on_breastmnist_gives_varied_class_conditional_samples(breast: ImageSet) -> None:
-    train = breastmnist_slice(breast)
+    train = breast.train.take(first_per_class(breast.train.labels, 24))  # 24 images of each class
     progress = Recorder()
     model = build_generator("dcgan", 2, 1, (28, 28), config=tiny(iterations=40), profile="tiny", seed=1)
     stats = model.fit(train, TrainHooks(progress=progress))

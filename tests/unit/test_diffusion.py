@@ -11,7 +11,7 @@ from diffusers import DDPMScheduler, UNet2DModel
 from generator_support import Recorder, assert_varied_class_samples
 from generator_support import bright_dark as toy_set
 
-from models.data import ImageSet, Split
+from models.datasets import ImageSet, Split
 from models.generators import build_generator
 from models.generators.diffusion import DEFAULT_SAMPLE_STEPS, Diffusion, load_pretrained_unet
 from models.hooks import TrainHooks

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from generator_support import Recorder, bright_dark, stop_after
+from generator_support import Recorder, bright_dark
+from support.hooks import stop_after
 
 from models.checkpoint import CheckpointDir
 from models.generators import Generator, generator_class

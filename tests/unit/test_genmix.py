@@ -7,9 +7,10 @@ import pytest
 import torch
 from scipy import stats
 
-from models.data import ImageSet, to_tensor
+from models.datasets import ImageSet
 from models.genmix import SYNTHETIC, GenMixConfig, GenMixer, mixup_batch, sample_beta
 from models.runtime import torch_rng
+from models.tensors import to_tensor
 
 K = 3
 
@@ -208,8 +209,8 @@ def test_mixup_batch_is_one_lambda_and_a_permutation() -> None:
     off_diagonal = torch.where(y.bool(), 0.0, mixed_y)
     partner = torch.where(off_diagonal.sum(1) > 0, off_diagonal.argmax(1), torch.arange(16))
     assert sorted(partner.tolist()) == list(range(16))  # a permutation
-    torch.testing.assert_close(mixed_x, lam_value * x + (1 - lam_value) * x[partner])
-    torch.testing.assert_close(mixed_y, lam_value * y + (1 - lam_value) * y[partner])
+    torch.testing.assert_close(mixed_x, lam_value * x[partner] + (1 - lam_value) * x)  # λ: the partner's weight
+    torch.testing.assert_close(mixed_y, lam_value * y[partner] + (1 - lam_value) * y)
     lams = np.array([float(mixup_batch(x[:2], y[:2, :2], 0.4, gen)[2]) for _ in range(3000)])
     assert stats.kstest(lams, stats.beta(0.4, 0.4).cdf).pvalue > 0.01
     assert stats.kstest(lams, stats.beta(0.4, 1.0).cdf).pvalue < 1e-6

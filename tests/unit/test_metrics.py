@@ -7,7 +7,7 @@ import pytest
 from sklearn import metrics as skm
 
 from models.metrics import compute_metrics
-from models.report import summarise
+from models.table import summarise
 
 NAMES3 = ["cyst", "hemangioma", "metastasis"]
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from models.data import ImageSet, Split
+from models.datasets import ImageSet, Split
 from models.quality import (
     diversity,
     flat_pixels,

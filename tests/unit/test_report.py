@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from models.report import format_table, summary_rows
-from models.study import genmix_comparisons, markdown_report, paired_comparison
+from models.report import genmix_comparisons, markdown_report, paired_comparison
+from models.table import format_table, summary_rows
 
 
 def _record(arm: str, generator: str | None, seed: int, f1: float) -> dict:

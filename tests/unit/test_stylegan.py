@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from generator_support import Recorder, assert_varied_class_samples
 from generator_support import bright_dark as toy_set
 
-from models.data import ImageSet, Split
+from models.datasets import ImageSet, Split
 from models.generators import build_generator
 from models.generators.stylegan import ModulatedConv2d, StyleGAN, diff_augment, spatial_plan
 from models.hooks import TrainHooks

@@ -13,14 +13,15 @@ import numpy as np
 import pytest
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-from generator_support import Recorder, stop_after
+from generator_support import Recorder
 from safetensors.torch import load_file, save_file
+from support.hooks import stop_after
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from models.checkpoint import CheckpointDir
-from models.data import ImageSet, Split
+from models.datasets import ImageSet, Split
 from models.generators import build_generator
-from models.generators.textual_inversion import PRETRAINED_ENV, EmbeddingError, TextualInversion
+from models.generators.textual_inversion import EmbeddingError, TextualInversion
 from models.hooks import Cancelled, TrainHooks
 
 TEMPLATES = ["a medical scan of {}", "an ultrasound image of {}"]
@@ -131,12 +132,11 @@ def tiny(sd_dir: Path, **overrides) -> dict:
     return {"pretrained_dir": str(sd_dir), "templates": TEMPLATES, **overrides}
 
 
-def test_profiles_share_keys_and_need_a_pipeline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_profiles_share_keys_and_need_a_pipeline(tmp_path: Path) -> None:
     keys = {name: set(p) for name, p in TextualInversion.profiles.items()}
     assert keys["paper"] == keys["quick"] == keys["tiny"]
     assert all("{}" in t for t in TextualInversion.profiles["paper"]["templates"])
     assert not any("photo" in t for t in TextualInversion.profiles["paper"]["templates"])  # medical, not natural
-    monkeypatch.delenv(PRETRAINED_ENV, raising=False)
     with pytest.raises(ValueError, match="pretrained_dir"):
         TextualInversion(2, 1, (28, 28), profile="tiny")
     with pytest.raises(FileNotFoundError):

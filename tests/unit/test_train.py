@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from support.hooks import stop_after
 
 from models.arms import build_arm
 from models.classifiers import build_classifier
-from models.data import Split
+from models.datasets import Split
 from models.hooks import Cancelled, TrainHooks
 from models.train import classifier_config, soft_cross_entropy, train_classifier
 
@@ -68,15 +69,10 @@ def test_resume_continues_from_the_checkpoint(tmp_path) -> None:
 
 
 def test_cancel_stops_within_a_step() -> None:
-    calls = {"n": 0}
-
-    def stop() -> bool:
-        calls["n"] += 1
-        return calls["n"] > 3
-
+    stop = stop_after(3)
     with pytest.raises(Cancelled):
         _run(epochs=5, hooks=TrainHooks(should_stop=stop))
-    assert calls["n"] == 4
+    assert stop.asked == 4
 
 
 def test_unknown_settings_are_rejected() -> None:

@@ -117,7 +117,8 @@ async def upload_dataset(request: Request, principal: PrincipalDep, services: Se
                     services.store,
                     owner=principal.owner,
                     name=_name(upload.fields, upload.filename),
-                    parsed=parsed,
+                    imageset=parsed.imageset,
+                    data_format=parsed.format,
                     sha256=upload.sha256,
                     size_bytes=upload.size,
                 )

@@ -4,17 +4,10 @@
 import { ApiError, getJson, openApi, request } from "./api.js";
 import { $, el, fill, notify } from "./ui.js";
 
-/** Used only if /openapi.json cannot be read. */
-const FALLBACK = {
-  generators: ["dcgan"],
-  arms: ["baseline", "mixup", "augmix", "generative", "genmix"],
-  classifier: ["smallcnn", "resnet18", "vgg16"],
-  profile: ["quick", "paper"],
-  partner_pool: ["real+synthetic", "synthetic"],
-  device: ["auto", "cpu", "cuda"],
-};
-const DEFAULTS = { synthetic_ratio: 0.5, alpha: 0.3, beta: 1.0, mix_prob: 1.0, profile: "quick", classifier: "smallcnn" };
-const NUMBER_FIELDS = ["synthetic_ratio", "alpha", "beta", "mix_prob", "samples_per_class"];
+/** Numbers the form sends as numbers (the API says what is wrong with anything else). */
+const NUMBER_FIELDS = ["synthetic_ratio", "alpha", "beta", "mixup_alpha", "mix_prob", "samples_per_class"];
+/** Lists of names and defaults both come from the API's schema of JobCreate: nothing is repeated here. */
+const CHOICE_FIELDS = ["generators", "arms", "classifier", "profile", "partner_pool", "device"];
 
 function enumOf(schema) {
   if (!schema) return null;
@@ -28,14 +21,16 @@ function enumOf(schema) {
   return null;
 }
 
-async function choices() {
+/** Choices and defaults of every field of the experiment spec, read from /openapi.json. */
+async function specSchema() {
   const doc = await openApi();
-  const props = doc?.components?.schemas?.JobCreate?.properties || {};
-  const result = {};
-  for (const [name, fallback] of Object.entries(FALLBACK)) result[name] = enumOf(props[name]) || fallback;
-  const defaults = { ...DEFAULTS };
-  for (const name of Object.keys(DEFAULTS)) if (props[name] && "default" in props[name]) defaults[name] = props[name].default;
-  return { choices: result, defaults };
+  const props = doc?.components?.schemas?.JobCreate?.properties;
+  if (!props) throw new Error("the API's schema (/openapi.json) could not be read; reload the page");
+  const choices = {};
+  for (const name of CHOICE_FIELDS) choices[name] = enumOf(props[name]) || [];
+  const defaults = {};
+  for (const [name, prop] of Object.entries(props)) if ("default" in prop) defaults[name] = prop.default;
+  return { choices, defaults };
 }
 
 function fillSelect(select, values, selected) {
@@ -61,14 +56,18 @@ let built = false;
 
 async function buildForm() {
   if (built) return;
-  const { choices: c, defaults } = await choices();
-  fillChecks($("#f-generators"), "generators", c.generators, c.generators.slice(0, 1));
-  fillChecks($("#f-arms"), "arms", c.arms, c.arms);
-  fillSelect($("#f-classifier"), c.classifier, defaults.classifier);
+  const { choices: c, defaults } = await specSchema();
+  fillChecks($("#f-generators"), "generators", c.generators, defaults.generators);
+  fillChecks($("#f-arms"), "arms", c.arms, defaults.arms);
+  fillSelect($("#f-classifier"), ["", ...c.classifier], defaults.classifier ?? "");
+  $("#f-classifier").options[0].textContent = "the profile's";
   fillSelect($("#f-profile"), c.profile, defaults.profile);
-  fillSelect($("#f-partner_pool"), c.partner_pool, "real+synthetic");
-  fillSelect($("#f-device"), c.device, "auto");
-  for (const name of ["synthetic_ratio", "alpha", "beta", "mix_prob"]) $(`#f-${name}`).value = defaults[name];
+  fillSelect($("#f-partner_pool"), c.partner_pool, defaults.partner_pool);
+  fillSelect($("#f-device"), c.device, defaults.device);
+  for (const name of ["synthetic_ratio", "alpha", "beta", "mixup_alpha", "mix_prob"]) $(`#f-${name}`).value = defaults[name];
+  $("#f-class_balanced").checked = defaults.class_balanced;
+  $("#f-figures").checked = defaults.figures;
+  $("#f-seeds").value = defaults.seeds.join(", ");
   // One error slot per field, announced with the field (aria-describedby).
   for (const box of document.querySelectorAll("#job-form [data-field]")) {
     const field = box.dataset.field;
@@ -134,11 +133,11 @@ function buildSpec(form) {
     .split(/[\s,]+/)
     .filter(Boolean)
     .map((t) => (/^-?\d+$/.test(t) ? Number(t) : t));
-  const overrides = parseJsonField("classifier_overrides", problems);
-  const name = form.elements.classifier.value;
-  spec.classifier = overrides ? { ...overrides, name } : name;
-  const generator = parseJsonField("generator", problems);
-  if (generator) spec.generator = generator;
+  if (form.elements.classifier.value) spec.classifier = form.elements.classifier.value;
+  for (const name of ["classifier_settings", "generator_settings"]) {
+    const value = parseJsonField(name, problems);
+    if (value) spec[name] = value;
+  }
   return { spec, problems };
 }
 
@@ -153,7 +152,7 @@ function showProblems(problems) {
   const general = [];
   const byField = new Map();
   for (const p of problems) {
-    const field = p.field === "classifier" && p.path.split(".").length > 2 ? "classifier_overrides" : p.field;
+    const field = p.field;
     const box = field && document.querySelector(`#job-form [data-field="${field}"]`);
     if (!box) {
       general.push(p.path ? `${p.path}: ${p.message}` : p.message);

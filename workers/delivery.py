@@ -11,16 +11,20 @@ import os
 import socket
 import traceback
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from core.crud import lifecycle
 from core.db.orm import Dataset, Job
 from core.db.session import Database
+from core.jobspec import with_server_settings
 from core.jobstate import JobStatus
 from core.settings import Settings
 from core.storage import ArtifactStore
+from models.spec import ExperimentSpec, spec_fields
 from workers.artifacts import ArtifactRecorder
+from workers.liveness import owner_alive
 from workers.monitor import JobMonitor
 from workers.observer import DbObserver
 from workers.samples import SampleWriter
@@ -38,28 +42,9 @@ class Outcome:
     detail: str = ""
 
 
-def experiment_config(spec: dict[str, Any], queue: str) -> Any:
-    """The job's stored spec as an :class:`models.experiment.ExperimentConfig`."""
-    from models.experiment import ExperimentConfig
-
-    classifier = {k: v for k, v in dict(spec.get("classifier") or {}).items()}
-    return ExperimentConfig(
-        generators=list(spec["generators"]),
-        arms=list(spec["arms"]),
-        synthetic_ratio=float(spec["synthetic_ratio"]),
-        alpha=float(spec["alpha"]),
-        beta=float(spec["beta"]),
-        partner_pool=spec["partner_pool"],
-        class_balanced=bool(spec["class_balanced"]),
-        mix_prob=float(spec["mix_prob"]),
-        profile=spec["profile"],
-        seeds=[int(s) for s in spec["seeds"]],
-        classifier=classifier,
-        generator={name: dict(values) for name, values in (spec.get("generator") or {}).items()},
-        device="cpu" if queue == "cpu" else spec.get("device", "auto"),
-        export_per_class=max(1, int(spec.get("samples_per_class") or 1)),
-        figures=bool(spec.get("figures", True)),
-    )
+def experiment_spec(stored: dict[str, Any], queue: str, settings: Settings) -> ExperimentSpec:
+    """The job's stored spec (validated at the door, read back through the same model) as this worker runs it."""
+    return with_server_settings(ExperimentSpec.model_validate(spec_fields(stored)), settings, queue)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -80,7 +65,8 @@ def execute(job_id: str, settings: Settings) -> Outcome:
 def _execute(db: Database, job_id: str, settings: Settings) -> Outcome:
     host, pid = socket.gethostname(), os.getpid()
     with db.session() as session:
-        claim = lifecycle.claim_job(session, job_id=job_id, host=host, pid=pid, stale_after=settings.stale_after)
+        alive = partial(owner_alive, host=host, stale_after=settings.stale_after)
+        claim = lifecycle.claim_job(session, job_id=job_id, host=host, pid=pid, owner_alive=alive)
     if claim.outcome == "busy":
         raise JobBusyError(claim.reason)
     if claim.outcome == "skip":
@@ -117,7 +103,7 @@ def _execute(db: Database, job_id: str, settings: Settings) -> Outcome:
         try:
             from models.experiment import run_experiment
 
-            results = run_experiment(imageset, experiment_config(spec, queue), out_dir, observer)
+            results = run_experiment(imageset, experiment_spec(spec, queue, settings), out_dir, observer)
         except Cancelled:
             _wrap_up(recorder, samples)
             with db.session() as session:
@@ -145,7 +131,7 @@ def _execute(db: Database, job_id: str, settings: Settings) -> Outcome:
 
 
 def _load_imageset(path: Path, name: str) -> Any:
-    from models.data import ImageSet, load_dataset
+    from models.datasets import ImageSet, load_dataset
 
     loaded = load_dataset(path)
     return ImageSet(name, list(loaded.class_names), dict(loaded.splits))

@@ -1,0 +1,130 @@
+"""A read-only tree of files, from a directory on disk or a zip archive, so layout logic is written once.
+
+Readers see relative POSIX paths, ask for a file's bytes, and name files in messages through ``where``;
+they never learn whether the bytes came from disk or from an (already safety-checked) upload.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+import zlib
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+from models.errors import DatasetError, clip
+
+JUNK_NAMES = frozenset({"Thumbs.db", "desktop.ini"})
+"""Files operating systems drop into folders; skipped like hidden files and ``__MACOSX/``."""
+MAX_DEPTH = 4
+"""Deepest folder a valid layout has (``wrapper/split/class/``); deeper folders are not walked."""
+
+
+def is_junk(path: PurePosixPath) -> bool:
+    """Hidden files and folders (``.DS_Store``, ``._x``), ``__MACOSX/`` and OS thumbnails are not data."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in path.parts) or path.name in JUNK_NAMES
+
+
+class FileTree(Protocol):
+    label: str
+    """How messages name the whole tree (a path on disk, an upload's file name)."""
+
+    def files(self) -> list[PurePosixPath]:
+        """Every regular file, as a relative path, sorted."""
+        ...
+
+    def dirs(self) -> list[PurePosixPath]:
+        """Every folder known (including empty ones), as a relative path, sorted."""
+        ...
+
+    def read(self, path: PurePosixPath) -> bytes: ...
+
+    def where(self, path: PurePosixPath) -> str:
+        """The file or folder as a message names it."""
+        ...
+
+
+class DirTree:
+    """A directory on disk (the lab's own data: symlinks followed, junk folders and anything deeper than
+    :data:`MAX_DEPTH` not walked; files that deep already break every layout, and the reader says so)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.label = str(self.root)
+        if not self.root.is_dir():
+            raise DatasetError(f"{self.root}: no such directory")
+        self._files: list[PurePosixPath] = []
+        self._dirs: list[PurePosixPath] = []
+        for current, subdirs, names in os.walk(self.root, followlinks=True):
+            rel = PurePosixPath(Path(current).relative_to(self.root).as_posix())
+            depth = 0 if rel == PurePosixPath(".") else len(rel.parts)
+            if depth:
+                self._dirs.append(rel)
+            subdirs[:] = [] if depth >= MAX_DEPTH else sorted(d for d in subdirs if not is_junk(PurePosixPath(d)))
+            self._files += [rel / name if depth else PurePosixPath(name) for name in names
+                            if os.path.isfile(os.path.join(current, name))]  # fmt: skip
+        self._files.sort()
+        self._dirs.sort()
+
+    def files(self) -> list[PurePosixPath]:
+        return list(self._files)
+
+    def dirs(self) -> list[PurePosixPath]:
+        return list(self._dirs)
+
+    def read(self, path: PurePosixPath) -> bytes:
+        return (self.root / path).read_bytes()
+
+    def where(self, path: PurePosixPath) -> str:
+        return str(self.root / path)
+
+
+ZipRead = Callable[[zipfile.ZipFile, zipfile.ZipInfo], bytes]
+
+
+class ZipTree:
+    """The members of a zip archive; ``read`` replaces ``ZipFile.read`` (an upload reads through a byte budget).
+
+    Member safety (traversal, links, sizes) is the caller's job before building the tree: this class only
+    maps names, so it trusts the ``members`` it is given.
+    """
+
+    def __init__(
+        self,
+        archive: zipfile.ZipFile,
+        members: list[zipfile.ZipInfo] | None = None,
+        *,
+        read: ZipRead | None = None,
+        label: str = "",
+    ) -> None:
+        self.archive = archive
+        self.label = clip(label or archive.filename or "archive")
+        self._read = read or (lambda zf, info: zf.read(info))
+        self._files: dict[PurePosixPath, zipfile.ZipInfo] = {}
+        self._dirs: dict[PurePosixPath, str] = {}
+        for info in archive.infolist() if members is None else members:
+            path = PurePosixPath(info.filename)
+            if info.is_dir():
+                self._dirs[path] = info.filename
+            elif path in self._files:
+                raise DatasetError(f"{self.where(path)}: the archive holds this member twice")
+            else:
+                self._files[path] = info
+
+    def files(self) -> list[PurePosixPath]:
+        return sorted(self._files)
+
+    def dirs(self) -> list[PurePosixPath]:
+        return sorted(self._dirs)
+
+    def read(self, path: PurePosixPath) -> bytes:
+        try:
+            return self._read(self.archive, self._files[path])
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise DatasetError(f"{self.where(path)}: the archive is corrupt ({clip(exc)})") from None
+
+    def where(self, path: PurePosixPath) -> str:
+        info = self._files.get(path)
+        name = info.filename if info is not None else self._dirs.get(path, str(path))
+        return f"{self.label}/{clip(name.rstrip('/'))}"

@@ -1,0 +1,134 @@
+"""The output folder of an experiment, written once: where each file goes and what a path there means.
+
+The pipeline writes through :class:`OutputLayout`; the worker reads paths back through :func:`describe`
+(artifact kind, seed, generator, run), so the layout and its parsing cannot drift apart. Torch-free.
+
+::
+
+    config.json                        the resolved configuration
+    seed{S}/{generator}/checkpoint/    generator training checkpoints (resume)
+    seed{S}/{generator}/model/         the trained generator (safetensors + config.json)
+    seed{S}/{generator}/train_stats.json, quality.json
+    seed{S}/{generator}/synthetic.npz  the synthetic set: ``images`` (N,H,W[,3]) uint8, ``labels`` (N,)
+    seed{S}/{generator}/genmix_export.npz  GenMix images (float32 N×C×H×W, 0–255), soft_labels, lam,
+                                       partner_pool (0 real, 1 synthetic), partner_index, real_index
+    runs/{run_id}.json                 one record per arm and seed (see :func:`run_id`)
+    runs/{run_id}/checkpoint/          classifier checkpoint (resume)
+    figures/*.png                      sample grids, t-SNE, confusion matrices, learning curves
+    samples/*.png                      the service's sample PNGs (not an artifact)
+    results.json                       config, versions, records, summary table
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+ARTIFACT_KINDS = ("figure", "results", "synthetic", "genmix_export", "generator", "checkpoint", "record", "config")
+
+_SEED_DIR = re.compile(r"^seed(\d+)$")
+_GENERATOR_FILES = {"synthetic.npz": "synthetic", "genmix_export.npz": "genmix_export", "train_stats.json": "generator"}
+
+
+def run_id(arm: str, generator: str | None, seed: int) -> str:
+    """``baseline-seed0`` for real-only arms, ``genmix-dcgan-seed0`` for arms that use a generator."""
+    return f"{arm}-{generator}-seed{seed}" if generator else f"{arm}-seed{seed}"
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    """Paths under one experiment's output folder ``root``."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results.json"
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
+
+    @property
+    def samples(self) -> Path:
+        return self.root / "samples"
+
+    def generator_dir(self, generator: str, seed: int) -> Path:
+        return self.root / f"seed{seed}" / generator
+
+    def generator_checkpoint(self, generator: str, seed: int) -> Path:
+        return self.generator_dir(generator, seed) / "checkpoint"
+
+    def generator_model(self, generator: str, seed: int) -> Path:
+        return self.generator_dir(generator, seed) / "model"
+
+    def train_stats(self, generator: str, seed: int) -> Path:
+        return self.generator_dir(generator, seed) / "train_stats.json"
+
+    def quality(self, generator: str, seed: int) -> Path:
+        return self.generator_dir(generator, seed) / "quality.json"
+
+    def synthetic(self, generator: str, seed: int) -> Path:
+        return self.generator_dir(generator, seed) / "synthetic.npz"
+
+    def export(self, generator: str, seed: int) -> Path:
+        return self.generator_dir(generator, seed) / "genmix_export.npz"
+
+    def run_record(self, rid: str) -> Path:
+        return self.root / "runs" / f"{rid}.json"
+
+    def run_checkpoint(self, rid: str) -> Path:
+        return self.root / "runs" / rid / "checkpoint"
+
+    def synthetic_sets(self) -> list[Path]:
+        """Every finished synthetic set, in a fixed order."""
+        return sorted(self.root.glob("seed*/*/synthetic.npz"))
+
+
+@dataclass(frozen=True)
+class PathInfo:
+    """What a path under the output folder is: its artifact kind (None: not an artifact) and whose it is."""
+
+    kind: str | None
+    seed: int | None = None
+    generator: str | None = None
+    run_id: str | None = None
+
+    def meta(self) -> dict[str, int | str]:
+        """Seed, generator and run id, as far as the path tells them."""
+        found = {"seed": self.seed, "generator": self.generator, "run_id": self.run_id}
+        return {key: value for key, value in found.items() if value is not None}
+
+
+def describe(relative: Path | str) -> PathInfo:
+    """Parse a path relative to the output folder (the inverse of :class:`OutputLayout`)."""
+    parts = Path(relative).parts
+    if not parts or parts[0] == "samples" or parts[-1].startswith(".") or parts[-1].endswith(".tmp"):
+        return PathInfo(None)
+    seed_match = _SEED_DIR.match(parts[0])
+    if seed_match and len(parts) >= 3:
+        seed, generator = int(seed_match.group(1)), parts[1]
+        if parts[2] == "checkpoint":
+            kind: str | None = "checkpoint"
+        elif parts[2] == "model":
+            kind = "generator"
+        else:
+            kind = _GENERATOR_FILES.get(parts[2]) if len(parts) == 3 else None
+        return PathInfo(kind, seed, generator)
+    if parts[0] == "runs" and len(parts) >= 2:
+        rid = Path(parts[1]).stem
+        if "checkpoint" in parts:
+            return PathInfo("checkpoint", run_id=rid)
+        return PathInfo("record" if len(parts) == 2 and parts[1].endswith(".json") else None, run_id=rid)
+    if parts == ("results.json",):
+        return PathInfo("results")
+    if parts == ("config.json",):
+        return PathInfo("config")
+    if parts[0] == "figures" and parts[-1].endswith(".png"):
+        return PathInfo("figure")
+    return PathInfo(None)

@@ -1,0 +1,38 @@
+"""Whether the worker recorded on a running job is still at it: its process on this host, else its heartbeat.
+
+Process checks read ``/proc``, which is a fact about this machine, so they live with the workers and not in
+the database layer; the claim and the orphan sweep both ask :func:`owner_alive`.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from core.db.base import utcnow
+from core.db.orm import Job
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid exists on this host and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+def owner_alive(job: Job, *, host: str, stale_after: float, now: datetime | None = None) -> bool:
+    """Same host: is its pid alive? Another host: is its heartbeat younger than ``stale_after`` seconds?"""
+    if job.worker_host == host and job.worker_pid is not None:
+        return pid_alive(job.worker_pid)
+    if job.heartbeat_at is None:
+        return False
+    return (now or utcnow()) - job.heartbeat_at < timedelta(seconds=stale_after)
