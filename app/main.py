@@ -9,13 +9,17 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp
 
 from app.api.deps import Services, get_principal
+from app.api.docs import AUTHENTICATED, COMMON, errors
 from app.api.fastpath import SampleFastPath
 from app.api.routes import artifacts, datasets, health, jobs, samples
 from app.cache import BytesCache
+from app.dbfaults import DatabaseFaults, install_database_fault_handlers
+from app.errors import RequestGuard, install_error_handlers
 from app.security import KeyCache
 from app.web import mount_web
 from core.db.session import Database
@@ -26,10 +30,14 @@ log = logging.getLogger("genmix.api")
 
 
 class GenMixAPI(FastAPI):
-    """FastAPI with :class:`SampleFastPath` outside every middleware, so bulk PNG requests skip them all."""
+    """FastAPI with :class:`SampleFastPath` outside every middleware, so bulk PNG requests skip them all, and
+    :class:`~app.errors.RequestGuard` (host, NUL, body size) in front of everything else."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SampleFastPath(super().build_middleware_stack(), self.state.services)
+        services: Services = self.state.services
+        guarded = RequestGuard(super().build_middleware_stack(), allowed_hosts=services.settings.allowed_hosts,
+                               max_body_bytes=services.settings.request_max_bytes)  # fmt: skip
+        return DatabaseFaults(SampleFastPath(guarded, services))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -41,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store=ArtifactStore(settings.artifacts),
         keys=KeyCache(settings.api_key_cache_seconds),
         samples=BytesCache(settings.sample_cache_bytes),
+        decode_slots=anyio.CapacityLimiter(settings.upload_max_concurrent),
     )
 
     @asynccontextmanager
@@ -55,9 +64,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
-    app.include_router(health.router)
+    install_error_handlers(app)
+    install_database_fault_handlers(app)
+    app.include_router(health.router, responses=errors(*COMMON))
     authenticated = [Depends(get_principal)]
     for module in (datasets, jobs, artifacts, samples):
-        app.include_router(module.router, dependencies=authenticated)
+        app.include_router(module.router, dependencies=authenticated, responses=errors(*AUTHENTICATED))
     mount_web(app)
     return app

@@ -13,6 +13,27 @@ from core.jobstate import JobStatus
 T = TypeVar("T")
 
 
+class ErrorOut(BaseModel):
+    """Every refusal: what is wrong, in one sentence (client input it quotes is clipped)."""
+
+    detail: str
+
+
+class Problem(BaseModel):
+    """One validation problem: where (``loc``), what (``msg``); ``input`` only when short and finite."""
+
+    type: str
+    loc: list[str | int]
+    msg: str
+    input: Any = None
+
+
+class ValidationErrorOut(BaseModel):
+    """422: a list of problems (request validation) or one sentence (a dataset the reader refused)."""
+
+    detail: str | list[Problem]
+
+
 class Page(BaseModel, Generic[T]):
     """Every list: one page of ``data`` and the ``count`` of all matching items."""
 
@@ -26,11 +47,19 @@ class Page(BaseModel, Generic[T]):
 class DatasetOut(BaseModel):
     id: str
     name: str
-    format: str
+    format: str = Field(description="the layout it arrived in: npz, imagefolder or csv (files with labels.csv)")
     classes: list[str]
     counts: dict[str, dict[str, int]] = Field(description="images per split and class")
+    patients: dict[str, int] | None = Field(
+        None, description="distinct patients per split, when every image's patient was known (splits carved by patient)"
+    )
+    decode: dict[str, Any] | None = Field(
+        None,
+        description="how pixels became images: window (name, width, level), frames (multi-frame rule), percentiles "
+        "(other modalities), roi (mode, margin), image_size, and images per rule; null for npz and plain folders",
+    )
     channels: int
-    image_size: tuple[int, int] = Field(description="(height, width)")
+    image_size: list[int] = Field(min_length=2, max_length=2, description="[height, width]")
     num_images: int
     sha256: str = Field(description="sha256 of the uploaded file")
     size_bytes: int
@@ -97,7 +126,9 @@ class SummaryRow(BaseModel):
     label: str
     arm: str
     generator: str | None
-    seeds: list[int]
+    variant: str | None = Field(None, description="'tuned': GenMix settings chosen per seed on validation")
+    seeds: list[int] = Field(description="each run's seed (repeated when a seed has several classifier seeds)")
+    classifier_seeds: list[int] = Field([], description="each run's classifier seed")
     accuracy: Stat
     macro_f1: Stat
     balanced_accuracy: Stat
@@ -105,9 +136,43 @@ class SummaryRow(BaseModel):
     per_class: list[ClassSummary]
 
 
+class VerdictOut(BaseModel):
+    """One GenMix arm against one reference: mean paired macro-F1 difference (fractions, not points), its 95 %
+    interval, p-values and minimum detectable effect, and the line a lab reads first."""
+
+    target: str
+    reference: str
+    line: str = Field(description='e.g. "GenMix (StyleGAN) helps vs Baseline (Real): +2.4 macro F1 [0.8, 4.1]"')
+    verdict: str = Field(description="helps, hurts or no evidence")
+    pairs: int = Field(description="(seed, classifier seed) pairs both arms ran")
+    seeds: int
+    test_images: int
+    mean_diff: float
+    ci_low: float
+    ci_high: float
+    se: float
+    p_value: float
+    p_holm: float
+    mde: float = Field(description="minimum detectable effect at 80 % power (Holm's strictest level)")
+    spread: str = Field(description="what the interval covers")
+
+
+class VerdictsOut(BaseModel):
+    """Every comparison of the job (Holm-adjusted over all of them), and those that could not be made."""
+
+    lines: list[str]
+    comparisons: list[VerdictOut]
+    skipped: list[dict[str, Any]]
+    method: str
+
+
 class ResultsOut(BaseModel):
+    verdicts: VerdictsOut | None = Field(None, description="does GenMix help? (first: what a lab reads first)")
     runs: list[RunOut]
     summary: list[SummaryRow]
+    dataset_decode: dict[str, Any] | None = Field(
+        None, description="the dataset's decode choices when the job was created (see DatasetOut.decode)"
+    )
 
 
 class JobOut(BaseModel):

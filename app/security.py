@@ -7,6 +7,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from threading import Lock
 
 from sqlalchemy import select
@@ -16,6 +17,8 @@ from core.db.base import utcnow
 from core.db.orm import ApiKey
 
 PREFIX = "gmx"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+"""``api_keys.last_used_at`` is kept to this precision (fewer writes on busy keys)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,11 @@ def authenticate(session: Session, token: str) -> Principal | None:
     matches = hmac.compare_digest(_hash(secret), expected)
     if row is None or not matches or row.revoked_at is not None:
         return None
+    now = utcnow()
+    last = row.last_used_at
+    if last is None or (now - (last if last.tzinfo else last.replace(tzinfo=now.tzinfo))) > LAST_USED_RESOLUTION:
+        row.last_used_at = now  # written at most once a minute per key (and only on a key-cache miss)
+        session.commit()
     return Principal(owner=row.owner, key_id=row.id)
 
 

@@ -95,6 +95,17 @@ def _follow(client: httpx.Client, job_id: str) -> str:
     return status
 
 
+def closing_note(state: Path, keep_running: bool) -> str:
+    """What happens to the service once the demo is done, said before the URLs and the key it prints."""
+    if keep_running:
+        return "the service keeps running after the demo (Ctrl-C stops it): the URLs and the key below work"
+    return (
+        "the demo stops the service when it is done, so the URLs and the key below work only until then: rerun "
+        "with --keep-running to keep it up, or serve this state again later with "
+        f"`genmix serve --data-dir {state}` (the key stays valid)"
+    )
+
+
 def run_demo(data_dir: Path | None, *, port: int | None, keep_running: bool, fast: bool) -> int:
     state = Path(data_dir or tempfile.mkdtemp(prefix="genmix-demo-")).expanduser().resolve()
     state.mkdir(parents=True, exist_ok=True)
@@ -147,9 +158,12 @@ def run_demo(data_dir: Path | None, *, port: int | None, keep_running: bool, fas
 
             job = client.get(f"/jobs/{job_id}").json()
             say(f"3. results (job {status}, attempts {job['attempts']})")
+            for line in ((job["results"] or {}).get("verdicts") or {}).get("lines") or []:
+                say(f"  {line}")
             if job["results"] and job["results"]["summary"]:
                 rows = job["results"]["summary"]
                 say(format_table(rows, [entry["class"] for entry in rows[0]["per_class"]]))
+            say(closing_note(state, keep_running))
             say("4. samples (PNG; send the same Authorization header)")
             for kind in ("real", "synthetic", "genmix"):
                 page = client.get("/samples", params={"job_id": job_id, "kind": kind, "limit": 3}).json()

@@ -1,8 +1,14 @@
-"""``genmix serve``: migrations, the API under uvicorn, and (unless ``--no-worker``) one local worker process.
+"""``genmix serve``: migrations, a sweep of what a killed API left behind, the API under granian (or uvicorn),
+and (unless ``--no-worker``) one local worker process.
 
-The worker runs as a child process in its own session; when the server stops it gets a warm shutdown
-(SIGTERM), then a cold one (SIGQUIT) if a job keeps it busy, then SIGKILL. A job cut off this way is
-re-queued when a worker starts again (``workers.recovery``).
+HTTP worker processes that die (killed, out of memory) are started again by granian
+(``respawn_failed_workers``) while the others go on serving; under uvicorn, run it under a supervisor
+(systemd ``Restart=always``, a container restart policy).
+
+The local worker runs as a child process in its own session; when the server stops, its Celery parent gets a
+warm shutdown (SIGTERM, which it passes on to its pool), then the whole group a cold one (SIGQUIT) if a job
+keeps it busy, then SIGKILL. A job cut off this way is re-queued by the next worker sweep
+(``workers.sweep``).
 """
 
 from __future__ import annotations
@@ -33,6 +39,21 @@ def prepare_database(settings: Settings) -> None:
             f"the database is at migration {current or 'none'}, not {head}: run `genmix db upgrade` "
             "(or `alembic upgrade head`) first"
         )
+
+
+def sweep_stale_files(settings: Settings) -> None:
+    """Delete upload parts and uncommitted dataset folders a killed API left (``core.janitor``)."""
+    from core.db.session import Database
+    from core.janitor import remove_stale_files
+
+    db = Database(settings.database_url)
+    try:
+        with db.session() as session:
+            remove_stale_files(settings, session)
+    except Exception:  # never refuse to start over a sweep; the worker sweep tries again
+        log.warning("could not sweep stale upload files", exc_info=True)
+    finally:
+        db.dispose()
 
 
 def describe(settings: Settings) -> str:
@@ -86,9 +107,14 @@ class LocalWorker:
         process = self.process
         if process is None or process.poll() is not None:
             return
+        # SIGTERM to the Celery parent alone: sent to the group, it would kill the idle pool children first and
+        # the parent would log their deaths as errors. Escalations go to the whole group.
         for sig, wait in ((signal.SIGTERM, grace), (signal.SIGQUIT, 5.0), (signal.SIGKILL, 5.0)):
             try:
-                os.killpg(process.pid, sig)
+                if sig == signal.SIGTERM:
+                    process.send_signal(sig)
+                else:
+                    os.killpg(process.pid, sig)
             except ProcessLookupError:
                 return
             try:
@@ -107,7 +133,8 @@ def run_http(*, server: str, host: str, port: int, workers: int, log_level: str)
         from granian.log import LogLevels
 
         Granian("app.main:create_app", address=host, port=port, interface=Interfaces.ASGI, workers=workers,
-                factory=True, websockets=False, log_level=LogLevels(log_level.lower())).serve()  # fmt: skip
+                factory=True, websockets=False, log_level=LogLevels(log_level.lower()),
+                respawn_failed_workers=True).serve()  # fmt: skip
         return
     import uvicorn
 
@@ -126,6 +153,7 @@ def serve(
     server: str = "granian",
 ) -> None:
     prepare_database(settings)
+    sweep_stale_files(settings)
     log.info("GenMix API on http://%s:%d (%s)", host, port, describe(settings))
     worker: LocalWorker | None = None
     if with_worker:

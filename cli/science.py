@@ -23,6 +23,29 @@ def _seeds(value: str) -> list[int]:
         raise click.BadParameter(f"seeds must be comma-separated integers, got {value!r}") from None
 
 
+class _OneOrList(click.ParamType):
+    """``0.3`` or ``0.1,0.3,1``: one value, or a list the study chooses from per seed on validation."""
+
+    def __init__(self, kind: type | click.Choice) -> None:
+        self.kind = kind
+        self.name = "VALUE[,VALUE...]"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        parts = _csv(value)
+        if isinstance(self.kind, click.Choice):
+            values = [self.kind.convert(part, param, ctx) for part in parts]
+        else:
+            try:
+                values = [self.kind(part) for part in parts]
+            except ValueError:
+                self.fail(f"{value!r} is not a number or a comma-separated list of numbers", param, ctx)
+        if not values:
+            self.fail("give one value or a comma-separated list", param, ctx)
+        return values[0] if len(values) == 1 else values
+
+
 def _json_option(value: str | None, what: str) -> dict[str, Any]:
     if not value:
         return {}
@@ -113,8 +136,20 @@ def _choices(field: str) -> click.Choice:
     "dataset_path",
     required=True,
     type=click.Path(exists=True, path_type=Path),
-    help="MedMNIST-layout .npz or an ImageFolder directory.",
+    help="MedMNIST-layout .npz, an ImageFolder directory, or a folder of files (DICOM, PNG...) with labels.csv.",
 )
+@click.option("--image-size", type=click.IntRange(8, 1024), default=None,
+              help="Resize every image (or ROI crop) to this square.")  # fmt: skip
+@click.option(
+    "--window", default=None,
+    help="DICOM CT window: abdomen (default), liver, mediastinum, lung, bone, brain, file (the file's own VOI) "
+    "or custom (with --window-width and --window-level).",
+)  # fmt: skip
+@click.option("--window-width", type=float, default=None, help="Custom CT window width (HU).")
+@click.option("--window-level", type=float, default=None, help="Custom CT window level (HU).")
+@click.option("--frames", default=None, help="Multi-frame DICOM rule: middle (default), first or mip.")
+@click.option("--roi", default=None, help="labels.csv regions of interest: crop (default) or ignore.")
+@click.option("--roi-margin", type=float, default=None, help="Context around an ROI crop (default 0.2).")
 @click.option(
     "--generator",
     "--generators",
@@ -125,22 +160,25 @@ def _choices(field: str) -> click.Choice:
 )
 @click.option("--arms", default=",".join(_default("arms")), show_default=True, help=_help("arms"))
 @click.option(
-    "--ratio", type=float, default=_default("synthetic_ratio"), show_default=True, help=_help("synthetic_ratio")
-)
-@click.option("--alpha", type=float, default=_default("alpha"), show_default=True, help=_help("alpha"))
+    "--ratio", type=_OneOrList(float), default=_default("synthetic_ratio"), show_default=True,
+    help=_help("synthetic_ratio"),
+)  # fmt: skip
+@click.option("--alpha", type=_OneOrList(float), default=_default("alpha"), show_default=True, help=_help("alpha"))
 @click.option("--beta", type=float, default=_default("beta"), show_default=True, help=_help("beta"))
 @click.option(
     "--mixup-alpha", type=float, default=_default("mixup_alpha"), show_default=True, help=_help("mixup_alpha")
 )
 @click.option(
-    "--pool", type=_choices("partner_pool"), default=_default("partner_pool"), show_default=True,
+    "--pool", type=_OneOrList(_choices("partner_pool")), default=_default("partner_pool"), show_default=True,
     help=_help("partner_pool"),
 )  # fmt: skip
 @click.option(
     "--class-balanced/--no-class-balanced", default=_default("class_balanced"), show_default=True,
     help=_help("class_balanced"),
 )  # fmt: skip
-@click.option("--mix-prob", type=float, default=_default("mix_prob"), show_default=True, help=_help("mix_prob"))
+@click.option(
+    "--mix-prob", type=_OneOrList(float), default=_default("mix_prob"), show_default=True, help=_help("mix_prob")
+)
 @click.option("--classifier", type=_choices("classifier"), default=None, help=_help("classifier"))
 @click.option(
     "--weights",
@@ -162,6 +200,11 @@ def _choices(field: str) -> click.Choice:
 @click.option(
     "--seeds", default=",".join(map(str, _default("seeds"))), show_default=True, help="Comma-separated seeds."
 )
+@click.option(
+    "--classifier-seeds", type=int, default=_default("classifier_seeds_per_generator"), show_default=True,
+    help=_help("classifier_seeds_per_generator"),
+)  # fmt: skip
+@click.option("--filter-tau", type=float, default=_default("filter_tau"), help=_help("filter_tau"))
 @click.option("--device", type=_choices("device"), default=_default("device"), show_default=True)
 @click.option("--figures/--no-figures", default=_default("figures"), show_default=True, help=_help("figures"))
 @click.option(
@@ -174,15 +217,22 @@ def _choices(field: str) -> click.Choice:
 )
 def run_command(
     dataset_path: Path,
+    image_size: int | None,
+    window: str | None,
+    window_width: float | None,
+    window_level: float | None,
+    frames: str | None,
+    roi: str | None,
+    roi_margin: float | None,
     generators: str,
     arms: str,
-    ratio: float,
-    alpha: float,
+    ratio: float | list[float],
+    alpha: float | list[float],
     beta: float,
     mixup_alpha: float,
-    pool: str,
+    pool: str | list[str],
     class_balanced: bool,
-    mix_prob: float,
+    mix_prob: float | list[float],
     classifier: str | None,
     weights: str | None,
     profile: str,
@@ -193,6 +243,8 @@ def run_command(
     classifier_config: str | None,
     generator_config: str | None,
     seeds: str,
+    classifier_seeds: int,
+    filter_tau: float | None,
     device: str,
     figures: bool,
     out_dir: Path,
@@ -202,11 +254,12 @@ def run_command(
 
     from core.jobspec import with_server_settings
     from core.settings import get_settings
-    from models.datasets import DatasetError, load_dataset
+    from models.datasets import DatasetError, PixelRules, ReadOptions, load_dataset
+    from models.datasets.options import describe_decode
     from models.experiment import run_experiment
     from models.report import markdown_report
     from models.runtime import configure_threads
-    from models.spec import ExperimentSpec
+    from models.spec import LOCAL_FILES, ExperimentSpec
     from models.table import format_quality, format_table
 
     settings = get_settings()
@@ -215,7 +268,7 @@ def run_command(
     classifier_settings = {**_json_option(classifier_config, "--classifier-config"),
                            **{k: v for k, v in flags.items() if v is not None}}  # fmt: skip
     try:
-        spec = ExperimentSpec(
+        spec = ExperimentSpec.model_validate(dict(  # a local user: the file settings may name local paths
             generators=_csv(generators),
             arms=_csv(arms),
             synthetic_ratio=ratio,
@@ -230,14 +283,20 @@ def run_command(
             classifier_settings=classifier_settings,
             generator_settings=_json_option(generator_config, "--generator-config"),
             seeds=_seeds(seeds),
+            classifier_seeds_per_generator=classifier_seeds,
+            filter_tau=filter_tau,
             device=device,
             figures=figures,
-        )
+        ), context={LOCAL_FILES: True})  # fmt: skip
     except ValidationError as exc:
         raise click.UsageError(_problems(exc)) from None
-    spec = with_server_settings(spec, settings)
+    spec = with_server_settings(spec, settings, local_files=True)
     try:
-        dataset = load_dataset(dataset_path)
+        pixels = PixelRules.from_fields(window, window_width, window_level, frames, roi, roi_margin)
+    except DatasetError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        dataset = load_dataset(dataset_path, ReadOptions(image_size=image_size, pixels=pixels))
     except DatasetError as exc:
         raise click.ClickException(str(exc)) from None
     counts = dataset.counts()
@@ -247,14 +306,24 @@ def run_command(
         f"{counts['train']} / {counts['val']} / {counts['test']}",
         err=True,
     )
+    if dataset.patients() is not None:
+        click.echo(f"patients per split: {dataset.patients()}", err=True)
+    if dataset.decode is not None:
+        click.echo(f"pixels: {describe_decode(dataset.decode)}", err=True)
     started = time.monotonic()
     try:
         results = run_experiment(dataset, spec, out_dir, TqdmObserver())
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    for line in results["verdicts"]["lines"]:
+        click.echo(line)
+    if results["verdicts"]["lines"]:
+        spreads = "; ".join(dict.fromkeys(c["spread"] for c in results["verdicts"]["comparisons"]))
+        click.echo(f"(macro F1 points, 95 % intervals; Holm-adjusted; intervals cover {spreads})\n")
     click.echo(format_table(results["summary"], dataset.class_names))
     if results.get("quality"):
-        click.echo("\nGenerator quality (KID and diversity on features of a fixed-seed random conv net; see docs):")
+        network = results["quality"][0].get("feature_net") or "n/a"
+        click.echo(f"\nGenerator quality (KID and diversity on features of {network}; see docs/GENERATORS.md):")
         click.echo(format_quality(results["quality"]))
     command = "genmix " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
     (out_dir / "report.md").write_text(markdown_report(results, command), encoding="utf-8")

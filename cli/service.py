@@ -84,6 +84,8 @@ def worker_command(
     _logging(log_level)
     from workers.celery_app import celery_app, settings
 
+    for warning in queue_warnings(wanted, settings.default_queue):
+        logging.getLogger("genmix.worker").warning(warning)
     settings.ensure_dirs()
     if settings.is_sqlite:
         from cli.embedded import prepare_database
@@ -102,6 +104,25 @@ def worker_command(
     if settings.is_embedded_broker:
         argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
     celery_app.worker_main(argv)
+
+
+def queue_warnings(queues: list[str], default_queue: str) -> list[str]:
+    """What a worker serving ``queues`` should tell its operator about where jobs go."""
+    if default_queue not in queues:
+        return [
+            f"this worker serves {', '.join(queues)} only, but jobs with `device: auto` (the default) and no `queue` "
+            f"go to GENMIX_DEFAULT_QUEUE={default_queue}, which it does not serve: for a deployment without "
+            f"{default_queue} workers set GENMIX_DEFAULT_QUEUE={queues[0]} on the API (and here)"
+        ]
+    return []
+
+
+def describe_database(url: str) -> str:
+    """The database a command used, as an operator recognises it (never the password)."""
+    if url.startswith("sqlite"):
+        return f"SQLite {url.split(':///', 1)[-1]}"
+    scheme, _, rest = url.partition("://")
+    return f"{scheme.split('+')[0]}://{rest.rsplit('@', 1)[-1]}"
 
 
 @click.group("apikey")
@@ -130,6 +151,11 @@ def apikey_create(name: str, owner: str | None, data_dir: Path | None) -> None:
     finally:
         db.dispose()
     click.echo(key)
+    click.echo(
+        f"the key is stored in the database {describe_database(settings.database_url)}: it works only on an API "
+        "that uses this database (the same --data-dir, GENMIX_STATE_DIR or GENMIX_DATABASE_URL)",
+        err=True,
+    )
 
 
 @apikey_group.command("list")

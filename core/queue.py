@@ -12,6 +12,12 @@ server but only works on one machine, and it deletes a message as it reads it, s
 
 from __future__ import annotations
 
+import ast
+import base64
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
 from threading import Lock
 from typing import Any
 
@@ -51,6 +57,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "accept_content": ["json"],
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
+        # Celery 6 will cancel running late-ack tasks when the broker connection drops (Celery 5 only warns).
+        # GenMix keeps them running: a job's state is in the database, a Redis restart must not kill hours of
+        # training, and a message lost with the connection is published again by the worker sweep.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_prefetch_multiplier": 1,
         "worker_max_tasks_per_child": 1,
         "worker_concurrency": settings.worker_concurrency,
@@ -85,11 +95,13 @@ def _publisher(settings: Settings) -> Celery:
         return _PUBLISHERS[key]
 
 
-def enqueue_job(settings: Settings, *, job_id: str, queue: str) -> None:
-    """Publish the job id (only after the job row is committed); raises when the broker is unreachable."""
+def enqueue_job(settings: Settings, *, job_id: str, queue: str, app: Celery | None = None) -> None:
+    """Publish the job id (only after the job row is committed); raises when the broker is unreachable.
+
+    ``app``: the Celery app to publish with (a worker's own; default: one publisher per broker)."""
     if settings.is_embedded_broker:
         settings.ensure_dirs()
-    publisher = _publisher(settings)
+    publisher = app or _publisher(settings)
     publisher.send_task(
         TASK_NAME,
         args=[job_id],
@@ -97,3 +109,91 @@ def enqueue_job(settings: Settings, *, job_id: str, queue: str) -> None:
         retry=True,
         retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1.0},
     )
+
+
+@dataclass(frozen=True)
+class BrokerView:
+    """Which jobs the broker holds a message for: ``waiting`` in a queue, or ``delivered`` to a consumer and not
+    acknowledged yet (job id -> seconds since delivery; Redis only: the filesystem transport deletes a message
+    as it hands it out)."""
+
+    waiting: frozenset[str]
+    delivered: dict[str, float]
+
+
+def broker_view(settings: Settings) -> BrokerView:
+    """Read the job ids of every ``genmix.run_job`` message in the broker; raises when it is unreachable."""
+    if settings.is_embedded_broker:
+        return BrokerView(frozenset(_folder_jobs(settings.broker_dir / "queue")), {})
+    if settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
+        return _redis_view(settings)
+    raise NotImplementedError(f"cannot read the messages of broker {settings.broker_url.split('://')[0]}")
+
+
+def message_job_id(payload: Any) -> str | None:
+    """The job id of a Celery (protocol 2) ``genmix.run_job`` message as kombu stores it, else None."""
+    if isinstance(payload, str | bytes):
+        try:
+            payload = json.loads(payload)
+        except ValueError:
+            return None
+    if not isinstance(payload, dict):
+        return None
+    headers = payload.get("headers") or {}
+    if headers.get("task") != TASK_NAME:
+        return None
+    try:
+        body = payload.get("body", "")
+        if (payload.get("properties") or {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+    except (ValueError, TypeError, IndexError, KeyError):
+        try:
+            args = ast.literal_eval(headers.get("argsrepr") or "")
+        except (ValueError, SyntaxError):
+            return None
+    return str(args[0]) if isinstance(args, list | tuple) and args else None
+
+
+def _folder_jobs(folder: Path) -> set[str]:
+    found = set()
+    for path in folder.glob("*.msg") if folder.is_dir() else []:
+        try:
+            job_id = message_job_id(path.read_bytes())
+        except OSError:  # consumed meanwhile
+            continue
+        if job_id:
+            found.add(job_id)
+    return found
+
+
+def _redis_view(settings: Settings) -> BrokerView:
+    import redis
+
+    prefix = settings.redis_key_prefix
+    client = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=5, socket_timeout=10)
+    try:
+        waiting: set[str] = set()
+        for name in QUEUES:
+            for key in [name, *(f"{name}{_REDIS_PRIORITY_SEP}{step}" for step in _REDIS_PRIORITY_STEPS)]:
+                for raw in client.lrange(f"{prefix}{key}", 0, -1):
+                    job_id = message_job_id(raw)
+                    if job_id:
+                        waiting.add(job_id)
+        delivered: dict[str, float] = {}
+        since = dict(client.zrange(f"{prefix}unacked_index", 0, -1, withscores=True))
+        now = time.time()
+        for tag, raw in client.hgetall(f"{prefix}unacked").items():
+            try:
+                job_id = message_job_id(json.loads(raw)[0])
+            except (ValueError, TypeError, IndexError):
+                continue
+            if job_id:
+                delivered[job_id] = now - float(since.get(tag, now))
+        return BrokerView(frozenset(waiting), delivered)
+    finally:
+        client.close()
+
+
+_REDIS_PRIORITY_SEP = "\x06\x16"  # kombu's Redis transport: one list per priority step, "<queue>\x06\x16<step>"
+_REDIS_PRIORITY_STEPS = (3, 6, 9)

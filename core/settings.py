@@ -61,6 +61,19 @@ class Settings(BaseSettings):
     heartbeat_interval: float = 10.0
     stale_after: float = 120.0
     """A running job whose heartbeat is older than this (and whose worker is not alive here) is orphaned."""
+    sweep_interval: float = Field(30.0, gt=0)
+    """How often every live worker sweeps: it re-queues ``running`` jobs whose worker is gone and re-publishes
+    ``queued`` jobs the broker holds no message for (a Redis restart, a publish that failed)."""
+    requeue_queued_after: float = Field(60.0, ge=0)
+    """A ``queued`` job is re-published by the sweep only once it is this old (its first publish had time)."""
+    db_retry_seconds: float = Field(60.0, ge=0)
+    """How long a running job's bookkeeping write (stage, result, artifact) retries a lost database before the
+    delivery gives up; training goes on meanwhile and progress writes are skipped until the database is back."""
+    db_final_retry_seconds: float = Field(300.0, ge=0)
+    """How long the final status write of a job retries a lost database; past it the job is left to the sweep."""
+    stale_file_after: float = Field(1800.0, ge=0)
+    """Upload parts (``uploads/*.part``) and dataset folders without a database row that nobody has touched for
+    this long are deleted (at ``genmix serve`` start and by the worker sweep): what a killed API left behind."""
     cancel_poll_interval: float = 1.0
     """How often a running job reads its cancel flag from the database."""
     progress_interval: float = 1.0
@@ -77,7 +90,27 @@ class Settings(BaseSettings):
     zip_ratio_min_bytes: int = 1024 * 1024
     image_max_pixels: int = 4096 * 4096
     dataset_max_pixels: int = 1_000_000_000
-    image_formats: list[str] = Field(default_factory=lambda: ["PNG", "JPEG", "BMP", "TIFF"])
+    image_formats: list[str] = Field(default_factory=lambda: ["PNG", "JPEG", "BMP", "TIFF", "DICOM"])
+    """Formats an upload may contain: Pillow's names, and DICOM (read by pydicom; see docs/SERVICE.md)."""
+    upload_max_decoded_bytes: int = Field(1024**3, ge=1)
+    """Memory budget for one upload's decoded pixels, charged from headers before decoding (413 beyond it);
+    an upload's peak memory is about three times this (decoded images, the stacked arrays, the carved splits)."""
+    upload_max_concurrent: int = Field(2, ge=1)
+    """Uploads decoded at once per API process; more wait (their files on disk, no pixels in memory)."""
+    dataset_max_classes: int = Field(1000, ge=2)
+    """Most classes an uploaded dataset may have (checked on the largest label before anything per class)."""
+    request_max_bytes: int = Field(256 * 1024, ge=1024)
+    """Largest request body on every route but the dataset upload (``POST /jobs``: the spec); 413 beyond it."""
+    allowed_hosts: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1", "::1", "testserver"])
+    """``Host`` values the API answers (JSON list; ``*`` any, ``*.lab.org`` subdomains); others get 400, so links in
+    answers never name a host a client made up. Set it to the names clients use (or set ``public_url``)."""
+    public_url: str | None = None
+    """Base URL for links in answers (``https://genmix.lab.org``); unset: the request's (trusted) host."""
+    checkpoint_dir: Path | None = None
+    """Folder of checkpoints a job may name (classifier ``weights`` files, diffusion / Textual Inversion
+    ``pretrained_dir`` folders): a request names an entry of it, never a path. Unset: requests may name none."""
+    allow_downloads: bool = False
+    """Whether workers may download ``ti_pretrained`` (a hub id) from the hub; requests never choose this."""
 
     samples_per_class: int = 8
     """Default number of real, synthetic and GenMix PNGs a job materialises per class."""

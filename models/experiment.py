@@ -29,13 +29,15 @@ from models.datasets import ImageSet, Split, load_synthetic_npz, save_synthetic_
 from models.export import build_mixer, save_export
 from models.generators import build_generator, generator_class
 from models.genmix import GenMixConfig
-from models.hooks import TrainHooks
-from models.layout import OutputLayout, run_id
+from models.hooks import TrainHooks, stop_if_asked
+from models.layout import OutputLayout, run_id, variant_tag
 from models.quality import quality_report
 from models.runtime import pick_device, seed_everything
-from models.spec import ExperimentSpec
+from models.selection import selections
+from models.spec import ExperimentSpec, PlannedRun, classifier_seed
 from models.table import quality_rows, summary_rows
-from models.train import classifier_config, evaluate, extract_features, train_classifier
+from models.train import classifier_config, evaluate, extract_features, predict, train_classifier
+from models.verdict import verdicts
 
 EXPORT_MAX = 2000
 
@@ -119,19 +121,31 @@ class ExperimentRunner:
         self.observer = observer
         self.device = pick_device(spec.device)
         self.classifier_config = classifier_config(spec.profile, spec.classifier_overrides())
-        self.genmix_config = GenMixConfig(
-            alpha=spec.alpha,
-            beta=spec.beta,
-            pool=spec.partner_pool,
-            class_balanced=spec.class_balanced,
-            mix_prob=spec.mix_prob,
-        )
-        self.hooks_base = dict(should_stop=observer.should_stop, progress=observer.progress)
+        self.fixed = spec.fixed_genmix()
+        self.fixed_ratio = float(self.fixed["synthetic_ratio"])
+        self.genmix_config = self._genmix_config(self.fixed)  # the fixed arm's: also the export's and the figures'
+        self.hooks_base: dict[str, Any] = dict(should_stop=observer.should_stop, progress=observer.progress)
+        if hasattr(observer, "resumed"):  # optional: ``resumed(step, total)`` when training picks up a checkpoint
+            self.hooks_base["resumed"] = observer.resumed
         self.generators = spec.trained_generators
         self.stages = [(g, s) for s in spec.seeds for g in self.generators]
         self.runs = spec.planned_runs()
-        self.stage_count = len(self.stages) + len(self.runs) + (1 if spec.figures else 0)
+        self.filtering = spec.filter_tau is not None and bool(self.generators)
+        self.filters: dict[tuple[str, int], np.ndarray] = {}  # (generator, seed) -> baseline confidence per image
+        self.filter_counts: dict[tuple[str, int, float], dict[str, list[int]]] = {}
+        self._subsets: dict[tuple[str, int, float], Split] = {}
+        filter_stages = len(spec.seeds) if self.filtering else 0
+        self.stage_count = len(self.stages) + filter_stages + len(self.runs) + (1 if spec.figures else 0)
         self.stage_index = 0
+
+    def _genmix_config(self, settings: dict[str, Any]) -> GenMixConfig:
+        return GenMixConfig(
+            alpha=float(settings["alpha"]),
+            beta=self.config.beta,
+            pool=settings["partner_pool"],
+            class_balanced=self.config.class_balanced,
+            mix_prob=float(settings["mix_prob"]),
+        )
 
     # -- stages ---------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -140,20 +154,26 @@ class ExperimentRunner:
         synthetic: dict[tuple[str, int], Split] = {}
         for generator, seed in self.stages:
             synthetic[(generator, seed)] = self.synthetic_set(generator, seed)
+        if self.filtering:
+            for seed in self.config.seeds:
+                self.filter_stage(seed, synthetic)
         records = []
-        for arm, generator, seed in self.runs:
-            syn = synthetic.get((generator, seed)) if generator else None
-            records.append(self.classifier_run(arm, generator, seed, syn))
+        for planned in self.runs:
+            syn = self.synthetic_for(planned, synthetic) if planned.generator else None
+            records.append(self.classifier_run(planned, syn))
         if self.config.figures:
             self._next_stage("figures")
             self.sample_figures(synthetic)
+        self._stop_if_asked()
         results = {
             "config": self.resolved_config(),
             "versions": versions(),
             "dataset": self.dataset_info(),
             "records": records,
             "generators": {f"{g}-seed{s}": self.generator_info(g, s) for g, s in self.stages},
-            "summary": summary_rows(records, self.data.class_names, self.config.synthetic_ratio),
+            "summary": summary_rows(records, self.data.class_names, self.fixed_ratio),
+            "verdicts": verdicts(records, self.fixed_ratio),
+            "selection": selections(records),
         }
         results["quality"] = quality_rows(results["generators"])
         path = self.layout.results
@@ -164,6 +184,10 @@ class ExperimentRunner:
     def _next_stage(self, name: str) -> None:
         self.observer.stage(name, self.stage_index, self.stage_count)
         self.stage_index += 1
+
+    def _stop_if_asked(self) -> None:
+        """Cancellation outside training loops (sampling, export, quality, figures): between their pieces."""
+        stop_if_asked(self.observer.should_stop)
 
     def _hooks(self, checkpoint_dir: Path, every: int) -> TrainHooks:
         return TrainHooks(checkpoint_dir=checkpoint_dir, checkpoint_every=every, **self.hooks_base)
@@ -197,10 +221,14 @@ class ExperimentRunner:
             model.save(model_dir)
             write_json(layout.train_stats(generator, seed), stats)
             self.observer.artifact("generator", model_dir, meta)
-        counts = synthetic_counts(self.data.train.counts(self.data.num_classes), self.config.synthetic_ratio)
-        syn = model.sample(counts, seed=seed)
+        counts = synthetic_counts(self.data.train.counts(self.data.num_classes), self.config.sampled_ratio)
+        self._stop_if_asked()
+        syn = model.sample(counts, seed=seed, should_stop=self.observer.should_stop)
+        self._stop_if_asked()
         self._export_genmix(generator, syn, seed)
+        self._stop_if_asked()
         self._quality(generator, syn, seed)
+        self._stop_if_asked()
         with atomic_path(syn_path) as tmp, open(tmp, "wb") as handle:
             save_synthetic_npz(syn, handle, self.data.class_names)
         self.observer.artifact("synthetic", syn_path, {**meta, "count": len(syn)})
@@ -226,37 +254,129 @@ class ExperimentRunner:
         path = save_export(mixer.mix_export(count), self.layout.export(generator, seed), self.data.class_names)
         self.observer.artifact("genmix_export", path, {"generator": generator, "seed": seed, "count": count})
 
-    def classifier_run(self, arm: str, generator: str | None, seed: int, syn: Split | None) -> dict[str, Any]:
-        """Train and evaluate one classifier (or read back its finished record)."""
-        rid = run_id(arm, generator, seed)
+    # -- synthetic subsets and the confidence filter ---------------------------------------------
+    def synthetic_for(self, planned: PlannedRun, synthetic: dict[tuple[str, int], Split]) -> Split:
+        """The synthetic images one run trains with: the first images per class of its generator's set (sampled at
+        the largest ratio any run needs, so a single ratio takes it whole), less those the filter drops."""
+        assert planned.generator is not None
+        ratio = float((planned.genmix or {}).get("synthetic_ratio", self.fixed_ratio))
+        key = (planned.generator, planned.seed, ratio)
+        if key not in self._subsets:
+            raw = synthetic[(planned.generator, planned.seed)]
+            wanted = synthetic_counts(self.data.train.counts(self.data.num_classes), ratio)
+            confidence = self.filters.get((planned.generator, planned.seed))
+            index, sampled, dropped = [], [], []
+            for k, n in enumerate(wanted):
+                rows = np.flatnonzero(raw.labels == k)[:n]
+                if len(rows) < n:
+                    raise ValueError(
+                        f"the synthetic set of {planned.generator} seed {planned.seed} has {len(rows)} images of class "
+                        f"{k}, ratio {ratio} needs {n}: it was sampled for other settings; use a fresh output folder"
+                    )
+                kept = rows
+                if confidence is not None and self.config.filter_tau is not None:
+                    kept = rows[confidence[rows] >= self.config.filter_tau]
+                    if len(kept) == 0 and len(rows):  # never empty a class: keep its most confident image
+                        kept = rows[[int(np.argmax(confidence[rows]))]]
+                index.append(kept)
+                sampled.append(len(rows))
+                dropped.append(len(rows) - len(kept))
+            chosen = np.sort(np.concatenate(index))
+            self._subsets[key] = raw if len(chosen) == len(raw) else raw.take(chosen)
+            self.filter_counts[key] = {"sampled_per_class": sampled, "dropped_per_class": dropped}
+        return self._subsets[key]
+
+    def filter_stage(self, seed: int, synthetic: dict[tuple[str, int], Split]) -> None:
+        """Score each generator's synthetic images of ``seed`` with that seed's baseline classifier (real data only,
+        classifier replicate 0): the probability it gives each image's intended class, kept in ``filter.json``."""
+        self._next_stage(f"filter seed {seed}")
+        todo = [g for g in self.generators if not self.layout.synthetic_filter(g, seed).is_file()]
+        if todo:
+            baseline = PlannedRun("baseline", None, seed, 0, classifier_seed(seed, 0), None)
+            model = self._fit(baseline, None)[0].model  # resumes from the baseline run's checkpoint when it has one
+            for generator in todo:
+                self._stop_if_asked()
+                syn = synthetic[(generator, seed)]
+                probs = predict(model, syn, self.device)
+                confidence = probs[np.arange(len(syn)), syn.labels]
+                write_json(
+                    self.layout.synthetic_filter(generator, seed),
+                    {"tau": self.config.filter_tau, "baseline_run_id": run_id("baseline", None, seed),
+                     "confidence": [round(float(c), 5) for c in confidence]},
+                )  # fmt: skip
+        for generator in self.generators:
+            stored = read_json(self.layout.synthetic_filter(generator, seed))
+            self.filters[(generator, seed)] = np.asarray(stored["confidence"], dtype=np.float64)
+
+    # -- classifiers ------------------------------------------------------------------------------
+    def _run_id(self, planned: PlannedRun) -> str:
+        variant = None
+        if planned.arm == "genmix" and not planned.fixed:
+            variant = variant_tag(planned.genmix or {}, self.fixed)
+        return run_id(planned.arm, planned.generator, planned.seed, planned.replicate, variant)
+
+    def _fit(self, planned: PlannedRun, syn: Split | None) -> tuple[Any, Any]:
+        """Train one classifier (resuming from its checkpoint); returns the training result and the arm."""
+        rid = self._run_id(planned)
+        seed = planned.classifier_seed
+        seed_everything(seed)
+        cfg = self.classifier_config
+        model = build_classifier(
+            cfg.name,
+            self.data.channels,
+            self.data.num_classes,
+            self.data.image_size,
+            weights=cfg.weights,
+            pretrained=cfg.pretrained,
+            input_size=cfg.input_size,
+        )
+        genmix = self._genmix_config(planned.genmix) if planned.arm == "genmix" and planned.genmix else None
+        settings = ArmSettings(mixup_alpha=self.config.mixup_alpha, genmix=genmix or self.genmix_config)
+        arm_obj = build_arm(planned.arm, self.data.train, self.data.num_classes, self.device, seed, syn, settings)
+        hooks = self._hooks(self.layout.run_checkpoint(rid), 1)
+        result = train_classifier(model, arm_obj, self.data.val, self.data.class_names, cfg, self.device, hooks)
+        return result, arm_obj
+
+    def classifier_run(self, planned: PlannedRun, syn: Split | None) -> dict[str, Any]:
+        """Train and evaluate one classifier (or read back its finished record).
+
+        The record keeps the test predictions per image (``test_predictions``, with ``test_labels``) for the
+        verdicts' paired bootstrap, and the validation macro F1 of the restored best epoch (``val_macro_f1``),
+        which is all that choosing among GenMix settings reads.
+        """
+        rid = self._run_id(planned)
         self._next_stage(f"classifier {rid}")
         record_path = self.layout.run_record(rid)
         if record_path.is_file():
             return read_json(record_path)
-        seed_everything(seed)
-        cfg = self.classifier_config
-        model = build_classifier(
-            cfg.name, self.data.channels, self.data.num_classes, self.data.image_size, weights=cfg.weights
-        )
-        settings = ArmSettings(mixup_alpha=self.config.mixup_alpha, genmix=self.genmix_config)
-        arm_obj = build_arm(arm, self.data.train, self.data.num_classes, self.device, seed, syn, settings)
-        hooks = self._hooks(self.layout.run_checkpoint(rid), 1)
-        result = train_classifier(model, arm_obj, self.data.val, self.data.class_names, cfg, self.device, hooks)
+        result, arm_obj = self._fit(planned, syn)
         metrics = evaluate(result.model, self.data.test, self.data.class_names, self.device)
+        predictions = predict(result.model, self.data.test, self.device).argmax(axis=1)
+        best = next((row for row in result.history if row.get("epoch") == result.best_epoch), None)
         record = {
             "run_id": rid,
-            "arm": arm,
-            "generator": generator,
-            "seed": seed,
+            "arm": planned.arm,
+            "generator": planned.generator,
+            "seed": planned.seed,
+            "replicate": planned.replicate,
+            "classifier_seed": planned.classifier_seed,
             "metrics": metrics,
+            "val_macro_f1": best.get("val_macro_f1") if best else None,
             "best_epoch": result.best_epoch,
             "epochs_trained": result.epochs_trained,
             "stopped_early": result.stopped_early,
             "history": result.history,
             "train_size": len(arm_obj),
+            "test_predictions": [int(p) for p in predictions],
+            "test_labels": [int(y) for y in self.data.test.labels],
         }
-        if self.config.figures:
-            self.run_figures(rid, record, result.model, syn, seed)
+        if planned.genmix is not None:
+            record["genmix_settings"] = dict(planned.genmix)
+            record["fixed"], record["candidate"] = planned.fixed, planned.candidate
+        if syn is not None:
+            record["synthetic_per_class"] = syn.counts(self.data.num_classes)
+        if self.config.figures and planned.replicate == 0 and planned.fixed:
+            self.run_figures(rid, record, result.model, syn, planned.seed)
         write_json(record_path, record)
         self.observer.run_finished(record)
         return record
@@ -274,6 +394,7 @@ class ExperimentRunner:
             figures.learning_curves(record["history"], fig_dir / f"curves-{rid}.png", title=rid),
         ]
         if record["arm"] == "genmix" and syn is not None and seed == self.config.seeds[0]:
+            self._stop_if_asked()
             paths.append(self.tsne_figure(rid, model, syn, seed, fig_dir))
         for path in paths:
             self.observer.artifact("figure", path, {"run_id": rid})
@@ -296,6 +417,7 @@ class ExperimentRunner:
         """The paper's Fig. 3 for each generator (first seed): real, synthetic and GenMix images per class."""
         seed = self.config.seeds[0]
         for generator in self.generators:
+            self._stop_if_asked()
             syn = synthetic[(generator, seed)]
             genmix = self._mixed_uint8(syn, seed + 15485863, min(len(self.data.train), 400))
             path = figures.sample_grid(
@@ -311,6 +433,7 @@ class ExperimentRunner:
     def resolved_config(self) -> dict[str, Any]:
         return {
             **self.config.model_dump(mode="json"),
+            "genmix_fixed": self.fixed,
             "classifier_resolved": asdict(self.classifier_config),
             "device": str(self.device),
         }
@@ -322,6 +445,7 @@ class ExperimentRunner:
             "channels": self.data.channels,
             "image_size": list(self.data.image_size),
             "counts": self.data.counts(),
+            "decode": self.data.decode,
         }
 
     def generator_info(self, generator: str, seed: int) -> dict[str, Any]:
@@ -335,6 +459,11 @@ class ExperimentRunner:
         if model_config.is_file():
             info["model_config"] = json.loads(model_config.read_text())
         info["synthetic_per_class"] = synthetic_counts(
-            self.data.train.counts(self.data.num_classes), self.config.synthetic_ratio
+            self.data.train.counts(self.data.num_classes), self.config.sampled_ratio
         )
+        counts = self.filter_counts.get((generator, seed, self.fixed_ratio))
+        if counts is not None:
+            info["filter"] = {"tau": self.config.filter_tau, "ratio": self.fixed_ratio, **counts,
+                              "by_ratio": [{"ratio": r, **c} for (g, s, r), c in self.filter_counts.items()
+                                           if (g, s) == (generator, seed)]}  # fmt: skip
         return info

@@ -9,6 +9,7 @@ The pipeline writes through :class:`OutputLayout`; the worker reads paths back t
     seed{S}/{generator}/checkpoint/    generator training checkpoints (resume)
     seed{S}/{generator}/model/         the trained generator (safetensors + config.json)
     seed{S}/{generator}/train_stats.json, quality.json
+    seed{S}/{generator}/filter.json    the synthetic filter's confidences and kept images (``filter_tau``)
     seed{S}/{generator}/synthetic.npz  the synthetic set: ``images`` (N,H,W[,3]) uint8, ``labels`` (N,)
     seed{S}/{generator}/genmix_export.npz  GenMix images (float32 N×C×H×W, 0–255), soft_labels, lam,
                                        partner_pool (0 real, 1 synthetic), partner_index, real_index
@@ -31,9 +32,33 @@ _SEED_DIR = re.compile(r"^seed(\d+)$")
 _GENERATOR_FILES = {"synthetic.npz": "synthetic", "genmix_export.npz": "genmix_export", "train_stats.json": "generator"}
 
 
-def run_id(arm: str, generator: str | None, seed: int) -> str:
-    """``baseline-seed0`` for real-only arms, ``genmix-dcgan-seed0`` for arms that use a generator."""
-    return f"{arm}-{generator}-seed{seed}" if generator else f"{arm}-seed{seed}"
+def run_id(arm: str, generator: str | None, seed: int, replicate: int = 0, variant: str | None = None) -> str:
+    """``baseline-seed0`` for real-only arms, ``genmix-dcgan-seed0`` for arms that use a generator.
+
+    Classifier replicate j > 0 of a seed (``classifier_seeds_per_generator``) adds ``-c{j}``; a GenMix combination
+    of a list-valued grid other than the fixed one adds its :func:`variant_tag` (``genmix-dcgan-seed0-c1-a1``).
+    Replicate 0 of the fixed settings keeps the id it had before either existed, so older folders resume.
+    """
+    rid = f"{arm}-{generator}-seed{seed}" if generator else f"{arm}-seed{seed}"
+    if replicate:
+        rid += f"-c{replicate}"
+    return f"{rid}-{variant}" if variant else rid
+
+
+_TAGS = {"alpha": "a", "synthetic_ratio": "r", "mix_prob": "m", "partner_pool": "p"}
+_POOL_TAGS = {"real+synthetic": "rs", "synthetic": "s"}
+
+
+def variant_tag(settings: dict[str, object], fixed: dict[str, object]) -> str | None:
+    """The GenMix settings that differ from the fixed ones, as a file-name-safe tag (``a0p1-psyn``: α 0.1,
+    synthetic-only partners); None when they are the fixed ones. No dots, so a run folder's name is its id."""
+    parts = []
+    for key, letter in _TAGS.items():
+        value = settings.get(key)
+        if key in settings and value != fixed.get(key):
+            text = _POOL_TAGS.get(str(value), str(value)) if key == "partner_pool" else f"{float(value):g}"  # type: ignore[arg-type]
+            parts.append(letter + text.replace(".", "p").replace("-", "m").replace("+", ""))
+    return "-".join(parts) or None
 
 
 @dataclass(frozen=True)
@@ -78,6 +103,9 @@ class OutputLayout:
 
     def export(self, generator: str, seed: int) -> Path:
         return self.generator_dir(generator, seed) / "genmix_export.npz"
+
+    def synthetic_filter(self, generator: str, seed: int) -> Path:
+        return self.generator_dir(generator, seed) / "filter.json"
 
     def run_record(self, rid: str) -> Path:
         return self.root / "runs" / f"{rid}.json"

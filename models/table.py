@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from models.selection import TUNED, study_records
+
 ARM_LABELS = {"baseline": "Baseline (Real)", "mixup": "MixUp (Real)", "augmix": "AugMix (Real)"}
 GENERATOR_LABELS = {
     "dcgan": "DCGAN",
@@ -34,26 +36,35 @@ def summarise(values: Sequence[float | None]) -> dict[str, float | int | None]:
     return {"mean": float(array.mean()), "std": std, "n": len(array)}
 
 
-def row_label(arm: str, generator: str | None, ratio: float) -> str:
-    """``Baseline (Real)``, ``DCGAN (50%)``, ``GenMix (DCGAN)`` as in the paper's Table 1."""
+def row_label(arm: str, generator: str | None, ratio: float, variant: str | None = None) -> str:
+    """``Baseline (Real)``, ``DCGAN (50%)``, ``GenMix (DCGAN)`` as in the paper's Table 1; the GenMix arm whose
+    settings were chosen on validation is ``GenMix (DCGAN), tuned on val``."""
     if generator is None:
         return ARM_LABELS.get(arm, arm)
     name = GENERATOR_LABELS.get(generator, generator)
-    return f"GenMix ({name})" if arm == "genmix" else f"{name} ({ratio * 100:.0f}%)"
+    label = f"GenMix ({name})" if arm == "genmix" else f"{name} ({ratio * 100:.0f}%)"
+    return f"{label}, tuned on val" if variant == TUNED else label
 
 
 def summary_rows(records: list[dict[str, Any]], class_names: list[str], ratio: float) -> list[dict[str, Any]]:
-    """Aggregate records by (arm, generator), keeping the order in which arms first appear."""
-    groups: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
-    for record in records:
-        groups.setdefault((record["arm"], record.get("generator")), []).append(record)
+    """Aggregate raw run records by (arm, generator, variant), keeping the order in which arms first appear.
+
+    The records are first turned into the study's (:func:`models.selection.study_records`): GenMix combinations of
+    a list-valued grid are not rows; the one chosen on validation per seed makes the "tuned on val" row. ``seeds``
+    lists each run's seed (repeated when a seed has several classifier seeds), ``classifier_seeds`` its classifier's.
+    """
+    groups: dict[tuple[str, str | None, str | None], list[dict[str, Any]]] = {}
+    for record in study_records(records):
+        groups.setdefault((record["arm"], record.get("generator"), record.get("variant")), []).append(record)
     rows = []
-    for (arm, generator), group in groups.items():
+    for (arm, generator, variant), group in groups.items():
         row: dict[str, Any] = {
-            "label": row_label(arm, generator, ratio),
+            "label": row_label(arm, generator, ratio, variant),
             "arm": arm,
             "generator": generator,
+            "variant": variant,
             "seeds": [r["seed"] for r in group],
+            "classifier_seeds": [r.get("classifier_seed", r["seed"]) for r in group],
         }
         for key in HEADLINE:
             row[key] = summarise([r["metrics"][key] for r in group])

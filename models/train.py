@@ -1,13 +1,18 @@
-"""The classifier loop: soft-target cross-entropy, Adam, early stopping on the validation set, best weights kept.
+"""The classifier loop: soft-target cross-entropy, Adam(W), early stopping on the validation set, best weights kept.
 
-One loop serves every arm (arms yield soft labels). It checkpoints after every epoch when asked, so a
-redelivered job resumes at the next epoch instead of starting over.
+One loop serves every arm (arms yield soft labels). The fine-tuning recipe of a pretrained network lives here
+too: a linear learning-rate warm-up, an optional cosine decay, a lower learning rate for the backbone than for
+the new head, and light augmentation (:mod:`models.augment`) of every arm's batches alike. The learning rate is
+a pure function of the step, and the augmenter's RNG is checkpointed, so a resumed run repeats an uninterrupted
+one. It checkpoints after every epoch when asked, so a redelivered job resumes at the next epoch instead of
+starting over.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+import math
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -15,6 +20,7 @@ import torch
 from torch import nn
 
 from models.arms import Arm
+from models.augment import BatchAugment
 from models.checkpoint import (
     CheckpointDir,
     load_optimizer_state,
@@ -25,8 +31,15 @@ from models.checkpoint import (
 from models.datasets import Split
 from models.hooks import TrainHooks
 from models.metrics import compute_metrics
+from models.profiles import (
+    CLASSIFIER_AUGMENTATIONS,
+    CLASSIFIER_PROFILES,
+    LR_SCHEDULES,
+    MONITORS,
+    OPTIMIZERS,
+    classifier_problems,
+)
 from models.profiles import CLASSIFIER_DEFAULTS as _D
-from models.profiles import CLASSIFIER_PROFILES, MONITORS
 from models.runtime import autocast
 from models.tensors import to_tensor
 
@@ -43,13 +56,32 @@ class ClassifierConfig:
     patience: int = _D["patience"]
     monitor: str = _D["monitor"]
     weights: str | None = _D["weights"]
+    pretrained: bool = _D["pretrained"]
+    input_size: int | None = _D["input_size"]
+    optimizer: str = _D["optimizer"]
+    schedule: str = _D["schedule"]
+    warmup_epochs: int = _D["warmup_epochs"]
+    backbone_lr_mult: float = _D["backbone_lr_mult"]
+    augment: list[str] = field(default_factory=lambda: list(_D["augment"]))
     eval_batch_size: int = _D["eval_batch_size"]
 
     def __post_init__(self) -> None:
         if self.monitor not in MONITORS:
             raise ValueError(f"unknown monitor {self.monitor!r}; choose from {', '.join(MONITORS)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+        if self.schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose from {', '.join(LR_SCHEDULES)}")
+        unknown = set(self.augment) - set(CLASSIFIER_AUGMENTATIONS)
+        if unknown:
+            raise ValueError(f"unknown augment {sorted(unknown)}; choose from {', '.join(CLASSIFIER_AUGMENTATIONS)}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.patience < 1:
             raise ValueError("epochs, batch_size and patience must be ≥ 1 and lr > 0")
+        if self.warmup_epochs < 0 or self.backbone_lr_mult < 0:
+            raise ValueError("warmup_epochs and backbone_lr_mult must be ≥ 0")
+        problems = classifier_problems(asdict(self))
+        if problems:
+            raise ValueError("; ".join(problems))
 
 
 def classifier_config(profile: str, overrides: dict[str, Any] | None = None) -> ClassifierConfig:
@@ -61,6 +93,43 @@ def classifier_config(profile: str, overrides: dict[str, Any] | None = None) -> 
     if unknown:
         raise ValueError(f"unknown classifier settings {sorted(unknown)}; known: {sorted(known)}")
     return ClassifierConfig(**{**CLASSIFIER_PROFILES[profile], **(overrides or {})})
+
+
+def lr_factor(config: ClassifierConfig, step: int, steps_per_epoch: int) -> float:
+    """The learning rate of global ``step`` (0-based) as a fraction of ``config.lr``: linear warm-up over
+    ``warmup_epochs``, then constant or a cosine decay reaching 0 after ``epochs``."""
+    warmup = config.warmup_epochs * steps_per_epoch
+    if step < warmup:
+        return (step + 1) / warmup
+    if config.schedule == "cosine":
+        total = config.epochs * steps_per_epoch
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return 1.0
+
+
+def build_optimizer(model: nn.Module, config: ClassifierConfig) -> torch.optim.Optimizer:
+    """Adam or AdamW; with a ``backbone`` (every :class:`models.classifiers.Classifier`), two parameter groups:
+    the backbone at ``lr × backbone_lr_mult`` and the rest (the new head) at ``lr``. Each group's
+    ``base_lr`` is what :func:`lr_factor` scales."""
+    backbone = getattr(model, "backbone", None)
+    if isinstance(backbone, nn.Module) and config.backbone_lr_mult != 1.0:
+        inner = {id(p) for p in backbone.parameters()}
+        rest = [p for p in model.parameters() if id(p) not in inner]
+        groups = [
+            {"params": list(backbone.parameters()), "base_lr": config.lr * config.backbone_lr_mult},
+            {"params": rest, "base_lr": config.lr},
+        ]
+    else:
+        groups = [{"params": list(model.parameters()), "base_lr": config.lr}]
+    groups = [g for g in groups if g["params"]]
+    kind = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return kind(groups, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = group["base_lr"] * factor
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -131,20 +200,25 @@ def train_classifier(
     """Train with early stopping on ``config.monitor``; resume from ``hooks.checkpoint_dir`` when it has one."""
     hooks = hooks or TrainHooks()
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = build_optimizer(model, config)
+    augment = BatchAugment(config.augment, arm.seed, device)
     state = _State(best=copy.deepcopy(model.state_dict()))
     store = CheckpointDir(hooks.checkpoint_dir, keep=1) if hooks.checkpoint_dir else None
     if store is not None:
-        state.restore(store, model, optimizer, arm, device)
+        state.restore(store, model, optimizer, arm, device, augment)
 
     steps_per_epoch = -(-len(arm) // config.batch_size)
     total = config.epochs * steps_per_epoch
+    if state.epoch > 0:
+        hooks.resumed(state.epoch * steps_per_epoch, total)
     last_epoch = state.epoch if state.done else config.epochs
     for epoch in range(state.epoch, last_epoch):
         model.train()
         losses = []
         for step, (x, y) in enumerate(arm.epoch(config.batch_size)):
             hooks.check_cancel()
+            _set_lr(optimizer, lr_factor(config, epoch * steps_per_epoch + step, steps_per_epoch))
+            x = augment(x)
             with autocast(device):
                 loss = soft_cross_entropy(model(x), y)
             optimizer.zero_grad(set_to_none=True)
@@ -173,11 +247,33 @@ def train_classifier(
         hooks.progress(state.epoch * steps_per_epoch, total, {"loss": row["train_loss"], "val_loss": row["val_loss"]})
         stop = state.stale >= config.patience
         if store is not None:
-            state.save(store, model, optimizer, arm, stop)
+            state.save(store, model, optimizer, arm, stop, augment)
         if stop:
             break
     model.load_state_dict(state.best)
     return TrainResult(model, state.best_epoch, state.epoch, state.history, stopped_early=state.epoch < config.epochs)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters(), torch.empty(0)).device
+
+
+def _global_rng_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """torch's global RNG (dropout draws from it): the CPU's and, on CUDA, the model's device's."""
+    states = {"rng/torch": torch.get_rng_state()}
+    device = _model_device(model)
+    if device.type == "cuda":
+        states["rng/torch_cuda"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def _restore_global_rng(tensors: dict[str, torch.Tensor], model: nn.Module) -> None:
+    """Inverse of :func:`_global_rng_state`, so the epochs after a resume draw what an unbroken run draws."""
+    if "rng/torch" in tensors:
+        torch.set_rng_state(tensors["rng/torch"].cpu())
+    device = _model_device(model)
+    if "rng/torch_cuda" in tensors and device.type == "cuda":
+        torch.cuda.set_rng_state(tensors["rng/torch_cuda"].cpu(), device)
 
 
 @dataclass
@@ -193,7 +289,13 @@ class _State:
     history: list[dict[str, float]] = field(default_factory=list)
 
     def save(
-        self, store: CheckpointDir, model: nn.Module, optimizer: torch.optim.Optimizer, arm: Arm, done: bool
+        self,
+        store: CheckpointDir,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        arm: Arm,
+        done: bool,
+        augment: BatchAugment,
     ) -> None:
         opt_tensors, opt_meta = optimizer_state(optimizer, "optimizer")
         tensors = {
@@ -202,6 +304,8 @@ class _State:
             **opt_tensors,
             "rng/arm": arm.rng.get_state(),
             "rng/arm_cpu": arm.cpu_rng.get_state(),
+            "rng/augment": augment.get_state(),
+            **_global_rng_state(model),
         }
         if hasattr(arm, "mixer"):
             tensors["rng/mixer"] = arm.mixer.generator.get_state()
@@ -223,6 +327,7 @@ class _State:
         optimizer: torch.optim.Optimizer,
         arm: Arm,
         device: torch.device,
+        augment: BatchAugment,
     ) -> None:
         ckpt = store.latest(device)
         if ckpt is None:
@@ -234,6 +339,9 @@ class _State:
         arm.cpu_rng.set_state(ckpt.tensors["rng/arm_cpu"].cpu())
         if "rng/mixer" in ckpt.tensors and hasattr(arm, "mixer"):
             arm.mixer.generator.set_state(ckpt.tensors["rng/mixer"].cpu())
+        if "rng/augment" in ckpt.tensors:
+            augment.set_state(ckpt.tensors["rng/augment"].cpu())
+        _restore_global_rng(ckpt.tensors, model)
         self.epoch = int(ckpt.meta["epoch"])
         self.best_epoch = int(ckpt.meta["best_epoch"])
         self.best_score = float(ckpt.meta["best_score"])

@@ -13,14 +13,17 @@ from core.db.orm import Artifact
 from core.db.session import Database
 from core.storage import ArtifactStore
 from models.layout import describe
+from workers import dbretry
 
 
 class ArtifactRecorder:
-    def __init__(self, db: Database, store: ArtifactStore, job_id: str, out_dir: Path) -> None:
+    def __init__(self, db: Database, store: ArtifactStore, job_id: str, out_dir: Path, retry_seconds: float = 0.0
+                 ) -> None:  # fmt: skip
         self.db = db
         self.store = store
         self.job_id = job_id
         self.out_dir = out_dir.resolve()
+        self.retry_seconds = retry_seconds  # a lost database is retried this long (workers.dbretry)
 
     def record(self, kind: str, path: Path, meta: dict[str, Any]) -> None:
         """Register a file, or every file of a folder (a generator's weights and config)."""
@@ -35,16 +38,10 @@ class ArtifactRecorder:
     def _one(self, kind: str, file: Path, meta: dict[str, Any]) -> None:
         if not file.is_file():
             return
-        with self.db.session() as session:
-            upsert_artifact(
-                session,
-                job_id=self.job_id,
-                kind=kind,
-                name=file.relative_to(self.out_dir).as_posix(),
-                stored_path=self.store.relative(file),
-                size_bytes=file.stat().st_size,
-                meta=meta,
-            )
+        name, stored, size = file.relative_to(self.out_dir).as_posix(), self.store.relative(file), file.stat().st_size
+        dbretry.write(self.db, lambda session: upsert_artifact(
+            session, job_id=self.job_id, kind=kind, name=name, stored_path=stored, size_bytes=size, meta=meta),
+            seconds=self.retry_seconds, what=f"job {self.job_id}: artifact {name}")  # fmt: skip
 
     def sweep(self) -> None:
         """Register every artifact file under the job folder and forget rows whose file is gone

@@ -7,9 +7,10 @@ here: the worker parent imports torch (so forked children start fast) but only t
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
-from celery.signals import worker_init, worker_ready
+from celery.signals import worker_init, worker_ready, worker_shutdown
 
 from core.queue import build_celery
 from core.settings import get_settings
@@ -36,14 +37,30 @@ def _announce(**_: Any) -> None:
         )
 
 
+_sweeper: Any = None
+
+
 @worker_ready.connect
 def _recover(**_: Any) -> None:
-    from workers.recovery import recover_orphans
+    """Sweep for orphaned and lost jobs now, then every ``sweep_interval`` s (``workers.sweep``), in this
+    parent process, so it goes on while the children train."""
+    global _sweeper
+    from celery.exceptions import CPendingDeprecationWarning
 
-    try:
-        requeued = recover_orphans(settings)
-    except Exception:
-        log.warning("could not look for orphaned jobs", exc_info=True)
-        return
+    from workers.sweep import Sweeper
+
+    # The behaviour on a lost broker connection is set (core.queue: running jobs go on); Celery 5 warns about
+    # its future default even so, on every reconnect.
+    warnings.filterwarnings("ignore", message=r"\s*In Celery 5.1 we introduced an optional breaking change",
+                            category=CPendingDeprecationWarning)  # fmt: skip
+    _sweeper = Sweeper(settings)
+    requeued = _sweeper.once()
     if requeued:
-        log.warning("re-queued %d orphaned job(s): %s", len(requeued), ", ".join(requeued))
+        log.warning("re-queued %d orphaned or lost job(s): %s", len(requeued), ", ".join(requeued))
+    _sweeper.start()
+
+
+@worker_shutdown.connect
+def _stop_sweeping(**_: Any) -> None:
+    if _sweeper is not None:
+        _sweeper.stop()

@@ -11,6 +11,7 @@ import threading
 import time
 
 from core.crud import lifecycle
+from core.db.faults import database_unavailable
 from core.db.session import Database
 
 log = logging.getLogger("genmix.worker")
@@ -32,11 +33,21 @@ class JobMonitor(threading.Thread):
         self._last_beat = 0.0
 
     def run(self) -> None:
+        failing = False
         while not self._closing.wait(self.poll_interval):
             try:
                 self.tick()
-            except Exception:  # a database hiccup must not kill the job; the next tick tries again
-                log.warning("job %s: monitor tick failed", self.job_id, exc_info=True)
+            except Exception as exc:  # a database outage must not kill the job; the next tick tries again
+                if not failing:
+                    failing = True
+                    unreachable = database_unavailable(exc)
+                    log.warning("job %s: heartbeat and cancel checks fail%s; retrying every %.1f s", self.job_id,
+                                " (the database is unreachable)" if unreachable else "", self.poll_interval,
+                                exc_info=not unreachable)  # fmt: skip
+                continue
+            if failing:
+                failing = False
+                log.info("job %s: heartbeat and cancel checks work again", self.job_id)
 
     def tick(self) -> None:
         with self.db.session() as session:

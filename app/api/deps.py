@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
@@ -27,6 +28,8 @@ class Services:
     store: ArtifactStore
     keys: KeyCache
     samples: BytesCache
+    decode_slots: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(2))
+    """Uploads decoded at once in this process (``GENMIX_UPLOAD_MAX_CONCURRENT``)."""
 
 
 def get_services(request: Request) -> Services:

@@ -15,7 +15,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.deps import Services, _check_key
-from app.api.routes.samples import PNG_HEADERS, load_sample
+from app.api.params import INT32_MAX
+from app.api.routes.samples import PNG_HEADERS, sample_png
 
 _PATH = re.compile(r"^/samples/([0-9]{1,18})$")
 _UNAUTHORIZED = json.dumps({"detail": "a valid API key is required"}).encode()
@@ -32,7 +33,7 @@ class SampleFastPath:
         if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
             return await self.app(scope, receive, send)
         match = _PATH.match(scope["path"])
-        if match is None:
+        if match is None or not 1 <= int(match.group(1)) <= INT32_MAX:  # FastAPI answers those (422)
             return await self.app(scope, receive, send)
         token = _bearer(scope)
         if token is None:
@@ -43,15 +44,8 @@ class SampleFastPath:
             if principal is None:
                 return await _send(send, 401, _UNAUTHORIZED, [(b"www-authenticate", b"Bearer")], scope)
             self.services.keys.put(token, principal)
-        sample_id = int(match.group(1))
-        entry = self.services.samples.get(sample_id)
-        if entry is None:
-            entry = await run_in_threadpool(load_sample, self.services, sample_id)
-            if entry is None:
-                return await _send(send, 404, _NOT_FOUND, [], scope)
-            self.services.samples.put(sample_id, entry[0], entry[1])
-        owner, data = entry
-        if owner != principal.owner:
+        data = await sample_png(self.services, int(match.group(1)), principal.owner)
+        if data is None:
             return await _send(send, 404, _NOT_FOUND, [], scope)
         await send({"type": "http.response.start", "status": 200,
                     "headers": _PNG_HEADERS + [(b"content-length", str(len(data)).encode())]})  # fmt: skip

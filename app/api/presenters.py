@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from app.results import job_summary
+from app.results import job_summary, job_verdicts
 from app.schemas import (
     ArtifactOut,
     ClassMetricOut,
@@ -15,13 +15,18 @@ from app.schemas import (
     RunOut,
     SampleOut,
     SummaryRow,
+    VerdictsOut,
 )
 from core.db.orm import Artifact, Dataset, Job, Run, Sample
 from core.jobstate import JobStatus
 
 
 def url(request: Request, path: str) -> str:
-    return str(request.base_url).rstrip("/") + path
+    """An absolute link: ``GENMIX_PUBLIC_URL`` when set, else the request's own base (its Host header passed
+    ``GENMIX_ALLOWED_HOSTS`` in :class:`app.errors.RequestGuard`, so a made-up host is never echoed)."""
+    public = request.app.state.services.settings.public_url
+    base = public if public else str(request.base_url)
+    return base.rstrip("/") + path
 
 
 def dataset_out(dataset: Dataset) -> DatasetOut:
@@ -34,6 +39,8 @@ def dataset_out(dataset: Dataset) -> DatasetOut:
         format=dataset.format,
         classes=list(dataset.class_names),
         counts=counts,
+        patients=dataset.patients,
+        decode=dataset.decode,
         channels=dataset.channels,
         image_size=(dataset.height, dataset.width),
         num_images=dataset.num_images,
@@ -75,9 +82,12 @@ def run_out(run: Run) -> RunOut:
 def job_out(request: Request, job: Job, *, with_results: bool = False) -> JobOut:
     results = None
     if with_results:
+        verdicts = job_verdicts(job)
         results = ResultsOut(
+            verdicts=VerdictsOut.model_validate(verdicts) if verdicts is not None else None,
             runs=[run_out(run) for run in job.runs],
             summary=[SummaryRow.model_validate(row) for row in job_summary(job)],
+            dataset_decode=job.spec.get("dataset_decode"),
         )
     return JobOut(
         id=job.id,

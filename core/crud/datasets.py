@@ -32,7 +32,9 @@ def create_dataset(
 ) -> Dataset:
     """Store ``imageset`` in the normalised MedMNIST layout the workers read, and its row with per-split counts.
 
-    ``data_format`` is the layout it arrived in (``npz`` | ``imagefolder``), kept for the record.
+    ``data_format`` is the layout it arrived in (``npz`` | ``imagefolder`` | ``csv``), kept for the record, with
+    the decode choices and patients per split; no file name, tag or patient id is kept (the stored npz has
+    pixels, labels and class names only).
     """
     dataset_id = str(uuid.uuid4())
     directory = store.dataset_dir(dataset_id)
@@ -53,6 +55,8 @@ def create_dataset(
             num_classes=imageset.num_classes,
             num_images=imageset.num_images,
             class_names=list(imageset.class_names),
+            decode=imageset.decode,
+            patients=imageset.patients(),
             storage_path=store.relative(target),
         )
         for split, counts in imageset.counts().items():

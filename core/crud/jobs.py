@@ -63,6 +63,7 @@ def create_job(
     stored: dict[str, Any] = spec.model_dump(mode="json")
     stored["dataset_name"] = dataset.name
     stored["class_names"] = list(dataset.class_names)
+    stored["dataset_decode"] = dataset.decode
     if stored["samples_per_class"] is None:
         stored["samples_per_class"] = settings.samples_per_class
     stored["samples_per_class"] = min(stored["samples_per_class"], settings.max_samples_per_class)

@@ -224,11 +224,17 @@ def add_job_event(session: Session, *, job_id: str, kind: str, data: dict[str, A
 def finish_job(
     session: Session, *, job_id: str, attempt: int, status: JobStatus, error: str | None = None, **data: Any
 ) -> bool:
-    """Record the final status unless another delivery took the job over; returns whether it was recorded."""
+    """Record the final status unless another delivery took the job over; returns whether it was recorded.
+
+    A job that would succeed after its cancel was acknowledged (``POST /jobs/{id}/cancel`` answered 202 while
+    its last stage or wrap-up ran) ends ``cancelled``: what it finished is kept, as for any cancel.
+    """
     job = session.get(Job, job_id, populate_existing=True, with_for_update=True)
     if job is None or job.attempts != attempt or JobStatus(job.status) in TERMINAL:
         session.rollback()
         return False
+    if status == JobStatus.succeeded and job.cancel_requested:
+        status, data = JobStatus.cancelled, {**data, "reason": "cancelled by request as it finished"}
     move(session, job, status, error=error, **data)
     if status == JobStatus.succeeded:
         job.step = job.total

@@ -56,9 +56,9 @@ def list_samples(
     return list(rows), count
 
 
-def sample_location(session: Session, *, sample_id: int) -> tuple[str, str] | None:
-    """``(owner, stored path)`` of a sample; samples never change, so callers may cache this."""
-    row = session.execute(
-        select(Job.owner, Sample.path).join(Job, Job.id == Sample.job_id).where(Sample.id == sample_id)
-    ).one_or_none()
-    return None if row is None else (row[0], row[1])
+def sample_location(session: Session, *, sample_id: int, owner: str) -> str | None:
+    """The stored path of ``owner``'s sample ``sample_id`` (None for a missing sample and another owner's alike,
+    by one query); samples never change, so callers may cache this."""
+    return session.scalar(
+        select(Sample.path).join(Job, Job.id == Sample.job_id).where(Sample.id == sample_id, Job.owner == owner)
+    )

@@ -42,6 +42,11 @@ class Dataset(Base):
     num_classes: Mapped[int]
     num_images: Mapped[int]
     class_names: Mapped[list[Any]]
+    decode: Mapped[dict[str, Any] | None]
+    """How pixels became images (window, multi-frame rule, ROI, normalisation; images per rule); null for npz
+    files and plain image folders. Choices and counts only: never a tag, a file name or a patient id."""
+    patients: Mapped[dict[str, Any] | None]
+    """Distinct patients per split, when every image's patient was known; else null."""
     storage_path: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

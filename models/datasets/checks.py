@@ -9,6 +9,8 @@ refused at once, with the reason. (Carving refuses a class with too few training
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from models.datasets.imageset import ImageSet, Split
@@ -26,13 +28,14 @@ def check_class_names(source: str, names: list[str]) -> None:
         )
     if not all(names):
         raise DatasetError(f"{source}: class names must be non-empty")
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
     if repeated:
         raise DatasetError(f"{source}: class names must be unique; repeated: {clip(repeated)}")
 
 
 def check_structure(source: str, class_names: list[str], parts: dict[str, Split]) -> None:
-    """Class names, a non-empty train split, no empty split, one image shape, labels 0..K-1, every class trained."""
+    """Class names, a non-empty train split, no empty split, one image shape, labels 0..K-1, no patient in two
+    splits, every class trained."""
     check_class_names(source, class_names)
     if "train" not in parts:
         raise DatasetError(f"{source}: wrong layout: there is no train split")
@@ -53,11 +56,29 @@ def check_structure(source: str, class_names: list[str], parts: dict[str, Split]
         raise DatasetError(
             f"{source}: {k} class names for {top + 1} classes (labels go up to {top}); give one name per class"
         )
+    check_patients(source, parts)
     empty = [class_names[c] for c in np.flatnonzero(np.bincount(parts["train"].labels, minlength=k) == 0)]
     if empty:
         raise DatasetError(
             f"{source}: empty class: no training image for class(es) {clip(empty)}; every class needs at least one"
         )
+
+
+def check_patients(source: str, parts: dict[str, Split]) -> None:
+    """Patients known for every split or for none, and no patient in two splits (the leakage trap). Messages
+    count patients, never name them."""
+    known = [name for name, split in parts.items() if split.patients is not None]
+    if known and len(known) != len(parts):
+        raise DatasetError(f"{source}: patients are known for the {', '.join(known)} split(s) only; give all or none")
+    seen: dict[str, set[str]] = {name: set(parts[name].patients.astype(str).tolist()) for name in known}  # type: ignore[union-attr]
+    for i, a in enumerate(known):
+        for b in known[i + 1 :]:
+            shared = seen[a] & seen[b]
+            if shared:
+                raise DatasetError(
+                    f"{source}: {len(shared)} patient(s) have images in both the {a} and the {b} split; a patient's "
+                    "images must all be in one split"
+                )
 
 
 def check_usable(source: str, imageset: ImageSet) -> None:

@@ -18,7 +18,9 @@ from models.errors import DatasetError, clip
 JUNK_NAMES = frozenset({"Thumbs.db", "desktop.ini"})
 """Files operating systems drop into folders; skipped like hidden files and ``__MACOSX/``."""
 MAX_DEPTH = 4
-"""Deepest folder a valid layout has (``wrapper/split/class/``); deeper folders are not walked."""
+"""Deepest folder an ImageFolder layout has (``wrapper/split/class/``); deeper folders are not walked."""
+TABLE_MAX_DEPTH = 16
+"""Deepest folder walked when a labels.csv names the files (DICOM exports nest patient/study/series/...)."""
 
 
 def is_junk(path: PurePosixPath) -> bool:
@@ -47,9 +49,9 @@ class FileTree(Protocol):
 
 class DirTree:
     """A directory on disk (the lab's own data: symlinks followed, junk folders and anything deeper than
-    :data:`MAX_DEPTH` not walked; files that deep already break every layout, and the reader says so)."""
+    ``max_depth`` not walked; files that deep already break the ImageFolder layout, and the reader says so)."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, max_depth: int = MAX_DEPTH) -> None:
         self.root = Path(root)
         self.label = str(self.root)
         if not self.root.is_dir():
@@ -61,7 +63,7 @@ class DirTree:
             depth = 0 if rel == PurePosixPath(".") else len(rel.parts)
             if depth:
                 self._dirs.append(rel)
-            subdirs[:] = [] if depth >= MAX_DEPTH else sorted(d for d in subdirs if not is_junk(PurePosixPath(d)))
+            subdirs[:] = [] if depth >= max_depth else sorted(d for d in subdirs if not is_junk(PurePosixPath(d)))
             self._files += [rel / name if depth else PurePosixPath(name) for name in names
                             if os.path.isfile(os.path.join(current, name))]  # fmt: skip
         self._files.sort()

@@ -7,11 +7,12 @@ are one code path: same split names, same junk files skipped, same order (class 
 from __future__ import annotations
 
 from pathlib import PurePosixPath
+from typing import Any
 
 import numpy as np
 
 from models.datasets.checks import check_class_names
-from models.datasets.decode import decode_image
+from models.datasets.decode import DecodeLog, decode_file, resize
 from models.datasets.filetree import FileTree, is_junk
 from models.datasets.imageset import Split
 from models.datasets.options import ReadOptions
@@ -69,8 +70,9 @@ def folder_layout(tree: FileTree) -> Layout:
 
 def folder_parts(
     tree: FileTree, options: ReadOptions, class_names: list[str] | None = None
-) -> tuple[list[str], dict[str, Split]]:
-    """Class names (sorted folder names, or ``class_names`` in that order) and the decoded splits."""
+) -> tuple[list[str], dict[str, Split], dict[str, Any] | None]:
+    """Class names (sorted folder names, or ``class_names`` in that order), the decoded splits (with patient
+    ids when every image has one, e.g. DICOM files with a PatientID) and the decode record (DICOM only)."""
     layout = folder_layout(tree)
     folders = sorted({cls for _, cls in layout})
     if class_names is not None and sorted(class_names) != folders:
@@ -80,14 +82,18 @@ def folder_parts(
     names = list(class_names) if class_names is not None else folders
     check_class_names(tree.label, names)
     label_of = {name: k for k, name in enumerate(names)}
-    decoded: dict[str, list[tuple[np.ndarray, int]]] = {}
+    decoded: dict[str, list[tuple[np.ndarray, int, str | None]]] = {}
     first: tuple[np.ndarray, str] | None = None
+    without_patient: str | None = None
+    log = DecodeLog()
     pixels = 0
     for split in SPLITS:
         for cls in folders:
             for path in layout.get((split, cls), []):
                 where = tree.where(path)
-                array = decode_image(tree.read(path), where, options, suffix=path.suffix)
+                file = decode_file(tree.read(path), where, options, suffix=path.suffix)
+                log.add(file)
+                array = resize(file.pixels, options.image_size)
                 if first is None:
                     first = (array, where)
                 elif array.shape[:2] != first[0].shape[:2]:
@@ -101,10 +107,20 @@ def folder_parts(
                     raise DatasetTooLargeError(
                         f"{tree.label}: the dataset has more than {options.dataset_max_pixels} pixel values"
                     )
-                decoded.setdefault(split, []).append((array, label_of[cls]))
-    color = any(array.shape[-1] == 3 for items in decoded.values() for array, _ in items)
+                if file.patient_id is None and without_patient is None:
+                    without_patient = where
+                decoded.setdefault(split, []).append((array, label_of[cls], file.patient_id))
+    known = any(patient is not None for items in decoded.values() for _, _, patient in items)
+    if known and without_patient is not None:
+        raise DatasetError(
+            f"{without_patient}: no patient id (no DICOM PatientID) while other images have one; an image folder "
+            "groups splits by patient only when every image has one (a labels.csv can give patient_id)"
+        )
+    color = any(array.shape[-1] == 3 for items in decoded.values() for array, _, _ in items)
     parts: dict[str, Split] = {}
     for split, items in decoded.items():
-        images = np.stack([np.repeat(a, 3, axis=-1) if color and a.shape[-1] == 1 else a for a, _ in items])
-        parts[split] = Split(images, np.array([label for _, label in items], dtype=np.int64))
-    return names, parts
+        images = np.stack([np.repeat(a, 3, axis=-1) if color and a.shape[-1] == 1 else a for a, _, _ in items])
+        labels = np.array([label for _, label, _ in items], dtype=np.int64)
+        patients = np.array([patient for _, _, patient in items], dtype=object) if known else None
+        parts[split] = Split(images, labels, patients)
+    return names, parts, log.record(options, options.image_size)

@@ -7,6 +7,7 @@ arrays of shape ``(N,)``. Torch-free, so the API validates uploads into the same
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -15,16 +16,29 @@ from models.errors import DatasetError
 
 @dataclass(frozen=True)
 class Split:
-    """One split: ``images`` uint8 (N, H, W, C), ``labels`` int64 (N,)."""
+    """One split: ``images`` uint8 (N, H, W, C), ``labels`` int64 (N,), and optionally ``patients`` (N,).
+
+    ``patients`` (one id per image, when every image's patient is known) lets carving keep a patient's images
+    together. It lives in memory only: nothing stores or shows it (see :func:`models.datasets.save_npz`).
+    """
 
     images: np.ndarray
     labels: np.ndarray
+    patients: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[-1] not in (1, 3):
             raise DatasetError(f"images must be uint8 (N, H, W, 1|3), got {self.images.dtype} {self.images.shape}")
         if self.labels.ndim != 1 or len(self.labels) != len(self.images):
             raise DatasetError(f"labels must be (N,) matching {len(self.images)} images, got {self.labels.shape}")
+        if self.patients is not None and (self.patients.ndim != 1 or len(self.patients) != len(self.labels)):
+            raise DatasetError(f"patients must be (N,) matching {len(self.labels)} images")
+        # One memory layout whatever the entrance: a gray npz read as (N, H, W)[..., None] is a strided view,
+        # and CPU kernels round differently on it, so the same images would train differently by entrance.
+        # (numpy calls such a view contiguous, so compare the strides themselves.)
+        n, h, w, c = self.images.shape
+        if self.images.strides != (h * w * c, w * c, c, 1):
+            object.__setattr__(self, "images", self.images.copy(order="C"))
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -35,7 +49,7 @@ class Split:
 
     def take(self, index: np.ndarray) -> Split:
         """The rows at ``index`` (a copy)."""
-        return Split(self.images[index], self.labels[index])
+        return Split(self.images[index], self.labels[index], None if self.patients is None else self.patients[index])
 
 
 @dataclass(frozen=True)
@@ -45,6 +59,9 @@ class ImageSet:
     name: str
     class_names: list[str]
     splits: dict[str, Split] = field(default_factory=dict)
+    decode: dict[str, Any] | None = None
+    """How pixels became images (window, multi-frame rule, ROI, normalisation, and images per rule), as the
+    dataset record and every job's report keep it; ``None`` for npz files and plain image folders."""
 
     @property
     def num_classes(self) -> int:
@@ -80,6 +97,12 @@ class ImageSet:
         """Per split, images per class."""
         return {name: split.counts(self.num_classes) for name, split in self.splits.items()}
 
+    def patients(self) -> dict[str, int] | None:
+        """Per split, the number of distinct patients; ``None`` unless every split knows its patients."""
+        if not self.splits or any(split.patients is None for split in self.splits.values()):
+            return None
+        return {name: len(set(split.patients.tolist())) for name, split in self.splits.items()}  # type: ignore[union-attr]
+
 
 def slice_imageset(imageset: ImageSet, per_split_max: int, seed: int = 0) -> ImageSet:
     """At most ``per_split_max`` images per split, stratified, keeping every class (for quick runs)."""
@@ -96,7 +119,7 @@ def slice_imageset(imageset: ImageSet, per_split_max: int, seed: int = 0) -> Ima
         quota = _stratified_quota(counts, per_split_max)
         chosen = [rng.choice(np.flatnonzero(split.labels == k), size=int(quota[k]), replace=False) for k in present]
         splits[name] = split.take(np.sort(np.concatenate(chosen)))
-    return ImageSet(imageset.name, list(imageset.class_names), splits)
+    return ImageSet(imageset.name, list(imageset.class_names), splits, imageset.decode)
 
 
 def _stratified_quota(counts: np.ndarray, total: int) -> np.ndarray:

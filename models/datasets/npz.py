@@ -7,6 +7,7 @@ an image folder: from disk or from an upload's budgeted archive, never unpicklin
 from __future__ import annotations
 
 import io
+import math
 import zipfile
 from pathlib import Path
 from typing import BinaryIO
@@ -32,12 +33,34 @@ def npz_arrays(tree: FileTree) -> dict[str, np.ndarray]:
         key = str(path)[: -len(".npy")]
         data = tree.read(path)
         try:
-            arrays[key] = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
+            arrays[key] = read_npy(data)
+        except (ValueError, OSError, EOFError, MemoryError) as exc:
             raise DatasetError(
                 f"{tree.label}: array {clip(key)!r} in the .npz cannot be read safely ({clip(exc)})"
             ) from None
     return arrays
+
+
+def read_npy(data: bytes) -> np.ndarray:
+    """One ``.npy`` file's array, never unpickled, and only after its header's shape and dtype account for exactly
+    the bytes that follow it: a header that declares more (10¹² bytes in a 1 KB file) is refused before numpy
+    allocates anything."""
+    stream = io.BytesIO(data)
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+    else:
+        raise ValueError(f"unsupported .npy format version {version}")
+    if dtype.hasobject:
+        raise ValueError("object arrays are not allowed")
+    declared = math.prod(int(n) for n in shape) * dtype.itemsize
+    held = len(data) - stream.tell()
+    if declared != held:
+        raise ValueError(f"its header declares {clip(shape, 60)} {dtype} ({declared} bytes) but it holds {held}")
+    stream.seek(0)
+    return np.lib.format.read_array(stream, allow_pickle=False)
 
 
 def open_npz(path: str | Path) -> dict[str, np.ndarray]:
@@ -71,6 +94,11 @@ def npz_parts(source: str, arrays: dict[str, np.ndarray], options: ReadOptions) 
             raise DatasetError(f"{source}: missing arrays {absent}; {keys[0]} and {keys[1]} must come together")
         images = _as_images(source, keys[0], arrays[keys[0]], options)
         labels = _as_labels(source, keys[1], arrays[keys[1]], len(images))
+        if len(labels) and int(labels.max()) >= options.max_classes:
+            raise DatasetError(
+                f"{source}: {keys[1]} contains label {int(labels.max())}; at most {options.max_classes} classes "
+                f"(labels 0..{options.max_classes - 1}) are allowed"
+            )
         pixels += images.size
         if options.dataset_max_pixels is not None and pixels > options.dataset_max_pixels:
             raise DatasetTooLargeError(f"{source}: the dataset has more than {options.dataset_max_pixels} pixel values")

@@ -8,23 +8,27 @@ the same refusal) through an upload, ``genmix run --dataset`` and a worker.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from models.datasets.carve import carve_missing
 from models.datasets.checks import check_structure, check_usable
-from models.datasets.filetree import DirTree, FileTree
+from models.datasets.filetree import MAX_DEPTH, TABLE_MAX_DEPTH, DirTree, FileTree
 from models.datasets.folder import folder_parts
 from models.datasets.imageset import ImageSet, Split
 from models.datasets.npz import npz_arrays, npz_class_names, npz_parts, open_npz
 from models.datasets.options import ReadOptions
+from models.datasets.table import LABELS_CSV, find_labels, table_parts
 from models.errors import DatasetError
 
 
-def assemble(name: str, source: str, class_names: list[str], parts: dict[str, Split]) -> ImageSet:
-    """Check, carve missing val/test, check usability: the last step of every read."""
+def assemble(
+    name: str, source: str, class_names: list[str], parts: dict[str, Split], decode: dict[str, Any] | None = None
+) -> ImageSet:
+    """Check, carve missing val/test (by patient when known), check usability: the last step of every read."""
     check_structure(source, class_names, parts)
-    imageset = ImageSet(name, list(class_names), carve_missing(parts, class_names, source))
+    imageset = ImageSet(name, list(class_names), carve_missing(parts, class_names, source), decode)
     check_usable(source, imageset)
     return imageset
 
@@ -48,8 +52,26 @@ def read_folder_tree(
     tree: FileTree, *, name: str, options: ReadOptions | None = None, class_names: list[str] | None = None
 ) -> ImageSet:
     """An image folder given as a tree; ``class_names`` (the folder names, reordered) sets the label order."""
-    names, parts = folder_parts(tree, options or ReadOptions(), class_names)
-    return assemble(name, tree.label, names, parts)
+    names, parts, decode = folder_parts(tree, options or ReadOptions(), class_names)
+    return assemble(name, tree.label, names, parts, decode)
+
+
+def read_table_tree(
+    tree: FileTree, *, name: str, options: ReadOptions | None = None, class_names: list[str] | None = None
+) -> ImageSet:
+    """Files in any folders plus ``labels.csv`` (see :mod:`models.datasets.table`); ``class_names`` sets the
+    label order and which labels are known."""
+    names, parts, decode = table_parts(tree, options or ReadOptions(), class_names)
+    return assemble(name, tree.label, names, parts, decode)
+
+
+def read_image_tree(
+    tree: FileTree, *, name: str, options: ReadOptions | None = None, class_names: list[str] | None = None
+) -> tuple[str, ImageSet]:
+    """A tree of image files: the labels.csv layout when it has one, else ImageFolder; returns (layout, set)."""
+    if find_labels(tree) is not None:
+        return "csv", read_table_tree(tree, name=name, options=options, class_names=class_names)
+    return "imagefolder", read_folder_tree(tree, name=name, options=options, class_names=class_names)
 
 
 def load_npz(path: str | Path, options: ReadOptions | None = None) -> ImageSet:
@@ -59,13 +81,16 @@ def load_npz(path: str | Path, options: ReadOptions | None = None) -> ImageSet:
 
 
 def load_image_folder(root: str | Path, options: ReadOptions | None = None) -> ImageSet:
-    """An image folder on disk: ``<split>/<class>/*`` or ``<class>/*``; class names are the folder names."""
+    """An image folder on disk: files in any folders with ``labels.csv`` at the root, else ``<split>/<class>/*``
+    or ``<class>/*`` (class names are the folder names)."""
     root = Path(root)
-    return read_folder_tree(DirTree(root), name=root.name, options=options)
+    depth = TABLE_MAX_DEPTH if any(root.glob(LABELS_CSV)) or any(root.glob(f"*/{LABELS_CSV}")) else MAX_DEPTH
+    return read_image_tree(DirTree(root, depth), name=root.name, options=options)[1]
 
 
 def load_dataset(path: str | Path, options: ReadOptions | None = None) -> ImageSet:
-    """A data set from an ``.npz`` file or an image folder: the reader of ``genmix run`` and the workers."""
+    """A data set from an ``.npz`` file or an image folder (ImageFolder or labels.csv layout): the reader of
+    ``genmix run`` and the workers."""
     path = Path(path)
     if path.suffix.lower() == ".npz" and not path.is_dir():
         return load_npz(path, options)

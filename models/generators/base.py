@@ -19,7 +19,7 @@ import torch
 
 from models.checkpoint import CheckpointDir, read_json
 from models.datasets import Split
-from models.hooks import TrainHooks
+from models.hooks import StopFn, TrainHooks, stop_if_asked
 from models.profiles import GENERATOR_PROFILES, STEP_KEYS
 from models.tensors import to_uint8
 
@@ -105,8 +105,9 @@ class Generator(ABC):
         """
 
     @abstractmethod
-    def sample(self, per_class: list[int], seed: int = 0) -> Split:
-        """Generate ``per_class[k]`` uint8 images of class ``k`` (same channels and size as the data)."""
+    def sample(self, per_class: list[int], seed: int = 0, should_stop: StopFn | None = None) -> Split:
+        """Generate ``per_class[k]`` uint8 images of class ``k`` (same channels and size as the data); raises
+        :class:`models.hooks.Cancelled` between batches once ``should_stop()`` says so."""
 
     def describe(self) -> dict[str, Any]:
         """What :meth:`load` needs to rebuild this generator; saved as JSON next to the weights."""
@@ -189,6 +190,7 @@ class Generator(ABC):
             self._restore(found.tensors, found.meta)
             self.step = found.step
             self.last_losses = dict(found.meta.get("losses", self.last_losses))
+            hooks.resumed(self.step, int(self.config[self.total_key]))
         return store
 
     def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
@@ -264,12 +266,17 @@ class Generator(ABC):
         return x, labels[index]
 
     def _sample_in_batches(
-        self, labels: np.ndarray, noise: torch.Tensor, render: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+        self,
+        labels: np.ndarray,
+        noise: torch.Tensor,
+        render: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        should_stop: StopFn | None = None,
     ) -> Split:
         """``render(noise, labels)`` -> images in [0, 1], over ``sample_batch_size`` chunks, as one uint8 split."""
         chunks = []
         batch = max(1, int(self.config["sample_batch_size"]))
         for start in range(0, len(labels), batch):
+            stop_if_asked(should_stop)
             y = torch.from_numpy(labels[start : start + batch]).to(self.device)
             chunks.append(to_uint8(render(noise[start : start + batch].to(self.device), y)))
         return self.assemble(chunks, labels)

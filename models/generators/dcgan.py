@@ -23,7 +23,7 @@ from torch import nn
 from models import checkpoint as ckpt
 from models.datasets import Split
 from models.generators.base import Generator, spatial_plan
-from models.hooks import TrainHooks
+from models.hooks import StopFn, TrainHooks
 from models.runtime import autocast, torch_rng
 
 _ARCH_KEYS = ("z_dim", "embed_dim", "ngf", "ndf")
@@ -229,15 +229,17 @@ class DCGAN(Generator):
     # ---------------------------------------------------------------------------------- sampling / files
 
     @torch.no_grad()
-    def sample(self, per_class: list[int], seed: int = 0) -> Split:
+    def sample(self, per_class: list[int], seed: int = 0, should_stop: StopFn | None = None) -> Split:
         """``per_class[k]`` images of class ``k``, in class order; the same seed gives the same images."""
         labels = self.sample_labels(per_class)
         z_all = torch.randn(len(labels), self.config["z_dim"], generator=torch_rng(seed))
         was_training = self.netG.training
         self.netG.eval()
-        split = self._sample_in_batches(labels, z_all, lambda z, y: (self.netG(z, y).float() + 1.0) / 2.0)
-        self.netG.train(was_training)
-        return split
+        try:
+            return self._sample_in_batches(labels, z_all, lambda z, y: (self.netG(z, y).float() + 1.0) / 2.0,
+                                           should_stop)  # fmt: skip
+        finally:
+            self.netG.train(was_training)
 
     def save(self, directory: Path) -> None:
         """``generator.safetensors`` + ``config.json``; the discriminator is only kept in checkpoints."""

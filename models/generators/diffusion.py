@@ -31,7 +31,7 @@ from diffusers.training_utils import EMAModel
 from models import checkpoint as ckpt
 from models.datasets import Split
 from models.generators.base import Generator
-from models.hooks import TrainHooks
+from models.hooks import StopFn, TrainHooks, stop_if_asked
 from models.profiles import DIFFUSION_SAMPLERS
 from models.runtime import autocast, torch_rng
 
@@ -265,8 +265,10 @@ class Diffusion(Generator):
         sampler: str | None = None,
         steps: int | None = None,
         generator: torch.Generator | None = None,
+        should_stop: StopFn | None = None,
     ) -> torch.Tensor:
-        """Run the reverse process from ``noise`` (model space) for class ``labels``; returns model-space images."""
+        """Run the reverse process from ``noise`` (model space) for class ``labels``; returns model-space images.
+        ``should_stop`` is asked before every denoising step (:class:`models.hooks.Cancelled`)."""
         sampler = sampler or self.config["sampler"]
         steps = int(steps or self.config["sample_steps"] or DEFAULT_SAMPLE_STEPS[sampler])
         unet = self._sampling_unet()
@@ -278,6 +280,7 @@ class Diffusion(Generator):
         labels = labels.to(self.device)
         cond = torch.cat([labels, torch.full_like(labels, self.null_class)]) if guided else labels
         for t in scheduler.timesteps:
+            stop_if_asked(should_stop)
             model_in = scheduler.scale_model_input(x, t)
             if guided:
                 model_in = torch.cat([model_in, model_in])
@@ -289,13 +292,16 @@ class Diffusion(Generator):
             x = scheduler.step(eps, t, x, generator=generator).prev_sample
         return x
 
-    def sample(self, per_class: list[int], seed: int = 0) -> Split:
+    def sample(self, per_class: list[int], seed: int = 0, should_stop: StopFn | None = None) -> Split:
         """``per_class[k]`` images of class ``k``, in class order; the same seed gives the same images."""
         labels = self.sample_labels(per_class)
         rng = torch_rng(seed)
         noise_all = torch.randn(len(labels), self.model_channels, *self.model_size, generator=rng)
         return self._sample_in_batches(
-            labels, noise_all, lambda noise, y: self._from_model(self.denoise(noise, y, generator=rng))
+            labels,
+            noise_all,
+            lambda noise, y: self._from_model(self.denoise(noise, y, generator=rng, should_stop=should_stop)),
+            should_stop,
         )
 
     # ------------------------------------------------------------------------------------------- files

@@ -30,7 +30,7 @@ from torch import nn
 from models import checkpoint as ckpt
 from models.datasets import Split
 from models.generators.base import Generator, spatial_plan
-from models.hooks import TrainHooks
+from models.hooks import StopFn, TrainHooks
 from models.runtime import autocast, torch_rng
 
 _ARCH_KEYS = ("z_dim", "w_dim", "mapping_layers", "fmap_base", "fmap_max")
@@ -441,7 +441,7 @@ class StyleGAN(Generator):
     # ---------------------------------------------------------------------------------- sampling / files
 
     @torch.no_grad()
-    def sample(self, per_class: list[int], seed: int = 0) -> Split:
+    def sample(self, per_class: list[int], seed: int = 0, should_stop: StopFn | None = None) -> Split:
         """``per_class[k]`` images of class ``k`` from ``G_ema``, in class order; the same seed, the same images."""
         labels = self.sample_labels(per_class)
         rng = torch_rng(seed)
@@ -451,7 +451,7 @@ class StyleGAN(Generator):
             with autocast(self.device, self.config["mixed_precision"]):
                 return (self.netG_ema(z, y, rng, mix_prob=0.0).float() + 1.0) / 2.0
 
-        return self._sample_in_batches(labels, z_all, render)
+        return self._sample_in_batches(labels, z_all, render, should_stop)
 
     def save(self, directory: Path) -> None:
         """``generator_ema.safetensors`` (what sampling uses) + ``config.json``; G and D stay in checkpoints."""

@@ -32,7 +32,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler,
 from models import checkpoint as ckpt
 from models.datasets import Split
 from models.generators.base import Generator
-from models.hooks import TrainHooks
+from models.hooks import StopFn, TrainHooks, stop_if_asked
 from models.profiles import TEXTUAL_INVERSION_SAMPLERS
 from models.runtime import autocast, torch_rng
 from models.tensors import to_uint8
@@ -89,13 +89,24 @@ class TextualInversion(Generator):
         local = Path(source).is_dir()
         if not local and not cfg["allow_download"] and Path(source).anchor:
             raise FileNotFoundError(f"Stable Diffusion folder {source} does not exist")
-        self.pipe = StableDiffusionPipeline.from_pretrained(
-            source,
-            safety_checker=None,  # its NSFW filter blacks out images; not meaningful for medical scans
-            feature_extractor=None,
-            requires_safety_checker=False,
-            local_files_only=local or not cfg["allow_download"],
-        )
+        try:
+            self.pipe = StableDiffusionPipeline.from_pretrained(
+                source,
+                safety_checker=None,  # its NSFW filter blacks out images; not meaningful for medical scans
+                feature_extractor=None,
+                requires_safety_checker=False,
+                local_files_only=local or not cfg["allow_download"],
+            )
+        except OSError as exc:  # diffusers' own advice (``local_files_only=False``) is not a GenMix setting
+            if local or cfg["allow_download"]:
+                raise
+            raise FileNotFoundError(
+                f"Stable Diffusion pipeline {source!r} is neither a local folder nor in this machine's Hugging Face "
+                "cache, and downloads are off: download it once into the cache (`huggingface-cli download "
+                f"{source}`) or save it to a folder and point GENMIX_TI_PRETRAINED (the service's default) or the "
+                "job's textual_inversion pretrained_dir at it; a worker may download it itself only where the "
+                "server allows downloads (allow_download)"
+            ) from exc
         self.pipe.set_progress_bar_config(disable=True)
         self.pipe.to(self.device)
         for module in (self.pipe.unet, self.pipe.vae, self.pipe.text_encoder):
@@ -338,7 +349,7 @@ class TextualInversion(Generator):
             x = x.mean(dim=1, keepdim=True)
         return x.clamp(0, 1)
 
-    def sample(self, per_class: list[int], seed: int = 0) -> Split:
+    def sample(self, per_class: list[int], seed: int = 0, should_stop: StopFn | None = None) -> Split:
         """``per_class[k]`` images of class ``k`` (prompts cycle through the templates); same seed, same images."""
         self.check_embeddings()
         labels = self.sample_labels(per_class)
@@ -349,6 +360,7 @@ class TextualInversion(Generator):
         chunks = []
         batch = max(1, int(self.config["sample_batch_size"]))
         for start in range(0, len(labels), batch):
+            stop_if_asked(should_stop)
             chunk = prompts[start : start + batch]
             negative = [self.config["negative_prompt"]] * len(chunk) if self.config["negative_prompt"] else None
             with autocast(self.device, self.config["mixed_precision"]):

@@ -112,6 +112,15 @@ def _workflow(page: Any, service: Service, breast_npz: Path, shots: Path, tmp_pa
     assert page.locator("#upload-error").inner_text() == expected.json()["detail"]
     page.screenshot(path=str(shots / "02-upload-refused.png"))
 
+    # The DICOM options are labelled; width and level are asked for (and sent) only with a custom window.
+    page.get_by_text("DICOM and ROI options").click()
+    width, level = page.get_by_label("Window width"), page.get_by_label("Window level")
+    assert width.is_disabled() and level.is_disabled()
+    page.get_by_label("Window", exact=True).select_option("custom")
+    assert width.is_enabled() and level.is_enabled()
+    page.get_by_label("Window", exact=True).select_option("abdomen")
+    assert width.is_disabled()
+
     page.set_input_files("#upload-file", str(breast_npz))
     page.locator("#upload-name").fill("breast-slice")
     page.get_by_label("Class names").fill("malignant,normal_or_benign")
@@ -162,7 +171,24 @@ def _workflow(page: Any, service: Service, breast_npz: Path, shots: Path, tmp_pa
     assert seen[-1] == 100 and any(0 < v < 100 for v in seen), f"progress seen: {seen}"
     assert page.locator("#job-progress-text").inner_text() == "100 %"
 
-    # 5. The results table: one row per method, mean ± std over the two seeds, best values marked.
+    # 5. The verdicts come first: does GenMix help, against each reference, in the API's words.
+    verdicts = page.locator("#verdicts")
+    verdicts.locator("li").first.wait_for()
+    box = page.locator("#results")
+    assert box.evaluate("b => b.firstElementChild.id") == "verdicts"  # above the table
+    lines = verdicts.locator("li").all_inner_texts()
+    expected = api.get(f"/jobs/{job_id}").json()["results"]["verdicts"]["lines"]
+    assert lines == expected and len(lines) == 3, lines  # vs baseline, MixUp and DCGAN alone
+    number = r"[+-]\d+\.\d macro F1 \[-?\d+\.\d, -?\d+\.\d\]"
+    bound = rf"no evidence of a difference larger than \d+\.\d points \({number}\)"
+    few = "no evidence either way; 2 seeds cannot detect even the largest difference here, more seeds can "
+    few += rf"\({number}\)"
+    none = rf"({bound}|{few}|no difference \(identical test predictions\))"
+    verdict = re.compile(rf"^GenMix \(DCGAN\) ((helps|hurts) vs .+: {number}|vs .+: {none})$")
+    assert all(verdict.match(line) for line in lines), lines
+    assert "2 seeds" in verdicts.inner_text()  # what the intervals cover
+
+    # 6. The results table: one row per method, mean ± std over the two seeds, best values marked.
     table = page.locator("#results-table")
     table.wait_for()
     methods = table.locator("tbody th").all_inner_texts()
@@ -178,7 +204,7 @@ def _workflow(page: Any, service: Service, breast_npz: Path, shots: Path, tmp_pa
     accuracies = [r["accuracy"] for r in job["results"]["runs"] if r["arm"] == "baseline"]
     assert first_row[1].startswith(f"{100 * float(np.mean(accuracies)):.1f}")
 
-    # 6. Figures load through the artifacts endpoints (the key goes in a header, so they are blobs).
+    # 7. Figures load through the artifacts endpoints (the key goes in a header, so they are blobs).
     page.locator("#figures img[src^='blob:']").first.wait_for()
     page.wait_for_function(ALL_LOADED.format(where="#figures"))
     figure_names = page.locator("#figures figcaption").all_inner_texts()
@@ -186,7 +212,7 @@ def _workflow(page: Any, service: Service, breast_npz: Path, shots: Path, tmp_pa
         assert any(name.startswith(prefix) for name in figure_names), figure_names
     assert page.locator("#quality article").count() == 2  # DCGAN, seeds 0 and 1
 
-    # 7. The sample browser: real images, a class filter, keyboard tabs, GenMix with λ and both parents.
+    # 8. The sample browser: real images, a class filter, keyboard tabs, GenMix with λ and both parents.
     grid = page.locator("#samples-grid")
     grid.locator("img[src^='blob:']").first.wait_for()
     assert grid.locator("li").count() > 0
@@ -213,7 +239,7 @@ def _workflow(page: Any, service: Service, breast_npz: Path, shots: Path, tmp_pa
     page.locator("#samples-title").scroll_into_view_if_needed()
     page.screenshot(path=str(shots / "06-job-results.png"), full_page=True)
 
-    # 8. Download the GenMix export (fetched with the key, saved as a file) and check it is the real thing.
+    # 9. Download the GenMix export (fetched with the key, saved as a file) and check it is the real thing.
     export_button = page.locator("button[data-kind='genmix_export']").first
     with page.expect_download() as download_info:
         export_button.click()
@@ -223,7 +249,7 @@ def _workflow(page: Any, service: Service, breast_npz: Path, shots: Path, tmp_pa
         assert {"images", "soft_labels", "lam"} <= set(export.files)
         assert len(export["lam"]) == len(export["images"]) > 0
 
-    # 9. At 420 px nothing overflows sideways (wide tables scroll inside their own region).
+    # 10. At 420 px nothing overflows sideways (wide tables scroll inside their own region).
     page.set_viewport_size({"width": 420, "height": 800})
     _no_horizontal_overflow(page)
     page.screenshot(path=str(shots / "07-job-narrow.png"), full_page=True)
@@ -233,7 +259,7 @@ def _workflow(page: Any, service: Service, breast_npz: Path, shots: Path, tmp_pa
     page.screenshot(path=str(shots / "08-datasets-narrow.png"), full_page=True)
     page.set_viewport_size({"width": 1280, "height": 800})
 
-    # 10. A second, long job: the jobs list shows it running live, and Cancel stops it.
+    # 11. A second, long job: the jobs list shows it running live, and Cancel stops it.
     page.goto(service.base_url + "/ui/#/new")
     _fill_experiment(page, SLOW_GENERATOR, "0")
     page.get_by_role("button", name="Launch experiment").click()

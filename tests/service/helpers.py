@@ -63,27 +63,33 @@ def subprocess_env(service_env: dict[str, str]) -> dict[str, str]:
 
 
 class WorkerProcess:
-    """A real ``genmix worker --queues cpu`` subprocess in its own session, logging to a file."""
+    """A real ``genmix worker --queues cpu`` (or ``queues``) subprocess in its own session, logging to a file."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, queues: str = "cpu") -> None:
         self.env = env
         self.log_path = log_path
+        self.queues = queues
         self.process: subprocess.Popen[bytes] | None = None
+        self._offset = 0
 
-    def start(self) -> None:
-        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+    def start(self, wait: bool = True) -> None:
+        """Start the worker; with ``wait`` (else call :meth:`wait_ready`) return once Celery says it is ready."""
+        self._offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "cli.main", "worker", "--queues", "cpu"],
+                [sys.executable, "-m", "cli.main", "worker", "--queues", self.queues],
                 env=self.env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
+        if wait:
+            self.wait_ready()
 
+    def wait_ready(self) -> None:
         def ready() -> bool:
             assert self.process is not None
             if self.process.poll() is not None:
                 pytest.fail(f"the worker exited with {self.process.returncode}:\n{self.log()[-3000:]}")
             with self.log_path.open("rb") as fh:
-                fh.seek(offset)
+                fh.seek(self._offset)
                 return b" ready." in fh.read()
 
         wait_for(ready, WORKER_READY_TIMEOUT, 0.5, "the Celery worker to be ready")

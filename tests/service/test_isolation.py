@@ -20,6 +20,8 @@ TORCH_FREE_MODELS = (
     "models.medmnist",
     "models.report",
     "models.table",
+    "models.verdict",
+    "models.selection",
     "models.spec",
     "models.profiles",
     "models.datasets",

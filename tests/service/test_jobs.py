@@ -169,6 +169,19 @@ def test_job_summary_has_a_row_per_arm(succeeded: FinishedJob) -> None:
     assert [c["class"] for c in summary["Baseline (Real)"]["per_class"]] == ["malignant", "normal_or_benign"]
 
 
+def test_job_results_carry_the_verdicts(succeeded: FinishedJob) -> None:
+    """GenMix against the baseline, MixUp and DCGAN alone, from the stored run records (one seed: the intervals
+    cover the test images only, and say so)."""
+    verdicts = succeeded.state["results"]["verdicts"]
+    pairs = [(c["target"], c["reference"]) for c in verdicts["comparisons"]]
+    assert pairs == [("GenMix (DCGAN)", ref) for ref in ("Baseline (Real)", "MixUp (Real)", "DCGAN alone")]
+    assert verdicts["lines"] == [c["line"] for c in verdicts["comparisons"]]
+    for c in verdicts["comparisons"]:
+        assert c["line"].startswith("GenMix (DCGAN)") and c["verdict"] in ("helps", "hurts", "no evidence")
+        assert c["pairs"] == 1 and c["test_images"] == 40 and "test images only" in c["spread"]
+        assert c["ci_low"] <= c["mean_diff"] <= c["ci_high"] and c["p_value"] <= c["p_holm"] <= 1
+
+
 def test_job_runs_are_stored_as_columns(succeeded: FinishedJob, db: Database) -> None:
     with db.session() as session:
         columns = session.execute(select(Run.arm, Run.macro_f1).where(Run.job_id == succeeded.id)).all()
@@ -304,7 +317,7 @@ def test_killed_worker_job_is_redelivered_and_resumes(client: TestClient, alice:
     resumed = [data for kind, data in events if kind == "resumed" and data["stage"].startswith("generator")]
     assert resumed, [kind for kind, _ in events]
     # training picked up from the checkpoint instead of starting over
-    assert every < resumed[0]["step"] <= killed_at + every + 10, (resumed, killed_at)
+    assert every <= resumed[0]["step"] <= killed_at, (resumed, killed_at)  # the checkpoint it started from
     stats = next(a for a in client.get(f"/jobs/{job_id}/artifacts", headers=alice, params={"kind": "generator"})
                  .json()["data"] if a["name"].endswith("train_stats.json"))  # fmt: skip
     trained = json.loads(client.get(f"/jobs/{job_id}/artifacts/{stats['id']}", headers=alice).content)
@@ -312,12 +325,13 @@ def test_killed_worker_job_is_redelivered_and_resumes(client: TestClient, alice:
     assert len(job["results"]["runs"]) == 2
 
 
-def test_unreachable_broker_fails_the_job_loudly(settings, alice: dict[str, str], dataset: dict[str, Any]) -> None:
+def test_unreachable_broker_leaves_the_job_queued(settings, alice: dict[str, str], dataset: dict[str, Any]) -> None:
+    """The database is the source of truth: a job committed while the broker is down stays queued (202) and a
+    worker sweep publishes it later (tests/service/test_faults_outages.py runs that against a stopped Redis)."""
     from app.main import create_app
 
     broken = settings.model_copy(update={"broker_url": "redis://127.0.0.1:9/0"})
     with TestClient(create_app(broken)) as client:
         response = client.post("/jobs", headers=alice, json=quick_job(dataset["id"]))
-        assert response.status_code == 503, response.text
-        failed = client.get("/jobs", headers=alice, params={"status": "failed"}).json()["data"]
-        assert any("could not enqueue" in (job["error"] or "") for job in failed)
+        assert response.status_code == 202 and response.json()["status"] == "queued", response.text
+        assert client.post(f"/jobs/{response.json()['id']}/cancel", headers=alice).status_code == 202  # tidy up

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -44,8 +44,9 @@ class GenmixServe:
     """
 
     def __init__(self, state_dir: Path, env: Mapping[str, str], log_path: Path, key_name: str = "test",
-                 start_timeout: float = 120.0) -> None:  # fmt: skip
+                 start_timeout: float = 120.0, args: Sequence[str] = ()) -> None:  # fmt: skip
         self.state_dir = Path(state_dir)
+        self.args = list(args)  # more ``genmix serve`` options, e.g. ``--no-worker``
         self.env = dict(env)
         self.log_path = Path(log_path)
         self.key_name = key_name
@@ -58,7 +59,8 @@ class GenmixServe:
     def start(self) -> GenmixServe:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [*GENMIX, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.state_dir)],
+                [*GENMIX, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.state_dir),
+                 *self.args],
                 env=self.env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         try:

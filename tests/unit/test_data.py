@@ -466,3 +466,14 @@ def test_tensor_round_trip_and_one_hot(breast: ImageSet) -> None:
     np.testing.assert_array_equal(to_uint8(tensor), images)
     hot = one_hot(torch.tensor([0, 1, 1]), 2)
     assert hot.tolist() == [[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]
+
+
+def test_every_entrance_gives_one_memory_layout() -> None:
+    """A gray npz is read as a strided (N, H, W)[..., None] view; Split stores it C-ordered, so the same images
+    train identically whether they came from an npz, a folder or a DICOM upload."""
+    from models.datasets.imageset import Split
+
+    view = np.zeros((3, 4, 5), np.uint8)[..., None]
+    assert view.strides[-1] == 0
+    split = Split(view, np.zeros(3, np.int64))
+    assert split.images.strides == (20, 5, 1, 1)

@@ -152,3 +152,13 @@ def test_rejects_data_and_requests_that_do_not_fit(name: str) -> None:
         model.sample([1, 2, 3])
     with pytest.raises(ValueError, match="unknown .* settings"):
         make(name, 4, no_such_setting=1)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sampling_stops_between_batches_when_asked(name: str) -> None:
+    """Sampling after training is cancellable too (a diffusion model also between denoising steps)."""
+    model = make(name, 4, sample_batch_size=2)
+    stop = stop_after(1)
+    with pytest.raises(Cancelled):
+        model.sample([3, 3], seed=0, should_stop=stop)
+    assert stop.asked == 2

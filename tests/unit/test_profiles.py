@@ -12,9 +12,11 @@ from models.profiles import (
     CLASSIFIER_DEFAULTS,
     CLASSIFIER_PROFILES,
     GENERATOR_PROFILES,
+    IMAGENET_CLASSIFIERS,
     KINDS,
     STEP_KEYS,
     check_settings,
+    classifier_problems,
     profiles_of,
 )
 
@@ -73,6 +75,36 @@ def test_negative_and_out_of_range_values_are_rejected() -> None:
     assert check_settings("textual_inversion", "paper", {"sampler": "ddpm"})
     assert check_settings("textual_inversion", "paper", {"templates": ["no placeholder"]})
     assert check_settings("diffusion", "paper", {"block_out_channels": []})
+
+
+def test_fine_tuning_settings_are_validated() -> None:
+    fine_tune = {"optimizer": "adamw", "schedule": "cosine", "warmup_epochs": 2, "backbone_lr_mult": 0.1}
+    assert check_settings("classifier", "quick", {**fine_tune, "augment": ["hflip", "rotate"], "input_size": 96}) == []
+    assert check_settings("classifier", "pretrained", {"input_size": None, "pretrained": False, "augment": []}) == []
+    assert check_settings("classifier", "quick", {"optimizer": "sgd"})
+    assert check_settings("classifier", "quick", {"schedule": "step"})
+    assert check_settings("classifier", "quick", {"augment": ["cutout"]})
+    assert check_settings("classifier", "quick", {"augment": "hflip"})
+    assert check_settings("classifier", "quick", {"input_size": 4})
+    assert check_settings("classifier", "quick", {"input_size": 64.0})
+    assert check_settings("classifier", "quick", {"warmup_epochs": -1})
+    assert check_settings("classifier", "quick", {"backbone_lr_mult": -0.1})
+    assert check_settings("classifier", "quick", {"pretrained": 1})
+
+
+def test_pretrained_needs_a_network_with_imagenet_weights() -> None:
+    for profile, settings in CLASSIFIER_PROFILES.items():
+        assert classifier_problems(settings) == [], profile
+    assert classifier_problems({**CLASSIFIER_PROFILES["paper"], "name": "smallcnn"})
+    assert classifier_problems({**CLASSIFIER_PROFILES["paper"], "name": "smallcnn", "weights": "mine.pth"}) == []
+    assert classifier_problems({**CLASSIFIER_PROFILES["pretrained"], "pretrained": False, "name": "smallcnn"}) == []
+    assert set(IMAGENET_CLASSIFIERS) <= set(names.CLASSIFIERS)
+
+
+def test_the_pretrained_profile_reuses_the_quick_generators() -> None:
+    assert CLASSIFIER_PROFILES["pretrained"]["name"] == "efficientnet_lite0"
+    for name in names.GENERATORS:
+        assert GENERATOR_PROFILES[name]["pretrained"] == GENERATOR_PROFILES[name]["quick"]
 
 
 def test_unknown_keys_are_rejected_naming_the_known_ones() -> None:

@@ -9,10 +9,12 @@ import pytest
 
 from models.datasets import ImageSet, Split
 from models.quality import (
+    PRETRAINED_NET_NAME,
     diversity,
     flat_pixels,
     kid,
     memorisation,
+    pretrained_features,
     quality_report,
     random_convnet_features,
 )
@@ -100,17 +102,33 @@ def test_random_convnet_features_are_fixed_and_take_gray_and_rgb() -> None:
 
 
 def test_quality_report_on_breastmnist_is_json_ready_and_catches_copies(breast: ImageSet) -> None:
-    train, test = breast.train, breast.test
+    train = breast.train
     rng = np.random.default_rng(0)
+    # 30 test images per class: the pretrained feature network costs ~0.08 CPU s per image
+    keep = np.concatenate([np.flatnonzero(breast.test.labels == k)[:30] for k in (0, 1)])
+    test = Split(breast.test.images[keep], breast.test.labels[keep])
     pick = np.concatenate([rng.choice(np.flatnonzero(train.labels == k), 30, replace=False) for k in (0, 1)])
     copies = Split(train.images[pick], train.labels[pick])
     noise = Split(rng.integers(0, 256, copies.images.shape, dtype=np.uint8), copies.labels)
     copied = quality_report(train, test, copies, num_classes=2, subset_size=50, num_subsets=20)
     noisy = quality_report(train, test, noise, num_classes=2, subset_size=50, num_subsets=20)
     json.dumps(copied)
-    assert copied["feature_net"] == "random-convnet-seed0"
+    assert copied["feature_net"] == PRETRAINED_NET_NAME
+    assert PRETRAINED_NET_NAME == "efficientnet_lite0 (ImageNet, frozen, 224 px, 1280-d pooled)"
     assert copied["memorised_share"] == 1.0 and noisy["memorised_share"] == 0.0
     assert copied["kid_mean"] < noisy["kid_mean"]
     assert set(copied["kid_per_class"]) == {"0", "1"}
     custom = quality_report(train, test, copies, 2, features=flat_pixels, feature_net="pixels", num_subsets=5)
     assert custom["feature_net"] == "pixels"
+
+
+def test_pretrained_features_are_fixed_imagenet_features_of_any_image_size() -> None:
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 256, (5, 28, 28, 1), dtype=np.uint8)
+    a, b = pretrained_features(gray), pretrained_features(gray)
+    assert a.shape == (5, 1280) and a.dtype == np.float64 and np.array_equal(a, b)
+    rgb = rng.integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    assert pretrained_features(rgb).shape == (3, 1280)
+    assert pretrained_features(gray[:0]).shape == (0, 1280)
+    # a gray image and its three-channel copy give the same features
+    assert np.allclose(pretrained_features(np.repeat(gray, 3, axis=3)), a)

@@ -18,7 +18,11 @@ from workers.delivery import experiment_spec
 REPO = Path(__file__).resolve().parents[2]
 DEFAULTS = ExperimentSpec().model_dump()
 # genmix run's option names for the spec fields whose flag is not the field's own name
-CLI_NAMES = {"synthetic_ratio": "ratio", "partner_pool": "pool"}
+CLI_NAMES = {
+    "synthetic_ratio": "ratio",
+    "partner_pool": "pool",
+    "classifier_seeds_per_generator": "classifier_seeds",
+}
 
 
 def test_api_schema_documents_the_spec_defaults(tmp_path) -> None:

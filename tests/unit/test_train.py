@@ -12,7 +12,7 @@ from models.arms import build_arm
 from models.classifiers import build_classifier
 from models.datasets import Split
 from models.hooks import Cancelled, TrainHooks
-from models.train import classifier_config, soft_cross_entropy, train_classifier
+from models.train import build_optimizer, classifier_config, lr_factor, soft_cross_entropy, train_classifier
 
 CPU = torch.device("cpu")
 NAMES = ["dark", "bright"]
@@ -80,3 +80,92 @@ def test_unknown_settings_are_rejected() -> None:
         classifier_config("quick", {"epoch": 3})
     with pytest.raises(ValueError, match="unknown monitor"):
         classifier_config("quick", {"monitor": "val_acc"})
+
+
+def test_resume_after_a_kill_equals_an_unbroken_run(tmp_path) -> None:
+    """Killed in epoch 4 and resumed, training ends exactly where an unbroken run ends: dropout draws from torch's
+    global RNG, whose state each epoch's checkpoint carries (as the arm's and the mixer's)."""
+    unbroken = _run(epochs=6)
+    steps_per_epoch = 4
+    with pytest.raises(Cancelled):
+        _run(epochs=6, hooks=TrainHooks(checkpoint_dir=tmp_path, should_stop=stop_after(3 * steps_per_epoch + 2)))
+    resumed = _run(epochs=6, hooks=TrainHooks(checkpoint_dir=tmp_path))  # a fresh process would seed the same way
+    assert resumed.history == unbroken.history
+    assert resumed.best_epoch == unbroken.best_epoch
+    weights = resumed.model.state_dict()
+    for name, tensor in unbroken.model.state_dict().items():
+        assert torch.equal(tensor, weights[name]), name
+
+
+FINE_TUNE = {
+    "optimizer": "adamw",
+    "weight_decay": 0.05,
+    "schedule": "cosine",
+    "warmup_epochs": 1,
+    "backbone_lr_mult": 0.1,
+    "augment": ["hflip", "shift", "rotate"],
+}
+
+
+def test_warmup_then_cosine_learning_rate() -> None:
+    config = classifier_config("quick", {"epochs": 4, "warmup_epochs": 1, "schedule": "cosine"})
+    factors = [lr_factor(config, step, steps_per_epoch=4) for step in range(16)]
+    assert factors[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert factors[4] == 1.0 and factors[-1] < 0.05
+    assert all(a >= b for a, b in zip(factors[3:], factors[4:], strict=False))
+    constant = classifier_config("quick")
+    assert {lr_factor(constant, step, 4) for step in range(16)} == {1.0}
+
+
+def test_the_backbone_learns_at_a_lower_rate_than_the_head() -> None:
+    model = build_classifier("smallcnn", 1, 2, (12, 12))
+    optimizer = build_optimizer(model, classifier_config("quick", {**FINE_TUNE, "lr": 1e-3}))
+    assert isinstance(optimizer, torch.optim.AdamW)
+    backbone, rest = optimizer.param_groups
+    assert backbone["base_lr"] == pytest.approx(1e-4) and rest["base_lr"] == pytest.approx(1e-3)
+    assert {id(p) for p in rest["params"]} == {id(p) for p in model.head.parameters()}
+    plain = build_optimizer(model, classifier_config("quick"))
+    assert type(plain) is torch.optim.Adam and len(plain.param_groups) == 1
+
+
+def _fine_tune(epochs: int, hooks: TrainHooks | None = None, seed: int = 0):
+    torch.manual_seed(seed)
+    model = build_classifier("smallcnn", 1, 2, (12, 12))
+    config = classifier_config("quick", {**FINE_TUNE, "epochs": epochs, "batch_size": 16, "patience": 50})
+    arm = build_arm("baseline", TRAIN, 2, CPU, seed=seed)
+    return train_classifier(model, arm, VAL, NAMES, config, CPU, hooks)
+
+
+def test_a_resumed_fine_tuning_run_equals_an_uninterrupted_one(tmp_path) -> None:
+    """Warm-up, cosine, two parameter groups and augmentation: a run killed in epoch 3 and resumed from its
+    checkpoint repeats the unbroken run exactly (the lr is a function of the step, the augmenter's RNG is saved)."""
+    unbroken = _fine_tune(epochs=4)
+    with pytest.raises(Cancelled):
+        _fine_tune(epochs=4, hooks=TrainHooks(checkpoint_dir=tmp_path, should_stop=stop_after(9)))
+    resumed = _fine_tune(epochs=4, hooks=TrainHooks(checkpoint_dir=tmp_path))
+    assert resumed.history == unbroken.history
+    weights = resumed.model.state_dict()
+    for name, tensor in unbroken.model.state_dict().items():
+        assert torch.equal(tensor, weights[name]), name
+
+
+def test_augmentation_changes_training_but_not_the_arms_draws() -> None:
+    runs = {}
+    for augment in ([], FINE_TUNE["augment"]):
+        torch.manual_seed(0)
+        arm = build_arm("baseline", TRAIN, 2, CPU, seed=0)
+        config = classifier_config("quick", {"epochs": 2, "batch_size": 16, "augment": augment})
+        result = train_classifier(build_classifier("smallcnn", 1, 2, (12, 12)), arm, VAL, NAMES, config, CPU)
+        runs[bool(augment)] = (result.history, arm.rng.get_state())
+    assert runs[True][0] != runs[False][0]
+    assert torch.equal(runs[True][1], runs[False][1])  # the same shuffles: the augmenter draws from its own RNG
+
+
+def test_bad_fine_tuning_settings_are_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        classifier_config("quick", {"optimizer": "sgd"})
+    with pytest.raises(ValueError, match="unknown augment"):
+        classifier_config("quick", {"augment": ["cutout"]})
+    with pytest.raises(ValueError, match="no ImageNet weights"):
+        classifier_config("quick", {"pretrained": True})  # smallcnn
+    assert classifier_config("pretrained").name == "efficientnet_lite0"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
 from app.api.deps import PrincipalDep, SessionDep, StoreDep, not_found
+from app.api.docs import errors
+from app.api.params import ArtifactId, ArtifactKindQuery, JobId, Limit, Offset
 from app.api.presenters import artifact_out
 from app.schemas import ArtifactOut, Page
 from core.crud import artifacts as crud
@@ -17,15 +17,15 @@ from core.storage import UnsafePathError
 router = APIRouter(prefix="/jobs/{job_id}/artifacts", tags=["artifacts"])
 
 
-@router.get("", response_model=Page[ArtifactOut])
+@router.get("", response_model=Page[ArtifactOut], responses=errors(404))
 def list_artifacts(
-    job_id: str,
+    job_id: JobId,
     request: Request,
     session: SessionDep,
     principal: PrincipalDep,
-    kind: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    kind: ArtifactKindQuery = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> Page[ArtifactOut]:
     """Figures, ``results.json``, the synthetic set, the GenMix export, generator weights and checkpoints."""
     if get_job(session, owner=principal.owner, job_id=job_id) is None:
@@ -38,10 +38,16 @@ def list_artifacts(
 @router.get(
     "/{artifact_id}",
     response_class=FileResponse,
-    responses={200: {"content": {"application/octet-stream": {}}, "description": "the file"}},
+    responses={
+        200: {
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "the file (its own media type)",
+        },
+        **errors(404),
+    },
 )
 def download_artifact(
-    job_id: str, artifact_id: int, session: SessionDep, store: StoreDep, principal: PrincipalDep
+    job_id: JobId, artifact_id: ArtifactId, session: SessionDep, store: StoreDep, principal: PrincipalDep
 ) -> FileResponse:
     if get_job(session, owner=principal.owner, job_id=job_id) is None:
         raise not_found("job")

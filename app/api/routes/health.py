@@ -30,7 +30,9 @@ def _ping(services: ServicesDep) -> bool:
         return False
 
 
-@router.get("/healthz", response_model=Health)
+@router.get(
+    "/healthz", response_model=Health, responses={503: {"model": Health, "description": "the database does not answer"}}
+)
 async def healthz(services: ServicesDep, response: Response) -> Health:
     ok = await run_in_threadpool(_ping, services)
     if not ok:

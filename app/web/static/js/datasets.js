@@ -1,7 +1,8 @@
-// Datasets: upload with a progress bar, and each dataset's classes and per-split counts with a bar chart.
+// Datasets: upload with a progress bar (and the DICOM / ROI options), and each dataset's classes, per-split
+// counts and patients with a bar chart.
 
 import { getJson, request, upload } from "./api.js";
-import { $, el, fill, formatBytes, formatDate, notify } from "./ui.js";
+import { $, decodeText, el, fill, formatBytes, formatDate, notify } from "./ui.js";
 
 const SPLIT_ORDER = ["train", "val", "test"];
 
@@ -22,6 +23,23 @@ function classRows(dataset) {
   return { splits, rows };
 }
 
+/** A footer row of distinct patients per split (splits are carved by patient), when the dataset knows them. */
+function patientsRow(dataset, splits) {
+  if (!dataset.patients) return null;
+  const perSplit = splits.map((s) => dataset.patients[s] ?? 0);
+  return el(
+    "tfoot",
+    {},
+    el(
+      "tr",
+      { class: "patients" },
+      el("th", { scope: "row", text: "Patients" }),
+      perSplit.map((n) => el("td", { class: "num", text: n })),
+      el("td", { class: "num", text: perSplit.reduce((a, b) => a + b, 0) }),
+    ),
+  );
+}
+
 function countsTable(dataset) {
   const { splits, rows } = classRows(dataset);
   return el(
@@ -30,7 +48,7 @@ function countsTable(dataset) {
     el(
       "table",
       { class: "counts" },
-      el("caption", { text: "Images per class and split" }),
+      el("caption", { text: dataset.patients ? "Images per class and split, and patients per split" : "Images per class and split" }),
       el(
         "thead",
         {},
@@ -55,6 +73,7 @@ function countsTable(dataset) {
           ),
         ),
       ),
+      patientsRow(dataset, splits),
     ),
   );
 }
@@ -124,6 +143,7 @@ function datasetCard(dataset, onDeleted) {
       `${formatBytes(dataset.size_bytes)} · ${formatDate(dataset.created_at)}`,
     ),
     el("p", { class: "muted meta" }, "id ", el("code", { text: dataset.id })),
+    dataset.decode ? el("p", { class: "muted meta decode", text: `Pixels: ${decodeText(dataset.decode)}` }) : null,
     classChart(dataset),
     imbalanceNote(dataset),
     countsTable(dataset),
@@ -161,9 +181,10 @@ async function submitUpload(event) {
   }
   const data = new FormData();
   data.append("file", file, file.name);
-  for (const name of ["name", "class_names", "image_size"]) {
-    const value = form.elements[name].value.trim();
-    if (value) data.append(name, value);
+  for (const name of ["name", "class_names", "image_size", "window", "window_width", "window_level", "frames", "roi", "roi_margin"]) {
+    const field = form.elements[name];
+    const value = field.value.trim();
+    if (value && !field.disabled) data.append(name, value);
   }
   const button = $("#upload-submit");
   button.disabled = true;
@@ -180,6 +201,7 @@ async function submitUpload(event) {
     label.textContent = `Uploaded 100 %: “${dataset.name}”, ${dataset.num_images} images.`;
     notify(`Dataset “${dataset.name}” uploaded: ${dataset.num_images} images in ${dataset.classes.length} classes.`);
     form.reset();
+    syncWindow();
     await refreshList();
   } catch (error) {
     bar.hidden = true;
@@ -190,10 +212,21 @@ async function submitUpload(event) {
   }
 }
 
+/** Width and level are asked for (and sent) only with a custom window. */
+function syncWindow() {
+  const custom = $("#upload-window").value === "custom";
+  for (const id of ["#upload-window-width", "#upload-window-level"]) {
+    $(id).disabled = !custom;
+    $(id).required = custom;
+  }
+}
+
 export const datasetsView = {
   section: "view-datasets",
   init() {
     $("#upload-form").addEventListener("submit", submitUpload);
+    $("#upload-window").addEventListener("change", syncWindow);
+    syncWindow();
   },
   async enter() {
     await refreshList();

@@ -6,6 +6,8 @@ import { $, el, fill, notify } from "./ui.js";
 
 /** Numbers the form sends as numbers (the API says what is wrong with anything else). */
 const NUMBER_FIELDS = ["synthetic_ratio", "alpha", "beta", "mixup_alpha", "mix_prob", "samples_per_class"];
+/** Number fields that may hold a comma-separated list. */
+const LIST_FIELDS = ["synthetic_ratio", "alpha", "mix_prob"];
 /** Lists of names and defaults both come from the API's schema of JobCreate: nothing is repeated here. */
 const CHOICE_FIELDS = ["generators", "arms", "classifier", "profile", "partner_pool", "device"];
 
@@ -126,8 +128,9 @@ function buildSpec(form) {
   for (const name of NUMBER_FIELDS) {
     const raw = form.elements[name].value.trim();
     if (raw === "") continue;
-    const number = Number(raw);
-    spec[name] = Number.isFinite(number) ? number : raw;
+    const toNumber = (text) => (Number.isFinite(Number(text)) ? Number(text) : text);
+    // GenMix settings also take a comma-separated list: the study then picks one per seed on validation
+    spec[name] = LIST_FIELDS.includes(name) && raw.includes(",") ? raw.split(/[\s,]+/).filter(Boolean).map(toNumber) : toNumber(raw);
   }
   spec.seeds = form.elements.seeds.value
     .split(/[\s,]+/)

@@ -4,7 +4,7 @@ import { UrlBag, followJobEvents, getJson } from "./api.js";
 import { downloads, figureGroups, listArtifacts, readResults } from "./artifacts.js";
 import { applyEvent, etaText, isActive, showProgress, stageText, statusText } from "./jobstate.js";
 import { cancelJob } from "./jobs.js";
-import { qualityTables, resultsTable, runsTable } from "./results.js";
+import { qualityTables, resultsTable, runsTable, verdictBox } from "./results.js";
 import { initSamples, refreshSamples, startSamples, stopSamples } from "./samples.js";
 import { $, el, fill, formatDate, notify, shortId } from "./ui.js";
 
@@ -64,7 +64,7 @@ function renderResults(job) {
     fill(box, el("p", { class: "muted", text }));
     return;
   }
-  fill(box, resultsTable(job), runsTable(job));
+  fill(box, verdictBox(job), resultsTable(job), runsTable(job));
 }
 
 async function renderArtifacts() {

@@ -25,6 +25,36 @@ function columns(classes) {
   return cols;
 }
 
+/** The verdict lines first (does GenMix help?), then what their intervals cover; from the API's ``verdicts``. */
+export function verdictBox(job) {
+  const verdicts = job.results?.verdicts;
+  if (!verdicts) return null;
+  if (!verdicts.comparisons.length) {
+    const reasons = [...new Set(verdicts.skipped.map((s) => s.reason))];
+    const text = reasons.length ? `No verdict yet: ${reasons.join("; ")}.` : "No verdict yet: it needs a GenMix arm and a reference arm.";
+    return el("section", { class: "card verdicts", id: "verdicts", "aria-label": "Verdicts" }, el("p", { class: "muted", text }));
+  }
+  const spreads = [...new Set(verdicts.comparisons.map((c) => c.spread))];
+  return el(
+    "section",
+    { class: "card verdicts", id: "verdicts", "aria-labelledby": "verdicts-title" },
+    el("h3", { id: "verdicts-title", text: "Does GenMix help?" }),
+    el(
+      "ul",
+      { class: "verdict-lines" },
+      verdicts.comparisons.map((c) =>
+        el("li", { "data-verdict": c.verdict.replace(/\s+/g, "-"), title: `Holm-adjusted p = ${c.p_holm.toFixed(3)}; ${c.pairs} paired runs` }, c.line),
+      ),
+    ),
+    el(
+      "p",
+      { class: "muted small" },
+      `Macro F1 in points, GenMix minus the reference, with 95 % intervals; helps / hurts need a Holm-adjusted p below 0.05 over the ${verdicts.comparisons.length} comparisons. `,
+      `The intervals cover ${spreads.join("; ")}.`,
+    ),
+  );
+}
+
 export function resultsTable(job) {
   const rows = job.results.summary;
   const classes = rows.length ? rows[0].per_class.map((c) => c.class) : [];
@@ -40,6 +70,8 @@ export function resultsTable(job) {
     return shown.map((v) => rows.length > 1 && v === top && v !== -Infinity);
   });
   const seeds = new Set(rows.flatMap((row) => row.seeds)).size;
+  const runs = Math.max(0, ...rows.map((row) => row.seeds.length));
+  const over = runs > seeds ? `${runs} runs (${seeds} seed${seeds === 1 ? "" : "s"} × ${runs / seeds} classifier seeds)` : `${seeds} seed${seeds === 1 ? "" : "s"}`;
 
   const head = el(
     "thead",
@@ -48,7 +80,7 @@ export function resultsTable(job) {
       "tr",
       {},
       el("th", { scope: "col", rowspan: "2", text: "Method" }),
-      el("th", { scope: "col", rowspan: "2", class: "num", text: "Seeds" }),
+      el("th", { scope: "col", rowspan: "2", class: "num", title: "runs: seeds × classifier seeds per seed", text: "Runs" }),
       OVERALL.map((c) => el("th", { scope: "col", rowspan: "2", class: "num", title: c.long, text: c.label })),
       classes.map((name) => el("th", { scope: "colgroup", colspan: "2", class: "group", text: name })),
     ),
@@ -82,7 +114,7 @@ export function resultsTable(job) {
   const caption = el(
     "caption",
     {},
-    `Test-set results: mean ± standard deviation over ${seeds} seed${seeds === 1 ? "" : "s"} `,
+    `Test-set results: mean ± standard deviation over ${over} `,
     "(accuracy, macro F1, sensitivity and specificity in %; AUC from 0 to 1). ",
     "The best value in each column is bold and marked ▲.",
   );

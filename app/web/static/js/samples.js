@@ -3,7 +3,7 @@
 
 import { getJson } from "./api.js";
 import { loadImages } from "./artifacts.js";
-import { $, el, fill, generatorName } from "./ui.js";
+import { $, decodeText, el, fill, generatorName } from "./ui.js";
 
 const PAGE_SIZE = 12;
 let state = null; // {job, kind, label, offset, count, bag, signal, classNames}
@@ -138,6 +138,10 @@ export function initSamples() {
 export function startSamples(job, bag, signal) {
   const classNames = job.spec?.class_names || [];
   state = { job, kind: "real", label: "", offset: 0, count: 0, bag, signal, classNames };
+  // Real images are shown as the upload stored them: windowed (DICOM) and cropped (ROIs) by the dataset's rules.
+  const pixels = decodeText(job.spec?.dataset_decode);
+  $("#samples-pixels").textContent = pixels ? `Real images as windowed at upload: ${pixels}.` : "";
+  $("#samples-pixels").hidden = !pixels;
   fill(
     $("#samples-class"),
     el("option", { value: "", text: "all classes" }),

@@ -76,3 +76,17 @@ const GENERATOR_NAMES = {
 export function generatorName(name) {
   return GENERATOR_NAMES[name] || name;
 }
+
+/** A dataset's decode record (window, frames, ROI, images per rule) as one line; "" when it has none. */
+export function decodeText(decode) {
+  if (!decode) return "";
+  const w = decode.window || {};
+  const parts = [w.width !== undefined ? `CT window ${w.name} (W ${w.width} / L ${w.level} HU)` : "the file’s own VOI window"];
+  const [low, high] = decode.percentiles || [1, 99];
+  parts.push(`other modalities: percentiles ${low}–${high}`);
+  parts.push(decode.frames === "mip" ? "multi-frame: maximum-intensity projection" : `multi-frame: ${decode.frames} frame`);
+  const roi = decode.roi || {};
+  parts.push(roi.mode === "crop" ? `ROI crop, margin ${roi.margin}` : "ROIs ignored");
+  if (decode.image_size) parts.push(`${decode.image_size} px`);
+  return parts.join(" · ");
+}

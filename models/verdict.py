@@ -1,0 +1,356 @@
+"""A verdict with power: does GenMix help, hurt, or is there no evidence either way, and how large an effect could
+this study have seen?
+
+For each GenMix arm (each generator; the fixed α = 0.3 arm and, with list-valued settings, the arm tuned on
+validation) against the baseline, MixUp and the same generator alone:
+
+- **Mean paired difference** in macro F1 over the pairs (seed, classifier replicate) both arms ran: same classifier
+  seed, same data order, same test set; replicates of one seed are averaged first (one generator training).
+- **Standard error** over seeds *and* test images, which are crossed: every seed is scored on the same images, so
+  the test set's sampling error does not average out over seeds. The image part is a paired bootstrap over test
+  images (each replicate one multiset of images, shared by every pair and both arms; macro F1 recomputed per
+  replicate and pair from the stored per-image predictions, ``record["test_predictions"]`` and
+  ``record["test_labels"]``); the seed part is the variance of the mean over seed units (generator seeds, their
+  classifier seeds together; with one generator seed, its classifier seeds; with one pair, none). Both parts hold
+  the seed × image interaction, estimated from the same bootstrap and subtracted once (see
+  :func:`paired_bootstrap`; resampling seeds and images together would count it three times and make the
+  intervals far too wide).
+- **95 % interval** and **p-value** from t with Satterthwaite's degrees of freedom (few seeds: few degrees of
+  freedom, wide intervals), the p-values **Holm**-adjusted over all comparisons of the run.
+- **Minimum detectable effect** at 80 % power: ``(t_{1-α/(2m)} + t_{0.8}) · SE`` with ``SE`` the standard error
+  above and ``m`` the number of comparisons (α/m is Holm's strictest step, so an effect this large would have
+  been detected with at least 80 % probability whatever its rank).
+- **Verdict**: "helps" / "hurts" when the Holm-adjusted p is below α = 0.05, else "no evidence of a difference
+  larger than <MDE> points".
+
+Vectorised numpy (replicates in chunks, image weights as multinomial counts), seeded, and bounded in time: the
+number of replicates drops from 2,000 (to no fewer than 500) when test images × pairs × classes is large.
+Torch-free, so the API computes the same verdicts from stored run records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+
+from models.selection import TUNED, study_records
+from models.table import GENERATOR_LABELS, row_label
+
+ALPHA = 0.05
+POWER = 0.8
+REPLICATES = 2000
+MIN_REPLICATES = 500
+WORK_BUDGET = 2e9
+"""Replicates × test images × pairs × classes above which fewer replicates are drawn."""
+BOOTSTRAP_SEED = 20_250_101
+CHUNK = 250
+REFERENCES: tuple[tuple[str, bool], ...] = (("baseline", False), ("mixup", False), ("generative", True))
+"""The references of every GenMix arm (arm, whether it is the same generator's)."""
+
+Key = tuple[str, str | None, str | None]  # arm, generator, variant
+
+
+# ---------------------------------------------------------------------------------------------- the numbers
+
+
+def macro_f1_weighted(labels: np.ndarray, predictions: np.ndarray, weights: np.ndarray, num_classes: int) -> np.ndarray:
+    """Macro F1 of each of P prediction rows under each of B weightings of the N test images.
+
+    ``labels`` (N,), ``predictions`` (P, N) class indices, ``weights`` (B, N) image counts (a bootstrap multiset;
+    all ones is the test set itself). Returns (B, P). Per-class F1 = 2·TP / (predicted + actual), 0 when both are 0
+    (scikit-learn's ``zero_division=0`` over ``labels=range(K)``).
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    predictions = np.atleast_2d(np.asarray(predictions, dtype=np.int64))
+    pairs, n = predictions.shape
+    # Counts are integers: small products in int32 (numpy's own loop, exact, no BLAS threads to wake), large ones
+    # in float32 BLAS (exact below 2**24). Ratios in float64.
+    dtype = np.int32 if n * pairs * num_classes <= 50_000 else np.float32
+    weights = np.atleast_2d(np.asarray(weights)).astype(dtype, copy=False)
+    k = np.arange(num_classes)
+    predicted = predictions[:, :, None] == k  # (P, N, K)
+    hits = predicted & (labels[None, :, None] == k)  # (P, N, K): predicted k and it is k
+    flat = lambda a: a.transpose(1, 0, 2).reshape(n, pairs * num_classes).astype(dtype)  # noqa: E731
+    actual = (weights @ (labels[:, None] == k).astype(dtype)).astype(np.float64)  # (B, K)
+    pred_count = (weights @ flat(predicted)).reshape(len(weights), pairs, num_classes).astype(np.float64)
+    tp = (weights @ flat(hits)).reshape(len(weights), pairs, num_classes).astype(np.float64)
+    denominator = pred_count + actual[:, None, :]
+    f1 = np.divide(2.0 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
+    return f1.mean(axis=2)
+
+
+def replicate_count(images: int, pairs: int, classes: int, wanted: int = REPLICATES) -> int:
+    """``wanted`` replicates, fewer (never below :data:`MIN_REPLICATES`) when one would cost too much."""
+    affordable = int(WORK_BUDGET // max(1, images * pairs * classes))
+    return max(min(wanted, MIN_REPLICATES), min(wanted, affordable))
+
+
+def paired_bootstrap(
+    labels: np.ndarray,
+    target: np.ndarray,
+    reference: np.ndarray,
+    clusters: Sequence[int],
+    num_classes: int,
+    replicates: int = REPLICATES,
+    seed: int = BOOTSTRAP_SEED,
+) -> dict[str, Any]:
+    """The mean paired macro-F1 difference (target − reference) and its standard error over seeds and test images.
+
+    ``target`` and ``reference`` are (P, N) test predictions of the P pairs, row p of both from the same classifier
+    seed; ``clusters`` (P,) the seed of each pair (its generator training). With two or more clusters the seed
+    level is the clusters (replicates of one seed averaged first); with one, its pairs; with one pair, none.
+
+    The variance has a test-image part and a seed part, crossed: every seed is scored on the same images. The
+    image part comes from a bootstrap over test images (``replicates`` multisets, each shared by all pairs and both
+    arms; seeds held fixed); the seed part is the usual variance of a mean over the G seed units. Both contain the
+    seed × image interaction (one seed's luck on particular images), so it is counted twice; it is estimated from
+    the same bootstrap (how much the units' differences move against each other when the images are resampled)
+    and subtracted once. (Resampling seeds and images together would count it three times: with seeds that
+    disagree on many borderline images, intervals half as wide again as they should be.)
+
+    Returns ``observed``, ``se``, ``df`` (Satterthwaite, for a t interval), the parts ``var_images``,
+    ``var_seeds``, ``var_interaction``, the image-bootstrap ``draws`` of the mean, and what was ``resampled``.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    target, reference = np.atleast_2d(target), np.atleast_2d(reference)
+    pairs, n = target.shape
+    if reference.shape != target.shape or labels.shape != (n,):
+        raise ValueError(f"predictions {target.shape} / {reference.shape} and labels {labels.shape} do not match")
+    cluster_ids, cluster_of = np.unique(np.asarray(clusters), return_inverse=True)
+    if len(cluster_ids) >= 2:
+        unit_of, level = cluster_of.reshape(-1), "seeds"
+    elif pairs >= 2:
+        unit_of, level = np.arange(pairs), "classifier seeds"
+    else:
+        unit_of, level = np.zeros(pairs, dtype=np.int64), "none"
+    units = int(unit_of.max()) + 1
+    member = np.zeros((pairs, units))
+    member[np.arange(pairs), unit_of] = 1.0
+    member /= member.sum(0, keepdims=True)  # (P, G): the mean over a unit's pairs
+
+    def unit_diffs(weights: np.ndarray) -> np.ndarray:  # (b, G)
+        t = macro_f1_weighted(labels, target, weights, num_classes)
+        r = macro_f1_weighted(labels, reference, weights, num_classes)
+        return (t - r) @ member
+
+    observed_units = unit_diffs(np.ones((1, n), dtype=np.int32))[0]
+    observed = float(observed_units.mean())
+    rng = np.random.default_rng(seed)
+    means = np.empty(replicates)
+    spread = np.empty((replicates, units))
+    for start in range(0, replicates, CHUNK):
+        size = min(CHUNK, replicates - start)
+        draw = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
+        image_weights = np.bincount(draw.ravel(), minlength=size * n).reshape(size, n)  # multinomial counts
+        d = unit_diffs(image_weights)
+        means[start : start + size] = d.mean(1)
+        spread[start : start + size] = d - d.mean(1, keepdims=True)
+    var_images = float(means.var(ddof=1)) if replicates > 1 else 0.0
+    if units >= 2:
+        var_seeds = float(observed_units.var(ddof=1)) / units
+        # E[var over images of (unit − mean of units)] = (1 − 1/G)·σ²_int/N, and each of the two parts holds σ²_int/(NG)
+        var_interaction = float(spread.var(axis=0, ddof=1).mean()) / (units - 1) if replicates > 1 else 0.0
+    else:
+        var_seeds = var_interaction = 0.0
+    variance = max(var_images + var_seeds - var_interaction, var_images)
+    seed_part = variance - var_images
+    se = float(np.sqrt(variance))
+    denominator = var_images**2 / max(1, n - 1) + (seed_part**2 / (units - 1) if units >= 2 else 0.0)
+    df = float(variance**2 / denominator) if denominator > 0 else float("inf")
+    return {
+        "observed": observed,
+        "se": se,
+        "df": df,
+        "var_images": var_images,
+        "var_seeds": var_seeds,
+        "var_interaction": var_interaction,
+        "draws": means,
+        "units": units,
+        "resampled": level,
+    }
+
+
+def t_quantile(q: float, df: float) -> float:
+    if not np.isfinite(df) or df > 1e6:
+        return NormalDist().inv_cdf(q)
+    from scipy import stats
+
+    return float(stats.t.ppf(q, df))
+
+
+def t_p_value(diff: float, se: float, df: float) -> float:
+    """Two-sided p of "no difference" for ``diff`` with standard error ``se`` and ``df`` degrees of freedom."""
+    if se <= 0:
+        return 1.0 if diff == 0 else 0.0
+    if not np.isfinite(df) or df > 1e6:
+        return 2.0 * (1.0 - NormalDist().cdf(abs(diff) / se))
+    from scipy import stats
+
+    return float(2.0 * stats.t.sf(abs(diff) / se, df))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment: adjusted p_(i) = max over j ≤ i of min(1, (m − j + 1) · p_(j))."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def mde(se: float, comparisons: int, df: float = float("inf"), alpha: float = ALPHA, power: float = POWER) -> float:
+    """The effect detected with probability ``power`` at level α/m (two-sided): (t_{1-α/2m} + t_power) · SE."""
+    return (t_quantile(1 - alpha / (2 * max(1, comparisons)), df) + t_quantile(power, df)) * se
+
+
+# ---------------------------------------------------------------------------------------------- records
+
+
+def _key(record: dict[str, Any]) -> Key:
+    return record["arm"], record.get("generator"), record.get("variant")
+
+
+def _label(key: Key, ratio: float) -> str:
+    arm, generator, variant = key
+    if arm == "generative" and generator is not None:
+        return f"{GENERATOR_LABELS.get(generator, generator)} alone"
+    return row_label(arm, generator, ratio, variant)
+
+
+def planned_comparisons(records: list[dict[str, Any]]) -> list[tuple[Key, Key]]:
+    """(GenMix arm, reference) for every GenMix arm of the records and every reference they hold."""
+    keys = list(dict.fromkeys(_key(r) for r in records))
+    present = set(keys)
+    out = []
+    for target in keys:
+        if target[0] != "genmix":
+            continue
+        for arm, same_generator in REFERENCES:
+            reference = (arm, target[1] if same_generator else None, None)
+            if reference in present:
+                out.append((target, reference))
+    return out
+
+
+def _spread(seeds: int, per_seed: float, level: str, images: int) -> str:
+    """What the interval covers, in words (the report and the web page quote it)."""
+    k = f"{per_seed:g} classifier seed{'s' if per_seed != 1 else ''}"
+    if level == "none":
+        return f"one seed: the interval covers sampling of the {images} test images only, not training randomness"
+    if level == "classifier seeds":
+        return (f"one generator seed with {k}: the interval covers classifier seeds and the {images} test images, "
+                "for that one generator training")  # fmt: skip
+    few = ""
+    if seeds <= 3:
+        few = f"; with {seeds} seeds their spread has {seeds - 1} degree{'s' if seeds > 2 else ''} of freedom: wide"
+    return (f"{seeds} seeds × {k} each: the interval covers generator trainings, classifier seeds and the "
+            f"{images} test images{few}")  # fmt: skip
+
+
+def compare(
+    records: list[dict[str, Any]], target: Key, reference: Key, replicates: int = REPLICATES, seed: int = BOOTSTRAP_SEED
+) -> dict[str, Any]:
+    """One comparison's numbers (before the Holm adjustment), or ``{"skipped": reason}``."""
+    by = {t: {} for t in (target, reference)}
+    for record in records:
+        if _key(record) in by:
+            by[_key(record)][(int(record["seed"]), int(record.get("replicate") or 0))] = record
+    pairs = sorted(set(by[target]) & set(by[reference]))
+    if not pairs:
+        return {"skipped": "no seed that both arms ran"}
+    chosen = [(by[target][p], by[reference][p]) for p in pairs]
+    if any("test_predictions" not in r or "test_labels" not in r for pair in chosen for r in pair):
+        return {"skipped": "records without per-image test predictions (made before verdicts existed)"}
+    labels = np.asarray(chosen[0][0]["test_labels"], dtype=np.int64)
+    if any(not np.array_equal(np.asarray(r["test_labels"]), labels) for pair in chosen for r in pair):
+        return {"skipped": "the arms were scored on different test sets"}
+    num_classes = len(chosen[0][0]["metrics"]["per_class"])
+    t = np.asarray([a["test_predictions"] for a, _ in chosen], dtype=np.int64)
+    r = np.asarray([b["test_predictions"] for _, b in chosen], dtype=np.int64)
+    clusters = [p[0] for p in pairs]
+    b = replicate_count(len(labels), len(pairs), num_classes, replicates)
+    boot = paired_bootstrap(labels, t, r, clusters, num_classes, b, seed)
+    diff, se, df = boot["observed"], boot["se"], boot["df"]
+    half = t_quantile(1 - ALPHA / 2, df) * se
+    seeds = len(set(clusters))
+    return {
+        "pairs": len(pairs),
+        "seeds": seeds,
+        "classifier_seeds_per_seed": len(pairs) / seeds,
+        "test_images": int(len(labels)),
+        "mean_diff": diff,
+        "ci_low": max(-1.0, diff - half),  # a difference of two F1 scores lies in [-1, 1]
+        "ci_high": min(1.0, diff + half),
+        "se": se,
+        "df": df if np.isfinite(df) else None,
+        "var_images": boot["var_images"],
+        "var_seeds": boot["var_seeds"],
+        "var_interaction": boot["var_interaction"],
+        "p_value": t_p_value(diff, se, df),
+        "replicates": b,
+        "resampled": boot["resampled"],
+        "spread": _spread(seeds, len(pairs) / seeds, boot["resampled"], len(labels)),
+    }
+
+
+def verdict_line(c: dict[str, Any]) -> str:
+    """The line a lab reads first, in macro-F1 points."""
+    numbers = f"{c['mean_diff'] * 100:+.1f} macro F1 [{c['ci_low'] * 100:.1f}, {c['ci_high'] * 100:.1f}]"
+    if c["verdict"] in ("helps", "hurts"):
+        return f"{c['target']} {c['verdict']} vs {c['reference']}: {numbers}"
+    if c["se"] == 0:
+        return f"{c['target']} vs {c['reference']}: no difference (identical test predictions)"
+    if c["mde"] >= 1.0:  # with two or three seeds and a large spread between them, t's few degrees of freedom
+        return (f"{c['target']} vs {c['reference']}: no evidence either way; {c['seeds']} seeds cannot detect even "
+                f"the largest difference here, more seeds can ({numbers})")  # fmt: skip
+    bound = f"{c['mde'] * 100:.1f}"
+    return f"{c['target']} vs {c['reference']}: no evidence of a difference larger than {bound} points ({numbers})"
+
+
+def verdicts(
+    records: list[dict[str, Any]], ratio: float = 0.5, replicates: int = REPLICATES, seed: int = BOOTSTRAP_SEED
+) -> dict[str, Any]:
+    """Every comparison of a run, Holm-adjusted, with its verdict line; from raw run records."""
+    records = study_records(records)
+    done, skipped = [], []
+    for index, (target, reference) in enumerate(planned_comparisons(records)):
+        names = {"target": _label(target, ratio), "reference": _label(reference, ratio)}
+        result = compare(records, target, reference, replicates, seed + index)
+        keys = {"target_key": dict(zip(("arm", "generator", "variant"), target, strict=True)),
+                "reference_key": dict(zip(("arm", "generator", "variant"), reference, strict=True))}  # fmt: skip
+        if "skipped" in result:
+            skipped.append({**names, **keys, "reason": result["skipped"]})
+        else:
+            done.append({**names, **keys, **result})
+    adjusted = holm([c["p_value"] for c in done])
+    for c, p in zip(done, adjusted, strict=True):
+        c["p_holm"] = p
+        c["mde"] = mde(c["se"], len(done), c["df"] if c["df"] is not None else float("inf"))
+        c["verdict"] = ("helps" if c["mean_diff"] > 0 else "hurts") if p < ALPHA else "no evidence"
+        c["line"] = verdict_line(c)
+    return {
+        "metric": "macro_f1",
+        "alpha": ALPHA,
+        "power": POWER,
+        "correction": "holm",
+        "comparisons": done,
+        "lines": [c["line"] for c in done],
+        "skipped": skipped,
+        "method": METHOD,
+        "tuned": any(r.get("variant") == TUNED for r in records),
+    }
+
+
+METHOD = (
+    "Paired by seed and classifier seed (classifier seeds of one seed averaged first). Standard error over test "
+    "images (a bootstrap of the images shared by every pair and both arms) and seeds (the variance of the mean over "
+    "seeds), less the seed × image interaction that both parts count; 95 % t interval with Satterthwaite's degrees "
+    "of freedom; p-values from the same t, Holm-adjusted over all comparisons; the minimum detectable effect is "
+    "(t_{1-α/2m} + t_0.8) × SE. 'helps' / 'hurts' need a Holm-adjusted p below 0.05."
+)

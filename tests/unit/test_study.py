@@ -1,0 +1,153 @@
+"""A whole study on a BreastMNIST slice with the issue's options at tiny settings: k classifier seeds per generator
+seed, list-valued GenMix settings chosen on validation, the synthetic filter, and the verdicts in results.json,
+report.md and the CLI's output. A second run on a corrupted test split proves the choice never sees it.
+
+The generator's stage is given its output in advance (a synthetic set made of real training images, half of them
+under the other class's label, and an empty quality report), as a rerun finds it: generator training and quality
+are tested elsewhere (test_cli_run), and these tests are about what comes after."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from models.datasets import ImageSet, Split, load_dataset, save_npz, save_synthetic_npz, slice_imageset
+from models.experiment import run_experiment, synthetic_counts
+from models.spec import ExperimentSpec, classifier_seed
+
+TINY_DCGAN = {"dcgan": {"iterations": 30, "batch_size": 16, "ngf": 8, "ndf": 8, "z_dim": 16, "embed_dim": 8,
+                        "log_every": 10}}  # fmt: skip
+SPEC = {
+    "generators": ["dcgan"],
+    "arms": ["baseline", "genmix"],
+    "alpha": [0.1, 1.0],  # the fixed arm's α = 0.3 is not in the grid: it runs next to it
+    "classifier_seeds_per_generator": 2,
+    "filter_tau": 0.5,
+    "classifier_settings": {"epochs": 2},
+    "generator_settings": TINY_DCGAN,
+    "seeds": [0],
+    "figures": False,
+}
+
+
+@pytest.fixture(scope="module")
+def tiny(breast: ImageSet) -> ImageSet:
+    return slice_imageset(breast, per_split_max=60, seed=0)
+
+
+def _seed_generator_stage(tiny: ImageSet, out: Path) -> None:
+    """seed0/dcgan/synthetic.npz and quality.json, as a finished generator stage leaves them."""
+    folder = out / "seed0" / "dcgan"
+    folder.mkdir(parents=True)
+    train = tiny.train
+    index, labels = [], []
+    for k, n in enumerate(synthetic_counts(train.counts(2), 0.5)):
+        own, other = np.flatnonzero(train.labels == k), np.flatnonzero(train.labels != k)
+        pick = np.arange(n)  # every other image shows the other class: the filter's prey
+        index.append(np.where(pick % 2 == 1, other[pick % len(other)], own[pick % len(own)]))
+        labels.append(np.full(n, k))
+    split = Split(train.images[np.concatenate(index)], np.concatenate(labels).astype(np.int64))
+    with open(folder / "synthetic.npz", "wb") as handle:
+        save_synthetic_npz(split, handle, tiny.class_names)
+    (folder / "quality.json").write_text("{}")
+
+
+@pytest.fixture(scope="module")
+def study(tiny: ImageSet, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, Path]:
+    """The study through ``genmix run``, with the flags a lab types."""
+    data = tmp_path_factory.mktemp("data") / "slice.npz"
+    save_npz(tiny, data)
+    out = tmp_path_factory.mktemp("study") / "out"
+    _seed_generator_stage(tiny, out)
+    args = ["run", "--dataset", str(data), "--generator", "dcgan", "--arms", "baseline,genmix",
+            "--alpha", "0.1,1", "--classifier-seeds", "2", "--filter-tau", "0.5", "--seeds", "0", "--epochs", "2",
+            "--generator-config", json.dumps(TINY_DCGAN), "--no-figures", "--out", str(out)]  # fmt: skip
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return out, result.output, data
+
+
+def _results(out: Path) -> dict:
+    return json.loads((out / "results.json").read_text())
+
+
+def test_k_classifier_seeds_per_generator_seed_and_the_grid_have_their_run_ids(study) -> None:
+    out, *_ = study
+    results = _results(out)
+    assert results["config"] == results["config"] | {k: v for k, v in SPEC.items() if k not in (
+        "classifier_settings", "generator_settings")}  # fmt: skip
+    ids = [r["run_id"] for r in results["records"]]
+    per_replicate = ["baseline-seed0", "genmix-dcgan-seed0", "genmix-dcgan-seed0-a0p1", "genmix-dcgan-seed0-a1"]
+    assert ids == per_replicate + [rid.replace("seed0", "seed0-c1") for rid in per_replicate]
+    assert len(list((out / "seed0").iterdir())) == 1  # one generator training for both classifier seeds
+    seeds = {(r["replicate"], r["classifier_seed"]) for r in results["records"]}
+    assert seeds == {(0, 0), (1, classifier_seed(0, 1))}
+    for record in results["records"]:
+        assert len(record["test_predictions"]) == len(record["test_labels"]) == 60
+        assert record["val_macro_f1"] == record["history"][record["best_epoch"] - 1]["val_macro_f1"]
+    labels = [row["label"] for row in results["summary"]]
+    assert labels == ["Baseline (Real)", "GenMix (DCGAN)", "GenMix (DCGAN), tuned on val"]
+    assert all(row["seeds"] == [0, 0] for row in results["summary"])
+
+
+def test_the_verdicts_are_in_results_report_and_cli_output(study) -> None:
+    out, output, _ = study
+    verdicts = _results(out)["verdicts"]
+    assert [(c["target"], c["reference"]) for c in verdicts["comparisons"]] == [
+        ("GenMix (DCGAN)", "Baseline (Real)"), ("GenMix (DCGAN), tuned on val", "Baseline (Real)")]  # fmt: skip
+    for c in verdicts["comparisons"]:
+        assert c["pairs"] == 2 and c["ci_low"] <= c["mean_diff"] <= c["ci_high"] and c["p_holm"] >= c["p_value"]
+        assert "one generator seed with 2 classifier seeds" in c["spread"]
+    report = (out / "report.md").read_text()
+    assert report.index("**Verdicts**") < report.index("| Method |")  # the verdicts come first
+    for line in verdicts["lines"]:
+        assert f"- {line}" in report and line in output
+        assert output.index(line) < output.index("Baseline (Real)  ")  # above the table
+    assert "chosen per seed on validation macro F1" in report and "dropped / sampled per class" in report
+
+
+def test_filter_drops_what_the_baseline_doubts_and_counts_it(study, tiny) -> None:
+    out, *_ = study
+    results = _results(out)
+    stored = json.loads((out / "seed0" / "dcgan" / "filter.json").read_text())
+    syn = np.load(out / "seed0" / "dcgan" / "synthetic.npz")
+    info = results["generators"]["dcgan-seed0"]["filter"]
+    train_counts = np.bincount(tiny.train.labels, minlength=2)
+    assert info["sampled_per_class"] == [max(1, round(0.5 * n)) for n in train_counts] == np.bincount(
+        syn["labels"], minlength=2).tolist()  # fmt: skip
+    confidence = np.asarray(stored["confidence"])
+    for k in range(2):
+        below = int((confidence[syn["labels"] == k] < 0.5).sum())
+        sampled = info["sampled_per_class"][k]
+        assert info["dropped_per_class"][k] == (below if below < sampled else sampled - 1)  # a class keeps one
+    kept = [s - d for s, d in zip(info["sampled_per_class"], info["dropped_per_class"], strict=True)]
+    assert sum(info["dropped_per_class"]) > 0
+    for record in results["records"]:
+        if record["arm"] == "genmix":
+            assert record["synthetic_per_class"] == kept
+
+
+def test_the_choice_never_sees_the_test_split(study, tiny, tmp_path) -> None:
+    """The same study (its first classifier seed) with the test images replaced by noise and the labels scrambled
+    chooses the same settings with the same validation scores, and filters the same images; only test numbers
+    change."""
+    out, _, data = study
+    rng = np.random.default_rng(0)
+    loaded = load_dataset(data)  # read as `genmix run` read it (the same arrays, down to their memory layout)
+    test = loaded.test
+    noise = Split(rng.integers(0, 256, test.images.shape, dtype=np.uint8), rng.permutation(1 - test.labels))
+    corrupted = ImageSet(loaded.name, list(loaded.class_names), {**loaded.splits, "test": noise})
+    other = tmp_path / "out"
+    _seed_generator_stage(tiny, other)
+    again = run_experiment(corrupted, ExperimentSpec(**{**SPEC, "classifier_seeds_per_generator": 1}), other)
+    first = _results(out)
+    assert again["selection"] == first["selection"][:1] and first["selection"][0]["replicate"] == 0
+    assert [r["val_macro_f1"] for r in again["records"]] == [r["val_macro_f1"] for r in first["records"][:4]]
+    assert json.loads((other / "seed0/dcgan/filter.json").read_text()) == json.loads(
+        (out / "seed0/dcgan/filter.json").read_text())  # fmt: skip
+    assert [r["test_labels"] for r in again["records"]] != [r["test_labels"] for r in first["records"]]
