@@ -60,6 +60,7 @@ def train_once(data: ImageSet, config: ClassifierConfig, seed: int, device: torc
         weights=config.weights,
         pretrained=config.pretrained,
         input_size=config.input_size,
+        allow_download=config.allow_download,
     )
     arm = build_arm("baseline", data.train, data.num_classes, device, seed)
     result = train_classifier(model, arm, data.val, data.class_names, config, device)
@@ -173,10 +174,10 @@ def main() -> None:
     print_table(rows)
     if len(rows) > 1 and not args.input_sizes:
         first, second = rows[0], rows[1]
+        per_epoch = first["cpu_s_per_epoch"] / second["cpu_s_per_epoch"]
         print(
             f"\nratio {first['label']} / {second['label']}: {first['cpu_s'] / second['cpu_s']:.1f}x cpu s per training "
-            f"({first['wall_s'] / second['wall_s']:.1f}x wall), {first['cpu_s_per_epoch'] / second['cpu_s_per_epoch']:.1f}x "
-            f"cpu s per epoch"
+            f"({first['wall_s'] / second['wall_s']:.1f}x wall), {per_epoch:.1f}x cpu s per epoch"
         )
     print(f"total {time.perf_counter() - started:.0f} s wall")
     if args.out:

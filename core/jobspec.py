@@ -82,13 +82,15 @@ def with_server_settings(
 
     Weights come from the server, never from a request: a request's file settings (classifier ``weights``,
     ``pretrained_dir``) are checkpoint names, resolved here against ``GENMIX_CHECKPOINT_DIR``, and whether Textual
-    Inversion may download is ``GENMIX_ALLOW_DOWNLOADS``. ``local_files`` (``genmix run``, the machine's own
+    Inversion (or torchvision, for a pretrained vgg16/resnet18 without a file) may download is
+    ``GENMIX_ALLOW_DOWNLOADS``. ``local_files`` (``genmix run``, the machine's own
     user) keeps the paths the spec names as they are.
     """
     device = "cpu" if queue == "cpu" else (settings.device if spec.device == "auto" else spec.device)
     classifier_settings = dict(spec.classifier_settings)
     generator_settings = {name: dict(values) for name, values in spec.generator_settings.items()}
     if not local_files:
+        classifier_settings["allow_download"] = settings.allow_downloads  # torchvision's ImageNet weights too
         for kind, values, key in _file_entries(spec):
             target = classifier_settings if kind == "classifier" else generator_settings[kind]
             target[key] = str(resolve_checkpoint(settings, kind, key, values[key]))

@@ -110,7 +110,8 @@ class Settings(BaseSettings):
     """Folder of checkpoints a job may name (classifier ``weights`` files, diffusion / Textual Inversion
     ``pretrained_dir`` folders): a request names an entry of it, never a path. Unset: requests may name none."""
     allow_downloads: bool = False
-    """Whether workers may download ``ti_pretrained`` (a hub id) from the hub; requests never choose this."""
+    """Whether workers may download ``ti_pretrained`` (a hub id) from the hub, and torchvision's ImageNet weights
+    for a pretrained vgg16/resnet18 that names no file; requests never choose this."""
 
     samples_per_class: int = 8
     """Default number of real, synthetic and GenMix PNGs a job materialises per class."""

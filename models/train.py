@@ -57,6 +57,7 @@ class ClassifierConfig:
     monitor: str = _D["monitor"]
     weights: str | None = _D["weights"]
     pretrained: bool = _D["pretrained"]
+    allow_download: bool = _D["allow_download"]
     input_size: int | None = _D["input_size"]
     optimizer: str = _D["optimizer"]
     schedule: str = _D["schedule"]

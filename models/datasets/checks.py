@@ -14,7 +14,7 @@ from collections import Counter
 import numpy as np
 
 from models.datasets.imageset import ImageSet, Split
-from models.errors import DatasetError, clip
+from models.errors import DatasetError, DatasetTooLargeError, clip
 from models.names import SPLITS
 
 MIN_CLASSES = 2
@@ -93,3 +93,25 @@ def check_usable(source: str, imageset: ImageSet) -> None:
                 f"{source}: class(es) {clip(absent)} have no images in the {name} split; a job needs every "
                 "class in train, val and test (it selects models on val and reports each class on test)"
             )
+
+
+class SizeGuard:
+    """What every reader checks image by image: one size for all images, and the dataset's pixel budget."""
+
+    def __init__(self, label: str, max_pixels: int | None) -> None:
+        self.label, self.max_pixels = label, max_pixels
+        self.first: tuple[tuple[int, int], str] | None = None
+        self.pixels = 0
+
+    def add(self, image: np.ndarray, where: str) -> None:
+        if self.first is None:
+            self.first = (image.shape[:2], where)
+        elif image.shape[:2] != self.first[0]:
+            (h, w), (fh, fw) = image.shape[:2], self.first[0]
+            raise DatasetError(
+                f"{where}: size {w}x{h} differs from {self.first[1]} ({fw}x{fh}); images differ in size: all "
+                "must share one (an upload can set image_size to resize them)"
+            )
+        self.pixels += image.size
+        if self.max_pixels is not None and self.pixels > self.max_pixels:
+            raise DatasetTooLargeError(f"{self.label}: the dataset has more than {self.max_pixels} pixel values")

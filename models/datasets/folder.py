@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from models.datasets.checks import check_class_names
+from models.datasets.checks import SizeGuard, check_class_names
 from models.datasets.decode import DecodeLog, decode_file, resize
 from models.datasets.filetree import FileTree, is_junk
 from models.datasets.imageset import Split
 from models.datasets.options import ReadOptions
-from models.errors import DatasetError, DatasetTooLargeError, clip
+from models.errors import DatasetError, clip
 from models.names import SPLITS
 
 SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
@@ -83,10 +83,9 @@ def folder_parts(
     check_class_names(tree.label, names)
     label_of = {name: k for k, name in enumerate(names)}
     decoded: dict[str, list[tuple[np.ndarray, int, str | None]]] = {}
-    first: tuple[np.ndarray, str] | None = None
+    guard = SizeGuard(tree.label, options.dataset_max_pixels)
     without_patient: str | None = None
     log = DecodeLog()
-    pixels = 0
     for split in SPLITS:
         for cls in folders:
             for path in layout.get((split, cls), []):
@@ -94,19 +93,7 @@ def folder_parts(
                 file = decode_file(tree.read(path), where, options, suffix=path.suffix)
                 log.add(file)
                 array = resize(file.pixels, options.image_size)
-                if first is None:
-                    first = (array, where)
-                elif array.shape[:2] != first[0].shape[:2]:
-                    (h, w), (fh, fw) = array.shape[:2], first[0].shape[:2]
-                    raise DatasetError(
-                        f"{where}: size {w}x{h} differs from {first[1]} ({fw}x{fh}); images differ in size: all "
-                        "must share one (an upload can set image_size to resize them)"
-                    )
-                pixels += array.size
-                if options.dataset_max_pixels is not None and pixels > options.dataset_max_pixels:
-                    raise DatasetTooLargeError(
-                        f"{tree.label}: the dataset has more than {options.dataset_max_pixels} pixel values"
-                    )
+                guard.add(array, where)
                 if file.patient_id is None and without_patient is None:
                     without_patient = where
                 decoded.setdefault(split, []).append((array, label_of[cls], file.patient_id))

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from models.datasets.checks import check_class_names
+from models.datasets.checks import SizeGuard, check_class_names
 from models.datasets.decode import Decoded, DecodeLog, decode_file, resize
 from models.datasets.dicom import instance_uid, is_dicom
 from models.datasets.filetree import FileTree, is_junk
@@ -262,8 +262,7 @@ def table_parts(
     size = options.image_size if options.image_size is not None else (ROI_IMAGE_SIZE if crop else None)
     log = DecodeLog()
     images: list[np.ndarray] = []
-    first: tuple[tuple[int, int], str] | None = None
-    pixels = 0
+    guard = SizeGuard(tree.label, options.dataset_max_pixels)
     for row in rows:
         assert row.decoded is not None
         image = row.decoded.pixels
@@ -283,19 +282,7 @@ def table_parts(
             left, top, right, bottom = roi_square(box, (height, width), options.pixels.roi_margin)
             image = image[top:bottom, left:right]
         image = resize(image, size)
-        if first is None:
-            first = (image.shape[:2], row.where)
-        elif image.shape[:2] != first[0]:
-            (h, w), (fh, fw) = image.shape[:2], first[0]
-            raise DatasetError(
-                f"{row.where}: size {w}x{h} differs from {first[1]} ({fw}x{fh}); images differ in size: all must "
-                "share one (an upload can set image_size to resize them)"
-            )
-        pixels += image.size
-        if options.dataset_max_pixels is not None and pixels > options.dataset_max_pixels:
-            raise DatasetTooLargeError(
-                f"{tree.label}: the dataset has more than {options.dataset_max_pixels} pixel values"
-            )
+        guard.add(image, row.where)
         log.add(row.decoded, cropped=crop and box is not None)
         images.append(image)
     patients = _patients(rows)

@@ -104,8 +104,8 @@ class TextualInversion(Generator):
                 f"Stable Diffusion pipeline {source!r} is neither a local folder nor in this machine's Hugging Face "
                 "cache, and downloads are off: download it once into the cache (`huggingface-cli download "
                 f"{source}`) or save it to a folder and point GENMIX_TI_PRETRAINED (the service's default) or the "
-                "job's textual_inversion pretrained_dir at it; a worker may download it itself only where the "
-                "server allows downloads (allow_download)"
+                "job's textual_inversion pretrained_dir at it; a worker downloads it itself only where the "
+                "server allows downloads (GENMIX_ALLOW_DOWNLOADS)"
             ) from exc
         self.pipe.set_progress_bar_config(disable=True)
         self.pipe.to(self.device)

@@ -54,7 +54,7 @@ def test_textual_inversion_hub_id_error_names_the_genmix_settings() -> None:
     message = str(caught.value)
     assert "local_files_only" not in message, message
     assert "nobody/genmix-no-such-model" in message and "GENMIX_TI_PRETRAINED" in message, message
-    assert "allow_download" in message, message
+    assert "GENMIX_ALLOW_DOWNLOADS" in message, message
 
 
 def test_class_names_for_the_wrong_number_of_classes(client: TestClient, alice: dict[str, str],

@@ -138,3 +138,24 @@ def test_a_local_file_wins_over_the_download(offline, tmp_path) -> None:
     save_file({k: v.contiguous() for k, v in source.backbone.state_dict().items()}, str(path))
     loaded = build_classifier("resnet18", 3, 2, (64, 64), weights=path, pretrained=True)  # no download tried
     assert torch.equal(loaded.backbone.conv1.weight, source.backbone.conv1.weight)
+
+
+def test_with_downloads_off_no_download_is_tried(offline, monkeypatch) -> None:
+    def fail(url, *args, **kwargs):
+        raise AssertionError(f"a download was tried: {url}")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fail)
+    with pytest.raises(ClassifierError, match="downloads are off.*resnet18-f37072fd.pth"):
+        build_classifier("resnet18", 1, 2, (64, 64), pretrained=True, allow_download=False)
+    build_classifier("efficientnet_lite0", 1, 2, (64, 64), pretrained=True, allow_download=False)  # the wheel's
+
+
+def test_service_jobs_follow_the_servers_download_rule(tmp_path) -> None:
+    from core.jobspec import with_server_settings
+    from core.settings import Settings
+    from models.spec import ExperimentSpec
+
+    spec = ExperimentSpec(profile="paper", arms=["baseline"], classifier_settings={"allow_download": True})
+    server = Settings(state_dir=tmp_path, allow_downloads=False)
+    assert with_server_settings(spec, server, "cpu").classifier_settings["allow_download"] is False
+    assert with_server_settings(spec, server, local_files=True).classifier_settings["allow_download"] is True
