@@ -181,6 +181,28 @@ def filter_section(generators: dict[str, Any], class_names: list[str], tau: floa
     return [*lines, ""]
 
 
+def fine_tuning_text(clf: dict[str, Any]) -> str:
+    """The classifier's start and recipe, e.g. ``ImageNet weights, 96 px input, adamw (weight decay 0.05), 1 warm-up
+    epoch, cosine, `` (empty for the paper's plain Adam from scratch at the images' size); older results lack the
+    keys."""
+    parts = []
+    if clf.get("weights") or clf.get("pretrained"):
+        parts.append("weights from a file" if clf.get("weights") else "ImageNet weights")
+    if clf.get("input_size"):
+        parts.append(f"{clf['input_size']} px input")
+    if clf.get("optimizer", "adam") != "adam" or clf.get("weight_decay"):
+        parts.append(f"{clf.get('optimizer', 'adam')} (weight decay {clf.get('weight_decay', 0)})")
+    if clf.get("warmup_epochs"):
+        parts.append(f"{clf['warmup_epochs']} warm-up epoch{'s' if clf['warmup_epochs'] > 1 else ''}")
+    if clf.get("schedule", "constant") != "constant":
+        parts.append(clf["schedule"])
+    if clf.get("backbone_lr_mult", 1.0) != 1.0:
+        parts.append(f"backbone lr ×{clf['backbone_lr_mult']}")
+    if clf.get("augment"):
+        parts.append(f"augment {'+'.join(clf['augment'])}")
+    return "".join(f"{part}, " for part in parts)
+
+
 def markdown_report(results: dict[str, Any], command: str) -> str:
     """The study's section for docs/RESULTS.md: command, the verdicts first, data, Table 1, the settings chosen on
     validation, the synthetic filter, generator quality, and the per-seed t-test table."""
@@ -200,8 +222,9 @@ def markdown_report(results: dict[str, Any], command: str) -> str:
         *verdict_section(verdicts),
         f"Seeds {config['seeds']}" + (f", {k} classifier seeds per seed" if k > 1 else "") + "; train/val/test per "
         f"class {data['counts']['train']} / {data['counts']['val']} / {data['counts']['test']}; classifier "
-        f"{clf['name']} ({clf['epochs']} epochs max, batch {clf['batch_size']}, lr {clf['lr']}, patience "
-        f"{clf['patience']}, best epoch by {clf['monitor']}); synthetic ratio {config['synthetic_ratio']}; GenMix "
+        f"{clf['name']} ({fine_tuning_text(clf)}{clf['epochs']} epochs max, batch {clf['batch_size']}, lr "
+        f"{clf['lr']}, patience {clf['patience']}, best epoch by {clf['monitor']}); synthetic ratio "
+        f"{config['synthetic_ratio']}; GenMix "
         f"α = {config['alpha']}, β = {config['beta']}, pool {config['partner_pool']}, class-balanced partners "
         f"{'on' if config.get('class_balanced') else 'off'}, mix probability {config.get('mix_prob', 1.0)}"
         + (f"; synthetic filter τ = {tau}" if tau is not None else "")

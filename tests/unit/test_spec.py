@@ -49,7 +49,9 @@ def test_cli_options_default_to_the_spec() -> None:
 def test_worker_reads_a_stored_spec_back_with_the_same_defaults() -> None:
     stored = JobCreate(dataset_id="d").model_dump(mode="json") | {"dataset_name": "x", "class_names": ["a", "b"]}
     server = Settings(device="auto")
-    assert experiment_spec(stored, "gpu", server).model_dump() == DEFAULTS
+    # the one addition is the server's download rule (GENMIX_ALLOW_DOWNLOADS, off by default), never the request's
+    served = DEFAULTS | {"classifier_settings": {"allow_download": False}}
+    assert experiment_spec(stored, "gpu", server).model_dump() == served
     assert experiment_spec(stored, "cpu", server).device == "cpu"
     assert experiment_spec(stored, "gpu", Settings(device="cuda:1")).device == "cuda:1"
 
@@ -113,6 +115,7 @@ def test_migration_0002_turns_old_stored_specs_into_valid_ones() -> None:
     new = migration._upgraded(old)
     spec = experiment_spec(new, "gpu", Settings())
     assert (spec.alpha, spec.mixup_alpha, spec.classifier) == (0.4, 0.4, "smallcnn")
-    assert spec.classifier_settings == {"epochs": 2} and spec.generator_settings == {"dcgan": {"iterations": 40}}
+    assert spec.classifier_settings == {"epochs": 2, "allow_download": False}
+    assert spec.generator_settings == {"dcgan": {"iterations": 40}}
     back = migration._downgraded(new)
     assert back == old
