@@ -41,7 +41,7 @@ def _fill_experiment(page: Any, generator: str, seeds: str) -> None:
         page.get_by_label(arm, exact=True).check()
     page.get_by_label("augmix", exact=True).uncheck()
     page.get_by_label("dcgan", exact=True).check()
-    page.get_by_label("Seeds").fill(seeds)
+    page.get_by_role("textbox", name=re.compile("^Seeds")).fill(seeds)
     if not page.locator("details.advanced").evaluate("d => d.open"):
         page.get_by_text("Advanced settings").click()
     page.get_by_label("Classifier settings").fill(QUICK_CLASSIFIER)
@@ -148,11 +148,18 @@ def _workflow(page: Any, service: Service, breast_npz: Path, shots: Path, tmp_pa
     for name in ("alpha", "mixup_alpha", "beta", "synthetic_ratio", "mix_prob"):
         assert float(page.locator(f"#f-{name}").input_value()) == getattr(spec, name), name
     assert page.locator("#f-seeds").input_value() == ", ".join(map(str, spec.seeds))
+    assert int(page.locator("#f-classifier_seeds_per_generator").input_value()) == spec.classifier_seeds_per_generator
+    assert page.locator("#f-filter_tau").input_value() == ""  # off unless asked
+    pools = page.locator("#f-partner_pool input:checked").evaluate_all("boxes => boxes.map(b => b.value)")
+    assert pools == [spec.partner_pool]
     _fill_experiment(page, QUICK_GENERATOR, "0, 1")
     page.get_by_label("GenMix α").fill("0")
+    page.get_by_label("Synthetic filter τ").fill("1.5")
     page.get_by_role("button", name="Launch experiment").click()
     page.locator("#err-alpha").filter(has_text=re.compile(".+")).wait_for()
     assert "greater than 0" in page.locator("#err-alpha").inner_text()
+    assert "less than 1" in page.locator("#err-filter_tau").inner_text()
+    page.get_by_label("Synthetic filter τ").fill("")
     assert page.get_by_label("GenMix α").get_attribute("aria-invalid") == "true"
     page.screenshot(path=str(shots / "04-new-experiment-invalid.png"), full_page=True)
     page.get_by_label("GenMix α").fill("0.3")

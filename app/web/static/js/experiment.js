@@ -5,7 +5,10 @@ import { ApiError, getJson, openApi, request } from "./api.js";
 import { $, el, fill, notify } from "./ui.js";
 
 /** Numbers the form sends as numbers (the API says what is wrong with anything else). */
-const NUMBER_FIELDS = ["synthetic_ratio", "alpha", "beta", "mixup_alpha", "mix_prob", "samples_per_class"];
+const NUMBER_FIELDS = [
+  "synthetic_ratio", "alpha", "beta", "mixup_alpha", "mix_prob", "samples_per_class",
+  "classifier_seeds_per_generator", "filter_tau",
+];
 /** Number fields that may hold a comma-separated list. */
 const LIST_FIELDS = ["synthetic_ratio", "alpha", "mix_prob"];
 /** Lists of names and defaults both come from the API's schema of JobCreate: nothing is repeated here. */
@@ -64,9 +67,12 @@ async function buildForm() {
   fillSelect($("#f-classifier"), ["", ...c.classifier], defaults.classifier ?? "");
   $("#f-classifier").options[0].textContent = "the profile's";
   fillSelect($("#f-profile"), c.profile, defaults.profile);
-  fillSelect($("#f-partner_pool"), c.partner_pool, defaults.partner_pool);
+  fillChecks($("#f-partner_pool"), "partner_pool", c.partner_pool, [defaults.partner_pool].flat());
   fillSelect($("#f-device"), c.device, defaults.device);
-  for (const name of ["synthetic_ratio", "alpha", "beta", "mixup_alpha", "mix_prob"]) $(`#f-${name}`).value = defaults[name];
+  for (const name of ["synthetic_ratio", "alpha", "beta", "mixup_alpha", "mix_prob", "classifier_seeds_per_generator"]) {
+    $(`#f-${name}`).value = [defaults[name]].flat().join(", ");
+  }
+  $("#f-filter_tau").value = defaults.filter_tau ?? "";
   $("#f-class_balanced").checked = defaults.class_balanced;
   $("#f-figures").checked = defaults.figures;
   $("#f-seeds").value = defaults.seeds.join(", ");
@@ -120,11 +126,13 @@ function buildSpec(form) {
     generators: checked("generators"),
     arms: checked("arms"),
     profile: form.elements.profile.value,
-    partner_pool: form.elements.partner_pool.value,
     device: form.elements.device.value,
     class_balanced: form.elements.class_balanced.checked,
     figures: form.elements.figures.checked,
   };
+  const pools = checked("partner_pool");
+  // one pool is the plain setting; two are a list the study chooses from on validation
+  spec.partner_pool = pools.length === 1 ? pools[0] : pools;
   for (const name of NUMBER_FIELDS) {
     const raw = form.elements[name].value.trim();
     if (raw === "") continue;
