@@ -205,7 +205,11 @@ class ExperimentSpec(BaseModel):
         MIX_PROB,
         description="share of training samples GenMix mixes (0 to 1); a list: chosen per seed on validation",
     )
-    profile: Profile = Field("quick", description="hyperparameter profile: quick (CPU, from scratch), pretrained (CPU, ImageNet EfficientNet-Lite0) or paper (VGG-16)")
+    profile: Profile = Field(
+        "quick",
+        description="hyperparameter profile: quick (CPU, from scratch), pretrained (CPU, ImageNet "
+        "EfficientNet-Lite0) or paper (VGG-16)",
+    )
     classifier: ClassifierName | None = Field(None, description="classifier network; default: the profile's")
     classifier_settings: dict[str, Any] = Field(
         {}, description="classifier hyperparameters over the profile, e.g. {'epochs': 10}"
