@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -34,18 +33,8 @@ sys.path.insert(0, str(REPO_ROOT))
 from models.arms import build_arm  # noqa: E402
 from models.classifiers import build_classifier  # noqa: E402
 from models.datasets import ImageSet, load_dataset  # noqa: E402
-from models.runtime import configure_threads, seed_everything  # noqa: E402
+from models.runtime import configure_threads, device_name, seed_everything  # noqa: E402
 from models.train import ClassifierConfig, classifier_config, evaluate, train_classifier  # noqa: E402
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
 
 
 def train_once(data: ImageSet, config: ClassifierConfig, seed: int, device: torch.device) -> dict[str, Any]:
@@ -154,7 +143,7 @@ def main() -> None:
 
     print(
         f"{data.name} {data.image_size[0]}x{data.image_size[1]}, train/val/test {len(data.train)}/{len(data.val)}/"
-        f"{len(data.test)}; {_cpu_name()}; torch {torch.__version__}, {torch.get_num_threads()} thread(s); "
+        f"{len(data.test)}; {device_name()}; torch {torch.__version__}, {torch.get_num_threads()} thread(s); "
         f"seeds {seeds}",
         flush=True,
     )
@@ -182,7 +171,7 @@ def main() -> None:
     print(f"total {time.perf_counter() - started:.0f} s wall")
     if args.out:
         configs = {label: config.__dict__ for label, config in plans}
-        report = {"dataset": str(args.dataset), "machine": _cpu_name(), "torch": torch.__version__,
+        report = {"dataset": str(args.dataset), "machine": device_name(), "torch": torch.__version__,
                   "threads": torch.get_num_threads(), "configs": configs, "runs": runs}  # fmt: skip
         args.out.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -33,20 +32,10 @@ from models.datasets import ImageSet, Split, load_npz
 from models.generators import generator_class
 from models.generators.diffusion import DEFAULT_SAMPLE_STEPS, Diffusion
 from models.hooks import TrainHooks
-from models.runtime import pick_device
+from models.runtime import device_name, pick_device
 from models.tensors import to_tensor
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
 
 
 class BareLoop:
@@ -228,7 +217,7 @@ def main(argv: list[str] | None = None) -> dict:
             torch.cuda.synchronize(device)
 
     data = load_npz(args.data)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    name = device_name(device)
     print(
         f"device={device} ({name}), threads={torch.get_num_threads()}, torch {torch.__version__}, "
         f"diffusers {diffusers.__version__}, clock={args.clock}, load={os.getloadavg()[0]:.1f}"
