@@ -128,19 +128,22 @@ class GenMixArm(Arm):
     def _pool(self, real: Split, synthetic: Split | None) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = super()._pool(real, synthetic)
         assert synthetic is not None
+        # uint8 pool (on the device too), converted per batch: bit-identical to a float pool of images / 255
         self.mixer = GenMixer(
-            real_images=_float(images),
+            real_images=images,
             real_labels=labels,
-            synthetic_images=_float(_uint8_nchw(synthetic, self.device)),
+            synthetic_images=_uint8_nchw(synthetic, self.device),
             synthetic_labels=torch.from_numpy(synthetic.labels).long().to(self.device),
             num_classes=self.num_classes,
             config=self.settings.genmix or GenMixConfig(),
             seed=self.seed,
+            value_divisor=255.0,
         )
-        return images, labels
+        del images  # the mixer's pool holds the real rows: keep one uint8 copy, not two
+        return self.mixer.pool_images[: len(real)], labels
 
     def batch(self, index: torch.Tensor) -> Batch:
-        mixed = self.mixer.mix(index)
+        mixed = self.mixer.mix(index, check_range=False)  # a permutation of the real rows: no host round trip
         return mixed.images, mixed.soft_labels
 
 

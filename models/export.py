@@ -3,10 +3,16 @@
 The npz holds ``images`` (float32, N×C×H×W, same 0–255 scale as the uint8 input), ``soft_labels`` (N×K),
 ``lam`` (N), ``partner_pool`` (0 real, 1 synthetic), ``partner_index`` (into that pool), ``real_index``
 (into the real training split) and ``class_names``.
+
+Memory: the mixer's pool is the uint8 images themselves (a channels-last view of the (N, H, W, C) arrays,
+no float copy, no layout copy), and ``images`` is blended and written :data:`EXPORT_CHUNK` images at a
+time straight into its npz member, so an export never holds more than one chunk of float images.
 """
 
 from __future__ import annotations
 
+import itertools
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -15,16 +21,18 @@ import torch
 from models.checkpoint import atomic_path
 from models.datasets import Split, load_npz, load_synthetic_npz
 from models.genmix import GenMixConfig, GenMixer, MixBatch
-from models.runtime import DTYPE
+
+EXPORT_CHUNK = 256
+"""Images blended and written per chunk: 256 × 224² RGB float32 is 154 MB, 256 × 64² gray 4 MB."""
 
 
 def _raw(split: Split) -> torch.Tensor:
-    """uint8 (N, H, W, C) -> float (N, C, H, W) keeping the 0–255 scale."""
-    return torch.from_numpy(np.ascontiguousarray(split.images)).permute(0, 3, 1, 2).to(DTYPE)
+    """uint8 (N, H, W, C) -> a uint8 (N, C, H, W) channels-last view of the same memory (no copy)."""
+    return torch.from_numpy(np.ascontiguousarray(split.images)).permute(0, 3, 1, 2)
 
 
 def build_mixer(real: Split, synthetic: Split, num_classes: int, config: GenMixConfig, seed: int) -> GenMixer:
-    """A mixer over raw-scale (0–255) images of the real and synthetic sets."""
+    """A mixer over raw-scale (0–255) images of the real and synthetic sets, its pool kept as uint8."""
     return GenMixer(
         real_images=_raw(real),
         real_labels=torch.from_numpy(real.labels).long(),
@@ -36,19 +44,33 @@ def build_mixer(real: Split, synthetic: Split, num_classes: int, config: GenMixC
     )
 
 
-def save_export(batch: MixBatch, path: Path, class_names: list[str]) -> Path:
-    """Write ``batch`` atomically in the export format above."""
-    with atomic_path(Path(path)) as tmp, open(tmp, "wb") as handle:
-        np.savez_compressed(
-            handle,
-            images=batch.images.cpu().numpy().astype(np.float32),
-            soft_labels=batch.soft_labels.cpu().numpy().astype(np.float32),
-            lam=batch.lam.cpu().numpy().astype(np.float32),
-            partner_pool=batch.partner_pool.cpu().numpy().astype(np.int8),
-            partner_index=batch.partner_index.cpu().numpy().astype(np.int64),
-            real_index=batch.real_index.cpu().numpy().astype(np.int64),
-            class_names=np.asarray(class_names, dtype=str),
-        )
+def _write_member(archive: zipfile.ZipFile, name: str, array: np.ndarray) -> None:
+    with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+        np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+
+def _write_images(archive: zipfile.ZipFile, batch: MixBatch, chunk: int) -> None:
+    """``images`` as float32 (N, C, H, W), blended ``chunk`` images at a time into one npy member."""
+    chunks = batch.image_chunks(chunk)
+    first = next(chunks)
+    shape = (len(batch), *first.shape[1:])
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": shape}
+    with archive.open("images.npy", "w", force_zip64=True) as member:
+        np.lib.format.write_array_header_2_0(member, header)
+        for block in itertools.chain([first], chunks):
+            member.write(np.ascontiguousarray(block.cpu().numpy(), dtype=np.float32).data)
+
+
+def save_export(batch: MixBatch, path: Path, class_names: list[str], chunk: int = EXPORT_CHUNK) -> Path:
+    """Write ``batch`` atomically in the export format above (a zip of npy members, as ``np.savez_compressed``)."""
+    with atomic_path(Path(path)) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        _write_images(archive, batch, chunk)
+        _write_member(archive, "soft_labels", batch.soft_labels.cpu().numpy().astype(np.float32))
+        _write_member(archive, "lam", batch.lam.cpu().numpy().astype(np.float32))
+        _write_member(archive, "partner_pool", batch.partner_pool.cpu().numpy().astype(np.int8))
+        _write_member(archive, "partner_index", batch.partner_index.cpu().numpy().astype(np.int64))
+        _write_member(archive, "real_index", batch.real_index.cpu().numpy().astype(np.int64))
+        _write_member(archive, "class_names", np.asarray(class_names, dtype=str))
     return Path(path)
 
 

@@ -9,11 +9,18 @@ Speed: the blend of two gathered rows is done as one ``embedding_bag`` call (wei
 rows per output row), which reads each partner once and writes the output once, the same memory traffic
 as ``torch.lerp`` over tensors that were already gathered; soft labels are one ``scatter_add_`` of the
 same weights, so a mixed batch costs a handful of kernel launches whatever its size.
+
+Memory: a uint8 pool stays uint8 (1 byte per pixel, on the device too); only the two rows each output row
+blends are gathered and converted per batch (``value_divisor`` maps them to the caller's scale, 255 for
+[0, 1]). The float values the blend sees are the ones a float pool of ``u / value_divisor`` would hold, so
+a uint8 pool gives bit-identical batches. Mixed images are produced on first access (or chunk by chunk
+with :meth:`MixBatch.image_chunks`), so an export of many images never holds them all as floats.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import torch
@@ -61,18 +68,32 @@ class MixBatch:
     first); ``partner_pool`` (``REAL`` 0 / ``SYNTHETIC`` 1) and ``partner_index`` (into that pool's tensors
     as passed to :class:`GenMixer`) are derived from it on first access, so a training step never pays
     for bookkeeping it does not read. Rows with ``lam == 0`` (see ``mix_prob``) are the real image unchanged;
-    their partner was drawn but carries no weight.
+    their partner was drawn but carries no weight. ``images`` is blended from the mixer's pool on first access;
+    :meth:`image_chunks` yields the same values a slice at a time without holding them all.
     """
 
-    images: torch.Tensor
     soft_labels: torch.Tensor
     lam: torch.Tensor
     real_index: torch.Tensor
     pool_index: torch.Tensor
     n_real: int
+    rows: torch.Tensor = field(repr=False)  # (N, 2) pool rows: real, partner
+    weights: torch.Tensor = field(repr=False)  # (N, 2): 1 - λ, λ
+    blend: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = field(repr=False)
 
     def __len__(self) -> int:
         return int(self.lam.shape[0])
+
+    @cached_property
+    def images(self) -> torch.Tensor:
+        return self.blend(self.rows, self.weights)
+
+    def image_chunks(self, size: int) -> Iterator[torch.Tensor]:
+        """The mixed images ``size`` rows at a time (equal to slices of :attr:`images`)."""
+        if size < 1:
+            raise ValueError(f"chunk size must be >= 1, got {size}")
+        for start in range(0, len(self), size):
+            yield self.blend(self.rows[start : start + size], self.weights[start : start + size])
 
     @cached_property
     def partner_pool(self) -> torch.Tensor:
@@ -81,6 +102,16 @@ class MixBatch:
     @cached_property
     def partner_index(self) -> torch.Tensor:
         return torch.where(self.pool_index >= self.n_real, self.pool_index - self.n_real, self.pool_index)
+
+
+def _flat_rows(images: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """(N, C, H, W) -> (N, C*H*W) rows in memory order without a copy where the layout allows, and whether
+    the rows are channels-last (H, W, C) order (e.g. a permuted view of an (N, H, W, C) array)."""
+    if images.is_contiguous():
+        return images.view(len(images), -1), False
+    if images.is_contiguous(memory_format=torch.channels_last):
+        return images.permute(0, 2, 3, 1).reshape(len(images), -1), True
+    return images.contiguous().view(len(images), -1), False
 
 
 def sample_beta(
@@ -105,8 +136,11 @@ class GenMixer:
     """Mixes real training images with partners from the real ∪ synthetic (or synthetic-only) pool.
 
     Built once per training run; owns a private generator so its draws are reproducible from ``seed`` and
-    never disturb the training loop's RNG. Image tensors are (N, C, H, W) floats at any value scale; they
-    are kept as one concatenated pool (real rows first), so memory is one copy of real + synthetic.
+    never disturb the training loop's RNG. Image tensors are (N, C, H, W), floats at any value scale or uint8;
+    they are kept as one concatenated pool (real rows first) in their own dtype, so memory is one copy of
+    real + synthetic (1 byte per pixel for uint8; a channels-last view such as a permuted (N, H, W, C) array
+    is kept in that order, without a layout copy). Mixed images are float32: a uint8 pool's rows are
+    converted per batch and divided by ``value_divisor`` (255 for [0, 1]; 1 keeps the 0–255 scale).
     """
 
     def __init__(
@@ -118,6 +152,7 @@ class GenMixer:
         num_classes: int,
         config: GenMixConfig | None = None,
         seed: int = 0,
+        value_divisor: float = 1.0,
     ) -> None:
         self.config = config or GenMixConfig()
         self.num_classes = int(num_classes)
@@ -149,11 +184,20 @@ class GenMixer:
         self.image_shape = tuple(real_images.shape[1:])
         self.n_real = len(real_images)
         self.n_synthetic = len(synthetic_images)
+        if not value_divisor > 0:
+            raise ValueError(f"value_divisor must be > 0, got {value_divisor}")
+        self.value_divisor = float(value_divisor)
+        pool_dtype = torch.uint8 if real_images.dtype == torch.uint8 else DTYPE
+        real_rows, self._channels_last = _flat_rows(real_images.to(pool_dtype))
         if self.n_synthetic:
-            pool = torch.cat([real_images.to(DTYPE), synthetic_images.to(DTYPE)])
+            syn = synthetic_images.to(pool_dtype)
+            if self._channels_last:
+                syn = syn.permute(0, 2, 3, 1)
+            pool = torch.cat([real_rows, syn.reshape(self.n_synthetic, -1)])
         else:
-            pool = real_images.to(DTYPE)
-        self._pool = pool.contiguous().view(len(pool), -1)
+            pool = real_rows
+        self._pool = pool
+        self._uint8 = pool_dtype == torch.uint8
         self._pool_labels = torch.cat([real_labels.long(), synthetic_labels.long()])
         self._weight_base = torch.tensor([1.0, 0.0], device=device, dtype=DTYPE)
         self._weight_step = torch.tensor([-1.0, 1.0], device=device, dtype=DTYPE)
@@ -169,6 +213,14 @@ class GenMixer:
         self._class_starts = torch.cumsum(counts, 0) - counts
         self._class_counts = counts
         self._present_classes = torch.nonzero(counts).flatten()
+
+    @property
+    def pool_images(self) -> torch.Tensor:
+        """The pool (real rows first) as an (N, C, H, W) view in its stored dtype, no copy."""
+        if self._channels_last:
+            c, h, w = self.image_shape
+            return self._pool.view(len(self._pool), h, w, c).permute(0, 3, 1, 2)
+        return self._pool.view(len(self._pool), *self.image_shape)
 
     @property
     def generator(self) -> torch.Generator:
@@ -212,19 +264,39 @@ class GenMixer:
         soft = torch.zeros(count, self.num_classes, device=self.device, dtype=DTYPE).scatter_add_(
             1, row_labels, weights
         )
-        images = F.embedding_bag(rows, self._pool, per_sample_weights=weights, mode="sum")
         return MixBatch(
-            images=images.view(count, *self.image_shape),
             soft_labels=soft,
             lam=lam,
             real_index=real_index,
             pool_index=partner,
             n_real=self.n_real,
+            rows=rows,
+            weights=weights,
+            blend=self._blend,
         )
 
     def mix(self, real_index: torch.Tensor) -> MixBatch:
         """Mix the real images at ``real_index`` (values in 0..n_real-1) with freshly drawn partners."""
         return self._mix(real_index, self._generator)
+
+    def _blend(self, rows: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Float (n, C, H, W) images ``weights[:, 0]·pool[rows[:, 0]] + weights[:, 1]·pool[rows[:, 1]]``.
+
+        A uint8 pool gathers just these 2n rows and converts them, so the blend reads the same floats a float
+        pool of ``u / value_divisor`` would (bit-identical output) at 1 byte per stored pixel."""
+        count = len(rows)
+        if self._uint8:
+            table = self._pool.index_select(0, rows.reshape(-1)).to(DTYPE)
+            if self.value_divisor != 1.0:
+                table.div_(self.value_divisor)
+            local = torch.arange(2 * count, device=self.device).view(count, 2)
+            flat = F.embedding_bag(local, table, per_sample_weights=weights, mode="sum")
+        else:
+            flat = F.embedding_bag(rows, self._pool, per_sample_weights=weights, mode="sum")
+        if self._channels_last:
+            c, h, w = self.image_shape
+            return flat.view(count, h, w, c).permute(0, 3, 1, 2)
+        return flat.view(count, *self.image_shape)
 
     def mix_export(self, count: int, seed: int | None = None) -> MixBatch:
         """``count`` mixed images over uniformly drawn real images, e.g. to export a GenMix data set.

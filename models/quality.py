@@ -16,6 +16,16 @@ network it used in ``feature_net``; compare KID only between reports that name t
 
 Memorisation works in pixel space on purpose: a copy of a patient image is a pixel-level near-duplicate,
 whatever a feature network thinks.
+
+Bounded cost. :func:`quality_report` measures a stated sample, whatever the set sizes: at most ``sample``
+(:data:`QUALITY_SAMPLE`) synthetic and test images, drawn per class in proportion (at least
+:data:`MIN_PER_CLASS` of each class where it has them, so small classes keep their per-class figures), and at
+most ``reference`` (:data:`MEMORISATION_REFERENCE`) training images as the memorisation reference. Both sizes
+and the counts actually measured are in the report. Pixel distances are computed in float32, a block of rows
+at a time (``chunk_bytes`` of float32 per side, :data:`CHUNK_BYTES`), from the uint8 images themselves: no
+float copy of a whole set is made, so memory is bounded and time is linear in the sample sizes. With more
+training images than ``reference``, a synthetic image is checked against the sampled training images only;
+raise ``reference`` to cover a whole set.
 """
 
 from __future__ import annotations
@@ -34,6 +44,14 @@ from models.tensors import to_tensor
 
 FeatureFn = Callable[[np.ndarray], np.ndarray]
 """uint8 images (N, H, W, C) -> float features (N, D)."""
+
+QUALITY_SAMPLE = 1000
+"""Synthetic and test images measured per report (features, KID, diversity, memorisation queries)."""
+MEMORISATION_REFERENCE = 10_000
+"""Training images each memorisation query is compared with."""
+MIN_PER_CLASS = 20
+CHUNK_BYTES = 32 << 20
+"""float32 bytes of one block of rows in the pixel-distance search (per side)."""
 
 RANDOM_NET_NAME = "random-convnet-seed{seed}"
 PRETRAINED_SIZE = efficientnet_lite.NATIVE_SIZE
@@ -102,8 +120,37 @@ def pretrained_features(
 
 
 def flat_pixels(images: np.ndarray) -> np.ndarray:
-    """uint8 (N, H, W, C) -> float (N, H*W*C) in [0, 1]: the space copies are measured in."""
-    return images.reshape(len(images), -1).astype(np.float64) / 255.0
+    """uint8 (N, H, W, C) -> float32 (N, H*W*C) in [0, 1]: the space copies are measured in (a copy of the
+    whole input: for small sets; :func:`memorisation` converts block by block itself)."""
+    return _float_rows(images)
+
+
+def _float_rows(block: np.ndarray) -> np.ndarray:
+    """Rows of any array as float32 (n, D); uint8 is scaled to [0, 1] like :func:`flat_pixels`."""
+    flat = np.asarray(block).reshape(len(block), -1)
+    if flat.dtype == np.uint8:
+        return flat.astype(np.float32) / np.float32(255.0)
+    return flat.astype(np.float32, copy=False)
+
+
+def _block_rows(row_size: int, chunk_bytes: int) -> int:
+    return int(max(1, min(4096, chunk_bytes // max(1, 4 * row_size))))
+
+
+def class_sample(
+    labels: np.ndarray, size: int, rng: np.random.Generator, min_per_class: int = MIN_PER_CLASS
+) -> np.ndarray:
+    """Sorted indices of about ``size`` rows drawn per class in proportion, each class keeping at least
+    ``min_per_class`` rows where it has them; all rows when there are at most ``size``."""
+    labels = np.asarray(labels)
+    if len(labels) <= size:
+        return np.arange(len(labels))
+    picks = []
+    for k in np.unique(labels):
+        members = np.flatnonzero(labels == k)
+        quota = min(len(members), max(round(size * len(members) / len(labels)), min_per_class))
+        picks.append(rng.choice(members, quota, replace=False))
+    return np.sort(np.concatenate(picks))
 
 
 # ----------------------------------------------------------------------------------------------------- KID
@@ -205,20 +252,43 @@ def diversity(
 
 
 def _nearest(
-    query: np.ndarray, reference: np.ndarray, exclude_self: bool = False, chunk: int = 512
+    query: np.ndarray,
+    reference: np.ndarray,
+    exclude_self: bool = False,
+    chunk_bytes: int = CHUNK_BYTES,
+    query_index: np.ndarray | None = None,
+    reference_index: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Euclidean distance from each query row to its nearest reference row, and that row's index."""
-    ref_sq = (reference**2).sum(1)
-    dists, index = [], []
-    for start in range(0, len(query), chunk):
-        q = query[start : start + chunk]
-        d2 = np.maximum((q**2).sum(1)[:, None] + ref_sq[None, :] - 2.0 * q @ reference.T, 0.0)
-        if exclude_self:
-            rows = np.arange(len(q))
-            d2[rows, start + rows] = np.inf
-        index.append(d2.argmin(1))
-        dists.append(np.sqrt(d2[np.arange(len(q)), index[-1]]))
-    return np.concatenate(dists), np.concatenate(index)
+    """Euclidean distance from each query row to its nearest reference row, and that row's position.
+
+    Rows are taken at ``query_index`` / ``reference_index`` (all rows without), converted to float32 a block at
+    a time (``chunk_bytes`` per block and side), so memory stays a few blocks whatever the set sizes; the
+    returned positions count within ``reference_index``. ``exclude_self`` skips equal positions (query is
+    reference)."""
+    q_rows = np.arange(len(query)) if query_index is None else np.asarray(query_index)
+    r_rows = np.arange(len(reference)) if reference_index is None else np.asarray(reference_index)
+    row_size = int(np.prod(query.shape[1:], dtype=np.int64))
+    step = _block_rows(row_size, chunk_bytes)
+    dists = np.empty(len(q_rows), np.float32)
+    index = np.empty(len(q_rows), np.int64)
+    for q0 in range(0, len(q_rows), step):
+        q = _float_rows(query[q_rows[q0 : q0 + step]])
+        q_sq = np.einsum("ij,ij->i", q, q)
+        best = np.full(len(q), np.inf, np.float32)
+        best_at = np.zeros(len(q), np.int64)
+        for r0 in range(0, len(r_rows), step):
+            r = _float_rows(reference[r_rows[r0 : r0 + step]])
+            d2 = q_sq[:, None] + np.einsum("ij,ij->i", r, r)[None, :] - 2.0 * (q @ r.T)
+            if exclude_self:
+                same = (q0 + np.arange(len(q)))[:, None] == (r0 + np.arange(len(r)))[None, :]
+                d2[same] = np.inf
+            at = d2.argmin(1)
+            value = d2[np.arange(len(q)), at]
+            better = value < best
+            best[better], best_at[better] = value[better], r0 + at[better]
+        dists[q0 : q0 + len(q)] = np.sqrt(np.maximum(best, 0.0))
+        index[q0 : q0 + len(q)] = best_at
+    return dists, index
 
 
 def memorisation(
@@ -227,10 +297,15 @@ def memorisation(
     holdout: np.ndarray | None = None,
     percentile: float = 5.0,
     top: int = 5,
+    train_index: np.ndarray | None = None,
+    synthetic_index: np.ndarray | None = None,
+    holdout_index: np.ndarray | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
 ) -> dict[str, Any]:
     """Share of synthetic images that sit closer to a training image than real images do.
 
-    Definition (all distances Euclidean, usually on :func:`flat_pixels`): ``d_syn[i]`` is the distance from
+    Definition (all distances Euclidean, in float32; uint8 images in the [0, 1] pixel space of
+    :func:`flat_pixels`, other arrays as they are): ``d_syn[i]`` is the distance from
     synthetic image ``i`` to its nearest training image; the reference ``d_real[j]`` is the same distance for
     an independent real image ``j`` (the held-out set; without one, a training image to its nearest *other*
     training image). ``threshold`` is the ``percentile``-th percentile of ``d_real``.
@@ -240,19 +315,27 @@ def memorisation(
     * ``closer_than_any_real_share`` = share of ``d_syn`` below the smallest ``d_real``: about 0 if
       nothing is copied; each such image deserves a look before anything is published.
     * ``closest`` lists the ``top`` closest pairs (synthetic index, training index, distance) to inspect.
+
+    ``*_index`` restrict each set to a sample (indices in ``closest`` still count in the whole arrays); rows are
+    converted ``chunk_bytes`` at a time, so no float copy of a whole set is made.
     """
-    train, synthetic = np.asarray(train, np.float64), np.asarray(synthetic, np.float64)
-    if len(train) < 2 or len(synthetic) == 0:
+    n_train = len(train) if train_index is None else len(train_index)
+    n_syn = len(synthetic) if synthetic_index is None else len(synthetic_index)
+    if n_train < 2 or n_syn == 0:
         raise ValueError("memorisation needs at least 2 training images and 1 synthetic image")
-    if holdout is not None and len(holdout) > 0:
-        d_real, _ = _nearest(np.asarray(holdout, np.float64), train)
+    search = {"reference": train, "reference_index": train_index, "chunk_bytes": chunk_bytes}
+    n_holdout = 0 if holdout is None else (len(holdout) if holdout_index is None else len(holdout_index))
+    if holdout is not None and n_holdout > 0:
+        d_real, _ = _nearest(holdout, query_index=holdout_index, **search)
         reference = "holdout-to-train"
     else:
-        d_real, _ = _nearest(train, train, exclude_self=True)
+        d_real, _ = _nearest(train, exclude_self=True, query_index=train_index, **search)
         reference = "train-to-train (leave-one-out)"
-    d_syn, nn_index = _nearest(synthetic, train)
+    d_syn, nn_index = _nearest(synthetic, query_index=synthetic_index, **search)
     threshold = float(np.percentile(d_real, percentile))
-    order = np.argsort(d_syn)[:top]
+    order = np.argsort(d_syn, kind="stable")[:top]
+    syn_ids = np.arange(len(synthetic)) if synthetic_index is None else np.asarray(synthetic_index)
+    train_ids = np.arange(len(train)) if train_index is None else np.asarray(train_index)
     return {
         "memorised_share": float((d_syn < threshold).mean()),
         "memorised_expected_share": percentile / 100.0,
@@ -261,7 +344,10 @@ def memorisation(
         "memorisation_reference": reference,
         "nn_distance_synthetic_median": float(np.median(d_syn)),
         "nn_distance_real_median": float(np.median(d_real)),
-        "closest": [{"synthetic": int(i), "train": int(nn_index[i]), "distance": float(d_syn[i])} for i in order],
+        "closest": [
+            {"synthetic": int(syn_ids[i]), "train": int(train_ids[nn_index[i]]), "distance": float(d_syn[i])}
+            for i in order
+        ],
     }
 
 
@@ -278,6 +364,9 @@ def quality_report(
     subset_size: int = 100,
     num_subsets: int = 100,
     seed: int = 0,
+    sample: int = QUALITY_SAMPLE,
+    reference: int = MEMORISATION_REFERENCE,
+    chunk_bytes: int = CHUNK_BYTES,
 ) -> dict[str, Any]:
     """All generator quality figures for one synthetic set, as a JSON-ready dict.
 
@@ -285,24 +374,50 @@ def quality_report(
     ``models.train.extract_features``); ``feature_net`` names it in the report. Without it the frozen ImageNet
     EfficientNet-Lite0 is used (:func:`pretrained_features`). KID and diversity compare with the real *test*
     images; memorisation compares with the *training* images, calibrated on the test images.
+
+    Measured on a sample (module docstring): at most ``sample`` synthetic and test images (per class in
+    proportion) and ``reference`` training images; ``quality_sample``, ``memorisation_reference_size`` and the
+    ``n_*_measured`` counts say what was measured.
     """
+    if sample < 2 or reference < 2:
+        raise ValueError(f"quality sample and reference must be >= 2, got {sample} and {reference}")
     if features is None:
         net = pretrained_net()
         features = lambda images: pretrained_features(images, net=net)  # noqa: E731
         feature_net = PRETRAINED_NET_NAME
-    real_f, fake_f = features(test.images), features(synthetic.images)
+    rng = np.random.default_rng(seed)
+    test_at = class_sample(test.labels, sample, rng)
+    syn_at = class_sample(synthetic.labels, sample, rng)
+    train_at = class_sample(train.labels, reference, rng)
+    test_labels, syn_labels = test.labels[test_at], synthetic.labels[syn_at]
+    real_f, fake_f = features(test.images[test_at]), features(synthetic.images[syn_at])
     report: dict[str, Any] = {
         "feature_net": feature_net or "custom",
         "n_synthetic": len(synthetic),
         "n_real": len(test),
+        "quality_sample": int(sample),
+        "memorisation_reference_size": int(reference),
+        "n_synthetic_measured": len(syn_at),
+        "n_real_measured": len(test_at),
+        "n_train_measured": len(train_at),
     }
     report.update(kid(real_f, fake_f, subset_size, num_subsets, seed))
     per_class_kid = {}
     for k in range(num_classes):
-        r, f = real_f[test.labels == k], fake_f[synthetic.labels == k]
+        r, f = real_f[test_labels == k], fake_f[syn_labels == k]
         if len(r) >= 2 and len(f) >= 2:
             per_class_kid[str(k)] = kid(r, f, subset_size, num_subsets, seed)["kid_mean"]
     report["kid_per_class"] = per_class_kid
-    report.update(diversity(real_f, test.labels, fake_f, synthetic.labels, num_classes, seed=seed))
-    report.update(memorisation(flat_pixels(train.images), flat_pixels(synthetic.images), flat_pixels(test.images)))
+    report.update(diversity(real_f, test_labels, fake_f, syn_labels, num_classes, seed=seed))
+    report.update(
+        memorisation(
+            train.images,
+            synthetic.images,
+            test.images,
+            train_index=train_at,
+            synthetic_index=syn_at,
+            holdout_index=test_at,
+            chunk_bytes=chunk_bytes,
+        )
+    )
     return report

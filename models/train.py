@@ -138,9 +138,24 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
     return -(targets * torch.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
 
 
+EVAL_BATCH_ATTR = "genmix_eval_batch_size"
+"""Attribute :func:`train_classifier` sets on its model: the ``eval_batch_size`` later predictions use."""
+DEFAULT_EVAL_BATCH = 256
+
+
+def eval_batch_size(model: nn.Module, batch_size: int | None = None) -> int:
+    """``batch_size`` if given, else the one the model was trained to evaluate with, else 256."""
+    size = batch_size if batch_size is not None else getattr(model, EVAL_BATCH_ATTR, DEFAULT_EVAL_BATCH)
+    if int(size) < 1:
+        raise ValueError(f"eval batch size must be >= 1, got {size}")
+    return int(size)
+
+
 @torch.no_grad()
-def predict(model: nn.Module, split: Split, device: torch.device, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities (N, K) for a split."""
+def predict(model: nn.Module, split: Split, device: torch.device, batch_size: int | None = None) -> np.ndarray:
+    """Class probabilities (N, K) for a split, ``batch_size`` images at a time (default: the model's
+    ``eval_batch_size`` from :func:`train_classifier`, see :func:`eval_batch_size`)."""
+    batch_size = eval_batch_size(model, batch_size)
     model.eval()
     probs = []
     for start in range(0, len(split), batch_size):
@@ -151,8 +166,11 @@ def predict(model: nn.Module, split: Split, device: torch.device, batch_size: in
 
 
 @torch.no_grad()
-def extract_features(model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 256) -> np.ndarray:
+def extract_features(
+    model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int | None = None
+) -> np.ndarray:
     """Penultimate features of uint8 (N, H, W, C) images, for t-SNE and quality measures."""
+    batch_size = eval_batch_size(model, batch_size)
     model.eval()
     chunks = [
         model.features(to_tensor(images[s : s + batch_size], device)).float().cpu()
@@ -161,9 +179,11 @@ def extract_features(model: nn.Module, images: np.ndarray, device: torch.device,
     return torch.cat(chunks).numpy()
 
 
-def evaluate(model: nn.Module, split: Split, class_names: list[str], device: torch.device) -> dict[str, Any]:
+def evaluate(
+    model: nn.Module, split: Split, class_names: list[str], device: torch.device, batch_size: int | None = None
+) -> dict[str, Any]:
     """Loss and all metrics of :func:`models.metrics.compute_metrics` on a split."""
-    probs = predict(model, split, device)
+    probs = predict(model, split, device, batch_size)
     metrics = compute_metrics(split.labels, probs, class_names)
     picked = np.clip(probs[np.arange(len(split)), split.labels], 1e-12, 1.0)
     metrics["loss"] = float(-np.log(picked).mean())
@@ -200,6 +220,7 @@ def train_classifier(
 ) -> TrainResult:
     """Train with early stopping on ``config.monitor``; resume from ``hooks.checkpoint_dir`` when it has one."""
     hooks = hooks or TrainHooks()
+    setattr(model, EVAL_BATCH_ATTR, config.eval_batch_size)  # predict()/evaluate() on this model honour it
     model.to(device)
     optimizer = build_optimizer(model, config)
     augment = BatchAugment(config.augment, arm.seed, device)
