@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="genmix")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """GenMix: generative + mixture augmentation for small, imbalanced medical image sets."""
+    if ctx.invoked_subcommand and not ctx.resilient_parsing and not {"--help", "-h"} & set(sys.argv):
+        from cli.malloc import ensure_malloc_tunables, is_program_entry
+
+        if is_program_entry():  # run, worker: the Docker image's glibc malloc tunables (cli/malloc.py)
+            ensure_malloc_tunables(ctx.invoked_subcommand)
 
 
 def _register_all() -> None:
