@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
+from typing import IO
 
 import anyio
 import numpy as np
@@ -98,7 +99,7 @@ def parse_upload(
         with zipfile.ZipFile(path) as archive:
             members = check_members(archive, limits)
             budget = _Budget(limits.max_uncompressed_bytes, DecodeBudget(limits.max_decoded_bytes, limits.formats))
-            tree = ZipTree(archive, members, read=budget.read, label=label)
+            tree = ZipTree(archive, members, read=budget.read, open=budget.open, charge=budget.charge, label=label)
             files = [m for m in members if not m.is_dir()]
             is_npz = bool(files) and all(m.filename.endswith(".npy") for m in files)
             if is_npz or label.lower().endswith(".npz"):
@@ -229,11 +230,29 @@ def release_memory() -> None:
 
 
 class _Budget:
-    """Bytes still allowed to be read out of the archive, whatever its headers claim, and the decode budget."""
+    """Bytes still allowed to be read out of the archive, whatever its headers claim, and the decode budget.
+
+    ``read`` returns a (small) member's bytes; ``open`` streams a member (an ``.npy`` array is read from it into
+    its own buffer, so a large array is never held twice), counting the same budget as it goes."""
 
     def __init__(self, limit: int, decode: DecodeBudget | None = None) -> None:
         self.left = limit
         self.decode = decode
+
+    def open(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> _BudgetedStream:
+        return _BudgetedStream(self, archive.open(info), info)
+
+    def charge(self, name: str, nbytes: int) -> None:
+        """An array member's decoded bytes, from its header, before its buffer is allocated."""
+        if self.decode is not None:
+            self.decode.charge(nbytes, name)
+
+    def count(self, info: zipfile.ZipInfo, size: int, got: int) -> None:
+        self.left -= got
+        if size > info.file_size:
+            raise UploadError(422, f"member {clip(info.filename)!r} is larger than its header says")
+        if self.left < 0:
+            raise UploadError(413, "the archive expands to more bytes than allowed (a zip bomb?)")
 
     def read(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
         chunks: list[bytes] = []
@@ -241,13 +260,34 @@ class _Budget:
         with archive.open(info) as fh:
             while chunk := fh.read(_READ_CHUNK):
                 size += len(chunk)
-                self.left -= len(chunk)
-                if size > info.file_size:
-                    raise UploadError(422, f"member {clip(info.filename)!r} is larger than its header says")
-                if self.left < 0:
-                    raise UploadError(413, "the archive expands to more bytes than allowed (a zip bomb?)")
+                self.count(info, size, len(chunk))
                 chunks.append(chunk)
         data = b"".join(chunks)
         if self.decode is not None:
             self.decode.charge_member(info.filename, data)
         return data
+
+
+class _BudgetedStream(io.RawIOBase):
+    """A member's stream whose every byte counts against the archive's read budget (and its header's size)."""
+
+    def __init__(self, budget: _Budget, stream: IO[bytes], info: zipfile.ZipInfo) -> None:
+        super().__init__()
+        self._budget, self._stream, self._info = budget, stream, info
+        self._size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._size
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        got = self._stream.readinto(buffer)
+        self._size += got
+        self._budget.count(self._info, self._size, got)
+        return got
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()

@@ -82,19 +82,24 @@ class Settings(BaseSettings):
     worker_preload: bool = True
     """Import torch and the models in the worker parent so each forked one-job child starts warm."""
 
-    upload_max_bytes: int = 512 * 1024 * 1024
+    upload_max_bytes: int = 4 * 1024**3
+    """Largest uploaded file (streamed to disk, never held in memory): a lab-sized npz or zip (100k × 128² gray
+    is 1.6 GB of pixels, 20k × 256² 1.3 GB, 20k × 128² RGB 1.0 GB) fits; memory is bounded by the decode budget."""
     zip_max_members: int = 200_000
-    zip_max_uncompressed_bytes: int = 2 * 1024**3
+    zip_max_uncompressed_bytes: int = 4 * 1024**3
     zip_max_ratio: float = 200.0
     """Largest uncompressed/compressed ratio allowed for a zip member over ``zip_ratio_min_bytes``."""
     zip_ratio_min_bytes: int = 1024 * 1024
     image_max_pixels: int = 4096 * 4096
-    dataset_max_pixels: int = 1_000_000_000
+    dataset_max_pixels: int = 2**31
+    """Pixel values (× channels) of one data set: 2.1 × 10⁹ holds 100k × 128² gray, 20k × 256², 20k × 128² RGB."""
     image_formats: list[str] = Field(default_factory=lambda: ["PNG", "JPEG", "BMP", "TIFF", "DICOM"])
     """Formats an upload may contain: Pillow's names, and DICOM (read by pydicom; see docs/SERVICE.md)."""
-    upload_max_decoded_bytes: int = Field(1024**3, ge=1)
-    """Memory budget for one upload's decoded pixels, charged from headers before decoding (413 beyond it);
-    an upload's peak memory is about three times this (decoded images, the stacked arrays, the carved splits)."""
+    upload_max_decoded_bytes: int = Field(2 * 1024**3, ge=1)
+    """Memory budget for one upload's decoded pixels, charged from headers before decoding (413 beyond it).
+    An npz's arrays are read from the file on disk straight into their buffers and stored uncompressed, so its
+    peak is about twice its pixels (the arrays and the carved splits); decoded image files about three times
+    (decoded images, the stacked arrays, the carved splits)."""
     upload_max_concurrent: int = Field(2, ge=1)
     """Uploads decoded at once per API process; more wait (their files on disk, no pixels in memory)."""
     dataset_max_classes: int = Field(1000, ge=2)

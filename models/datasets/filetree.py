@@ -10,9 +10,13 @@ import os
 import zipfile
 import zlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
+import numpy as np
+
+from models.datasets.npy import read_npy_stream
 from models.errors import DatasetError, clip
 
 JUNK_NAMES = frozenset({"Thumbs.db", "desktop.ini"})
@@ -41,6 +45,10 @@ class FileTree(Protocol):
         ...
 
     def read(self, path: PurePosixPath) -> bytes: ...
+
+    def read_array(self, path: PurePosixPath) -> np.ndarray:
+        """An ``.npy`` file's array, read from its stream into a buffer of its own (no copy of its bytes)."""
+        ...
 
     def where(self, path: PurePosixPath) -> str:
         """The file or folder as a message names it."""
@@ -78,15 +86,23 @@ class DirTree:
     def read(self, path: PurePosixPath) -> bytes:
         return (self.root / path).read_bytes()
 
+    def read_array(self, path: PurePosixPath) -> np.ndarray:
+        with (self.root / path).open("rb") as handle:
+            return read_npy_stream(handle, os.fstat(handle.fileno()).st_size)
+
     def where(self, path: PurePosixPath) -> str:
         return str(self.root / path)
 
 
 ZipRead = Callable[[zipfile.ZipFile, zipfile.ZipInfo], bytes]
+ZipOpen = Callable[[zipfile.ZipFile, zipfile.ZipInfo], AbstractContextManager[BinaryIO]]
+"""Open a member as a stream (an upload's counts its bytes against the archive's budget)."""
 
 
 class ZipTree:
-    """The members of a zip archive; ``read`` replaces ``ZipFile.read`` (an upload reads through a byte budget).
+    """The members of a zip archive; ``read`` replaces ``ZipFile.read`` (an upload reads through a byte budget),
+    ``open`` replaces ``ZipFile.open`` for arrays read as streams, and ``charge`` is told an array's bytes before
+    its buffer is allocated (an upload's decode budget).
 
     Member safety (traversal, links, sizes) is the caller's job before building the tree: this class only
     maps names, so it trusts the ``members`` it is given.
@@ -98,11 +114,15 @@ class ZipTree:
         members: list[zipfile.ZipInfo] | None = None,
         *,
         read: ZipRead | None = None,
+        open: ZipOpen | None = None,  # noqa: A002 - the ZipFile method it replaces
+        charge: Callable[[str, int], None] | None = None,
         label: str = "",
     ) -> None:
         self.archive = archive
         self.label = clip(label or archive.filename or "archive")
         self._read = read or (lambda zf, info: zf.read(info))
+        self._open = open or (lambda zf, info: zf.open(info))
+        self._charge = charge
         self._files: dict[PurePosixPath, zipfile.ZipInfo] = {}
         self._dirs: dict[PurePosixPath, str] = {}
         for info in archive.infolist() if members is None else members:
@@ -124,6 +144,15 @@ class ZipTree:
         try:
             return self._read(self.archive, self._files[path])
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise DatasetError(f"{self.where(path)}: the archive is corrupt ({clip(exc)})") from None
+
+    def read_array(self, path: PurePosixPath) -> np.ndarray:
+        info = self._files[path]
+        charge = None if self._charge is None else (lambda nbytes: self._charge(info.filename, nbytes))
+        try:
+            with self._open(self.archive, info) as stream:
+                return read_npy_stream(stream, info.file_size, charge)
+        except (zipfile.BadZipFile, zlib.error) as exc:
             raise DatasetError(f"{self.where(path)}: the archive is corrupt ({clip(exc)})") from None
 
     def where(self, path: PurePosixPath) -> str:

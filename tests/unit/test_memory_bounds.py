@@ -9,6 +9,7 @@ case comes with a control that does make the whole-set copy and must exceed the 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -28,6 +29,9 @@ from models.train import classifier_config, predict, train_classifier
 
 CPU = torch.device("cpu")
 ROOT = Path(__file__).resolve().parents[2]
+EXACT_MALLOC = "glibc.malloc.mmap_threshold=1048576:glibc.malloc.trim_threshold=1048576"
+"""Child processes map every block over 1 MiB on its own and unmap it on free: freed memory is never reused
+unseen, so the peak counts every large allocation."""
 
 
 def _uint8_pools(seed: int = 0):
@@ -160,7 +164,13 @@ def growth_mb(fn):
 def _child(body: str) -> dict:
     script = _PEAK + textwrap.dedent(body)
     out = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={**os.environ, "GLIBC_TUNABLES": EXACT_MALLOC},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
