@@ -175,6 +175,32 @@ class ResultsOut(BaseModel):
     )
 
 
+class UnitOut(BaseModel):
+    """One unit of a job (a generator, a filter, a classifier run, the final assembly) and where it runs."""
+
+    key: str
+    kind: str
+    stage: str
+    status: str
+    deps: list[str]
+    attempts: int
+    host: str | None
+    step: int | None
+    total: int | None
+    eta_seconds: float | None
+    resumed_step: int | None
+    error: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class UnitsSummaryOut(BaseModel):
+    total: int
+    counts: dict[str, int]
+    hosts: list[str] = Field(description="hosts running a unit of the job now")
+    eta_seconds: float | None = Field(description="the whole job's estimate from its units (null until one finished)")
+
+
 class JobOut(BaseModel):
     id: str
     dataset_id: str | None
@@ -191,6 +217,8 @@ class JobOut(BaseModel):
     finished_at: datetime | None
     heartbeat_at: datetime | None
     results: ResultsOut | None = Field(None, description="present on GET /jobs/{id}")
+    units: list[UnitOut] | None = Field(None, description="present on GET /jobs/{id}: the job's units")
+    units_summary: UnitsSummaryOut | None = Field(None, description="present on GET /jobs/{id}")
     links: dict[str, str]
 
 

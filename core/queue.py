@@ -28,6 +28,7 @@ from core.names import QUEUES
 from core.settings import Settings
 
 TASK_NAME = "genmix.run_job"
+UNIT_TASK_NAME = "genmix.run_unit"
 RECOVER_TASK_NAME = "genmix.recover_orphans"
 
 
@@ -105,6 +106,21 @@ def enqueue_job(settings: Settings, *, job_id: str, queue: str, app: Celery | No
     publisher.send_task(
         TASK_NAME,
         args=[job_id],
+        queue=queue,
+        retry=True,
+        retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1.0},
+    )
+
+
+def enqueue_unit(settings: Settings, *, job_id: str, key: str, queue: str, app: Celery | None = None) -> None:
+    """Publish one ready unit of a job (its job id and unit key: the rest is in the database) on the job's
+    queue, after the commit that marked it published (``core.crud.units.mark_enqueued``)."""
+    if settings.is_embedded_broker:
+        settings.ensure_dirs()
+    publisher = app or _publisher(settings)
+    publisher.send_task(
+        UNIT_TASK_NAME,
+        args=[job_id, key],
         queue=queue,
         retry=True,
         retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1.0},

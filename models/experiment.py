@@ -37,6 +37,7 @@ from models.selection import selections
 from models.spec import ExperimentSpec, PlannedRun, classifier_seed
 from models.table import quality_rows, summary_rows
 from models.train import classifier_config, evaluate, extract_features, predict, train_classifier
+from models.units import Unit, plan_units
 from models.verdict import verdicts
 
 EXPORT_MAX = 2000
@@ -82,6 +83,18 @@ def run_experiment(
 ) -> dict[str, Any]:
     """Run (or resume) the whole experiment; returns the results also written to ``out_dir/results.json``."""
     return ExperimentRunner(dataset, spec, Path(out_dir), observer or NullObserver()).run()
+
+
+def run_unit(
+    dataset: ImageSet, spec: ExperimentSpec, out_dir: Path, key: str, observer: Observer | None = None
+) -> dict[str, Any] | None:
+    """Run (or resume, or skip) the unit ``key`` of :func:`models.units.plan_units`; see
+    :meth:`ExperimentRunner.run_unit`."""
+    runner = ExperimentRunner(dataset, spec, Path(out_dir), observer or NullObserver())
+    unit = next((u for u in runner.units() if u.key == key), None)
+    if unit is None:
+        raise KeyError(f"the experiment has no unit {key!r}")
+    return runner.run_unit(unit)
 
 
 def synthetic_counts(train_counts: list[int], ratio: float) -> list[int]:
@@ -150,7 +163,7 @@ class ExperimentRunner:
     # -- stages ---------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         self.out.mkdir(parents=True, exist_ok=True)
-        write_json(self.layout.config, self.resolved_config())
+        self.write_config()
         synthetic: dict[tuple[str, int], Split] = {}
         for generator, seed in self.stages:
             synthetic[(generator, seed)] = self.synthetic_set(generator, seed)
@@ -161,6 +174,14 @@ class ExperimentRunner:
         for planned in self.runs:
             syn = self.synthetic_for(planned, synthetic) if planned.generator else None
             records.append(self.classifier_run(planned, syn))
+        return self.assemble(records, synthetic)
+
+    def write_config(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_json(self.layout.config, self.resolved_config())
+
+    def assemble(self, records: list[dict[str, Any]], synthetic: dict[tuple[str, int], Split]) -> dict[str, Any]:
+        """The last stage: sample figures, then ``results.json`` from every run's record and generator's files."""
         if self.config.figures:
             self._next_stage("figures")
             self.sample_figures(synthetic)
@@ -180,6 +201,75 @@ class ExperimentRunner:
         write_json(path, results)
         self.observer.artifact("results", path, {})
         return results
+
+    # -- one unit at a time (models.units: the service fans these out over workers) ---------------
+    def units(self) -> list[Unit]:
+        return plan_units(self.config)
+
+    def unit_done(self, unit: Unit) -> bool:
+        """Whether ``unit``'s output is on disk (a rerun skips it); the assemble unit: ``results.json``."""
+        if unit.kind == "generator":
+            assert unit.generator is not None and unit.seed is not None
+            return self.layout.synthetic(unit.generator, unit.seed).is_file()
+        if unit.kind == "filter":
+            assert unit.seed is not None
+            return all(self.layout.synthetic_filter(g, unit.seed).is_file() for g in self.generators)
+        if unit.kind == "classifier":
+            assert unit.run is not None
+            return self.layout.run_record(self._run_id(self.runs[unit.run])).is_file()
+        return self.layout.results.is_file()
+
+    def run_unit(self, unit: Unit) -> dict[str, Any] | None:
+        """Run (or resume, or skip when finished) one unit, reading only its dependencies' finished files.
+
+        Returns the run record of a classifier unit, the results of the assemble unit, else None. The stage it
+        reports has the index it has in a one-worker run, so a job's stage list reads the same however many
+        workers share it."""
+        self.stage_index = unit.index
+        if unit.kind == "generator":
+            assert unit.generator is not None and unit.seed is not None
+            self.synthetic_set(unit.generator, unit.seed)
+            return None
+        if unit.kind == "filter":
+            assert unit.seed is not None
+            self.filter_stage(unit.seed, self._synthetic_of(unit.seed))
+            return None
+        if unit.kind == "classifier":
+            assert unit.run is not None
+            planned = self.runs[unit.run]
+            syn = None
+            if planned.generator is not None and not self.layout.run_record(self._run_id(planned)).is_file():
+                if self.filtering:
+                    self._load_filters(planned.seed)
+                syn = self.synthetic_for(planned, self._synthetic_of(planned.seed, [planned.generator]))
+            return self.classifier_run(planned, syn)
+        self.write_config()
+        records = [read_json(self.layout.run_record(self._run_id(planned))) for planned in self.runs]
+        synthetic: dict[tuple[str, int], Split] = {}
+        for seed in self.config.seeds:
+            synthetic.update(self._synthetic_of(seed))
+        if self.filtering:
+            for seed in self.config.seeds:
+                self._load_filters(seed)
+        for planned in self.runs:  # the filter counts per generator and ratio that results.json reports
+            if planned.generator is not None:
+                self.synthetic_for(planned, synthetic)
+        return self.assemble(records, synthetic)
+
+    def _synthetic_of(self, seed: int, generators: list[str] | None = None) -> dict[tuple[str, int], Split]:
+        """The finished synthetic sets of ``seed`` (written atomically by their generator units)."""
+        found = {}
+        for generator in self.generators if generators is None else generators:
+            path = self.layout.synthetic(generator, seed)
+            if not path.is_file():
+                raise FileNotFoundError(f"the synthetic set of {generator} seed {seed} is not there yet")
+            found[(generator, seed)] = load_synthetic_npz(path)
+        return found
+
+    def _load_filters(self, seed: int) -> None:
+        for generator in self.generators:
+            stored = read_json(self.layout.synthetic_filter(generator, seed))
+            self.filters[(generator, seed)] = np.asarray(stored["confidence"], dtype=np.float64)
 
     def _next_stage(self, name: str) -> None:
         self.observer.stage(name, self.stage_index, self.stage_count)
@@ -304,9 +394,7 @@ class ExperimentRunner:
                     {"tau": self.config.filter_tau, "baseline_run_id": run_id("baseline", None, seed),
                      "confidence": [round(float(c), 5) for c in confidence]},
                 )  # fmt: skip
-        for generator in self.generators:
-            stored = read_json(self.layout.synthetic_filter(generator, seed))
-            self.filters[(generator, seed)] = np.asarray(stored["confidence"], dtype=np.float64)
+        self._load_filters(seed)
 
     # -- classifiers ------------------------------------------------------------------------------
     def _run_id(self, planned: PlannedRun) -> str:

@@ -1,36 +1,51 @@
-"""One delivery of one job: claim it, run (or resume) the experiment, record what it produced, close it.
+"""One delivery of one job: claim it, coordinate its units (running them itself while it waits), record what
+they produced, close it.
 
-The science is :func:`models.experiment.run_experiment`; its output folder is ``<artifact_root>/jobs/<id>``
-on every attempt, so a redelivered job skips finished stages and resumes training from checkpoints.
+A job is a graph of units (:mod:`models.units`). The delivery that claims the job is its coordinator: it
+writes the units into the database, publishes every ready unit as a ``genmix.run_unit`` message on the job's
+queue (any worker on that queue may take it, on any machine), and itself takes the first ready unit nobody
+has claimed, in the order a one-worker job always ran its stages, until none is left. Meanwhile it re-queues
+units whose worker died and publishes units that became ready. When every unit has succeeded it records the
+results and moves the job to ``succeeded``; a cancel or a failed unit stops every unit of the job within
+``cancel_poll_interval`` and, once they have stopped, ends the job ``cancelled`` or ``failed`` with that unit's
+error. The output folder is ``<artifact_root>/jobs/<id>`` on every attempt, so a redelivered job reuses every
+finished unit and resumes unfinished training from checkpoints. With one worker (the embedded default) the
+coordinator runs every unit itself, one after another, exactly as before.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
+import threading
+import time
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from core.crud import lifecycle
-from core.db.orm import Dataset, Job
+from core.crud import units as unit_crud
 from core.db.session import Database
 from core.joberrors import public_error
-from core.jobspec import with_server_settings
 from core.jobstate import JobStatus
 from core.settings import Settings
-from core.storage import ArtifactStore
-from models.spec import ExperimentSpec, spec_fields
+from models.checkpoint import read_json
 from workers import dbretry
-from workers.artifacts import ArtifactRecorder
 from workers.liveness import owner_alive
 from workers.monitor import JobMonitor
-from workers.observer import DbObserver
-from workers.samples import SampleWriter
+from workers.units import (
+    JobContext,
+    experiment_spec,
+    load_context,
+    load_imageset,
+    publish_ready,
+    run_unit,
+    this_host,
+)
 
 log = logging.getLogger("genmix.worker")
+__all__ = ["JobBusyError", "Outcome", "execute", "experiment_spec"]
+_load_imageset = load_imageset
 
 
 class JobBusyError(Exception):
@@ -41,11 +56,6 @@ class JobBusyError(Exception):
 class Outcome:
     status: str
     detail: str = ""
-
-
-def experiment_spec(stored: dict[str, Any], queue: str, settings: Settings) -> ExperimentSpec:
-    """The job's stored spec (validated at the door, read back through the same model) as this worker runs it."""
-    return with_server_settings(ExperimentSpec.model_validate(spec_fields(stored)), settings, queue)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -62,8 +72,14 @@ def execute(job_id: str, settings: Settings) -> Outcome:
         db.dispose()
 
 
+STOP_WAIT_SECONDS = 120.0
+"""How long a cancelled or failing job waits for its units on other workers to stop before it ends anyway
+(they stop within ``cancel_poll_interval`` plus one training step; a unit whose worker died meanwhile is not
+waited for past its heartbeat's ``stale_after``)."""
+
+
 def _execute(db: Database, job_id: str, settings: Settings) -> Outcome:
-    host, pid = socket.gethostname(), os.getpid()
+    host, pid = this_host(), os.getpid()
     alive = partial(owner_alive, host=host, stale_after=settings.stale_after)
     try:
         claim = dbretry.write(db, lambda session: lifecycle.claim_job(
@@ -78,13 +94,10 @@ def _execute(db: Database, job_id: str, settings: Settings) -> Outcome:
         return Outcome("skipped", claim.reason)
     attempt = claim.attempt
     log.info("job %s: attempt %d on %s pid %d", job_id, attempt, host, pid)
-    store = ArtifactStore(settings.artifacts)
     monitor = JobMonitor(db, job_id, attempt, poll_interval=settings.cancel_poll_interval,
                          heartbeat_interval=settings.heartbeat_interval)  # fmt: skip
     monitor.start()
-    recorder: ArtifactRecorder | None = None
-    samples: SampleWriter | None = None
-    observer: DbObserver | None = None
+    ctx: JobContext | None = None
 
     def finish(status: JobStatus, **data: Any) -> bool:
         """The final status, retried for ``db_final_retry_seconds``; raises DatabaseUnavailable past that."""
@@ -93,51 +106,34 @@ def _execute(db: Database, job_id: str, settings: Settings) -> Outcome:
             seconds=settings.db_final_retry_seconds, what=f"job {job_id}: final status")  # fmt: skip
 
     try:
-        from models.hooks import Cancelled
-
-        def read(session: Any) -> tuple[dict[str, Any], str, str, Path, str]:
-            job = session.get(Job, job_id)
-            assert job is not None
-            dataset = session.get(Dataset, job.dataset_id) if job.dataset_id else None
-            if dataset is None:
-                raise LookupError("the job's dataset was deleted")
-            return dict(job.spec), job.queue, job.out_dir, store.resolve(dataset.storage_path), dataset.name
-
-        spec, queue, out_rel, data_path, dataset_name = dbretry.write(
-            db, read, seconds=settings.db_retry_seconds, what=f"job {job_id}: read"
-        )
-        out_dir = store.root / out_rel
-        out_dir.mkdir(parents=True, exist_ok=True)
-        imageset = _load_imageset(data_path, dataset_name, spec.get("dataset_decode"))
-        recorder = ArtifactRecorder(db, store, job_id, out_dir, retry_seconds=settings.db_retry_seconds)
-        samples = SampleWriter(db, store, job_id, out_dir, imageset.train.images, imageset.train.labels,
-                               imageset.num_classes, int(spec.get("samples_per_class") or 0))  # fmt: skip
-        observer = DbObserver(db, job_id, attempt, imageset.class_names, monitor, recorder, samples,
-                              settings.progress_interval, retry_seconds=settings.db_retry_seconds)  # fmt: skip
-        try:
-            from models.experiment import run_experiment
-
-            results = run_experiment(imageset, experiment_spec(spec, queue, settings), out_dir, observer)
-        except Cancelled:
-            _wrap_up(recorder, samples, observer)
-            finish(JobStatus.cancelled, reason=monitor.reason or "cancelled")
+        ctx = load_context(db, settings, job_id, attempt)
+        ending = _coordinate(db, settings, ctx, monitor)
+        if ending.status == "cancelled":
+            _wrap_up(ctx, db)
+            finish(JobStatus.cancelled, reason=monitor.reason or ending.detail or "cancelled")
             return Outcome("cancelled", monitor.reason)
+        if ending.status == "failed":
+            _wrap_up(ctx, db)
+            finish(JobStatus.failed, error=ending.detail)
+            return Outcome("failed", ending.detail)
+        results = read_json(ctx.out_dir / "results.json")
+        class_names = ctx.imageset.class_names
 
         def record_all(session: Any) -> None:
             for record in results.get("records", []):
-                lifecycle.record_run(session, job_id=job_id, record=record, class_names=imageset.class_names,
+                lifecycle.record_run(session, job_id=job_id, record=record, class_names=class_names,
                                      announce=False)  # fmt: skip
 
         dbretry.write(db, record_all, seconds=settings.db_final_retry_seconds, what=f"job {job_id}: results")
-        _wrap_up(recorder, samples, observer)
+        _wrap_up(ctx, db)
         finish(JobStatus.succeeded)  # a cancel acknowledged meanwhile makes it "cancelled" (lifecycle.finish_job)
         return Outcome("succeeded")
     except Exception as exc:
         if dbretry.unavailable(exc):
             return _lost(job_id, exc)
         log.exception("job %s failed", job_id)
-        if recorder is not None and samples is not None:
-            _wrap_up(recorder, samples, observer)
+        if ctx is not None:
+            _wrap_up(ctx, db)
         try:
             finish(JobStatus.failed, error=_error_text(exc))
         except Exception as final:
@@ -149,6 +145,111 @@ def _execute(db: Database, job_id: str, settings: Settings) -> Outcome:
         monitor.close()
 
 
+def _coordinate(db: Database, settings: Settings, ctx: JobContext, monitor: JobMonitor) -> Outcome:
+    """Plan the job's units, publish the ready ones, run units here until every one has succeeded (``succeeded``),
+    or a cancel (``cancelled``) or a failed unit (``failed`` with its error) ended the job once its running units
+    have stopped."""
+    from models.experiment import ExperimentRunner, NullObserver
+
+    job_id = ctx.job_id
+    runner = ExperimentRunner(ctx.imageset, ctx.spec, ctx.out_dir, NullObserver())
+    runner.write_config()
+    planned = [unit_crud.PlannedUnit(u.key, u.kind, u.stage, u.index, u.deps, runner.unit_done(u))
+               for u in runner.units()]  # fmt: skip
+
+    def write(what: str, fn: Any) -> Any:
+        return dbretry.write(db, fn, seconds=settings.db_retry_seconds, what=f"job {job_id}: {what}")
+
+    write("plan units", lambda session: unit_crud.plan(session, job_id=job_id, units=planned))
+    host = this_host()
+    alive = partial(owner_alive, host=host, stale_after=settings.stale_after)
+    poll = max(0.05, min(settings.cancel_poll_interval, 0.5))
+    while True:
+        if monitor.stop_requested.is_set():
+            return _stop_all(db, settings, ctx, "cancelled", monitor.reason)
+        requeued = write("re-queue units", lambda session: unit_crud.requeue_dead(session, job_id=job_id, alive=alive))
+        if requeued:
+            log.warning("job %s: units %s lost their worker; queued again", job_id, ", ".join(requeued))
+        rows = write("read units", lambda session: [(u.key, u.status, u.error) for u in
+                                                    unit_crud.units_of(session, job_id)])  # fmt: skip
+        failed = next(((key, error) for key, status, error in rows if status == unit_crud.FAILED), None)
+        if failed is not None:
+            return _stop_all(db, settings, ctx, "failed", failed[1] or f"unit {failed[0]} failed")
+        if all(status == unit_crud.SUCCEEDED for _, status, _ in rows):
+            return Outcome("succeeded")
+        # Take the first ready unit nobody has claimed (one-worker order), then publish the others.
+        ready = write("ready units", lambda session: [u.key for u in unit_crud.ready_units(session, job_id)])
+        mine: tuple[str, int] | None = None
+        for key in ready:
+            claim = write(f"claim unit {key}", lambda session, key=key: unit_crud.claim_unit(
+                session, job_id=job_id, key=key, host=host, pid=os.getpid()))  # fmt: skip
+            if claim.outcome == "run":
+                mine = (key, claim.attempt)
+                break
+        publish_ready(db, settings, job_id, ctx.queue)
+        if mine is not None:
+            keeper = Housekeeper(db, settings, ctx, max(1.0, settings.cancel_poll_interval))
+            keeper.start()
+            try:
+                run_unit(db, settings, ctx, mine[0], mine[1], job_monitor=monitor)
+            finally:
+                keeper.close()
+        else:
+            monitor.stop_requested.wait(poll)
+
+
+class Housekeeper(threading.Thread):
+    """While the coordinator trains a unit of its own, re-queue (and publish again) the units whose worker died
+    and publish units that became ready, every ``interval`` seconds, so a lost machine's unit never waits for
+    the coordinator's unit to end."""
+
+    def __init__(self, db: Database, settings: Settings, ctx: JobContext, interval: float) -> None:
+        super().__init__(name=f"genmix-units-{ctx.job_id[:8]}", daemon=True)
+        self.db, self.settings, self.ctx, self.interval = db, settings, ctx, interval
+        self._closing = threading.Event()
+
+    def run(self) -> None:
+        alive = partial(owner_alive, host=this_host(), stale_after=self.settings.stale_after)
+        while not self._closing.wait(self.interval):
+            try:
+                with self.db.session() as session:
+                    requeued = unit_crud.requeue_dead(session, job_id=self.ctx.job_id, alive=alive)
+                if requeued:
+                    log.warning("job %s: units %s lost their worker; queued again", self.ctx.job_id,
+                                ", ".join(requeued))  # fmt: skip
+                publish_ready(self.db, self.settings, self.ctx.job_id, self.ctx.queue)
+            except Exception as exc:  # an outage: the next round tries again
+                if not dbretry.unavailable(exc):
+                    log.warning("job %s: unit housekeeping failed", self.ctx.job_id, exc_info=True)
+
+    def close(self) -> None:
+        self._closing.set()
+        if self.is_alive():
+            self.join(timeout=10)
+
+
+def _stop_all(db: Database, settings: Settings, ctx: JobContext, status: str, detail: str) -> Outcome:
+    """Wait until no unit of the job runs any more (each stops within ``cancel_poll_interval`` of seeing the
+    cancel or the failed unit), at most :data:`STOP_WAIT_SECONDS`; the job's ending."""
+    deadline = time.monotonic() + STOP_WAIT_SECONDS
+    alive = partial(owner_alive, host=this_host(), stale_after=settings.stale_after)
+    while time.monotonic() < deadline:
+        try:
+            with db.session() as session:
+                unit_crud.requeue_dead(session, job_id=ctx.job_id, alive=alive)
+                running = unit_crud.counts(session, ctx.job_id).get(unit_crud.RUNNING, 0)
+        except Exception as exc:
+            if not dbretry.unavailable(exc):
+                raise
+            running = 1
+        if not running:
+            break
+        time.sleep(0.2)
+    else:
+        log.warning("job %s: units still running after %.0f s; ending the job anyway", ctx.job_id, STOP_WAIT_SECONDS)
+    return Outcome(status, detail)
+
+
 def _lost(job_id: str, exc: BaseException) -> Outcome:
     """The job's bookkeeping could not reach the database for the whole retry window. The job is left as it is
     (``running``, this worker's pid and heartbeat): this delivery ends, its one-task process exits, and the
@@ -158,19 +259,15 @@ def _lost(job_id: str, exc: BaseException) -> Outcome:
     return Outcome("lost", dbretry.first_line(exc))
 
 
-def _load_imageset(path: Path, name: str, decode: dict[str, Any] | None) -> Any:
-    """The stored upload, with the decode choices the job's dataset had (for its results and report)."""
-    from models.datasets import ImageSet, load_dataset
-
-    loaded = load_dataset(path)
-    return ImageSet(name, list(loaded.class_names), dict(loaded.splits), decode)
-
-
-def _wrap_up(recorder: ArtifactRecorder, samples: SampleWriter, observer: DbObserver | None = None) -> None:
-    """Register every artifact and sample the job produced (also after a cancel or an error); the real samples
-    only once training had started (they are written then, and again here in case the database was away)."""
-    steps = [samples.real_samples] if observer is not None and observer.trained else []
-    for step in (*steps, samples.sweep, recorder.sweep):
+def _wrap_up(ctx: JobContext, db: Database) -> None:
+    """Register every artifact and sample the job produced (also after a cancel or an error), on whichever
+    worker its units ran; the real samples only once some unit has started training (before that the job has
+    produced nothing to show)."""
+    with db.session() as session:
+        trained = any(u.step or u.status == unit_crud.SUCCEEDED for u in unit_crud.units_of(session, ctx.job_id)
+                      if u.kind != "assemble")  # fmt: skip
+    steps = [ctx.samples.real_samples] if trained else []
+    for step in (*steps, ctx.samples.sweep, ctx.recorder.sweep):
         try:
             step()
         except Exception:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from core.db.base import utcnow
-from core.db.orm import Job
 
 
 def pid_alive(pid: int) -> bool:
@@ -29,7 +29,18 @@ def pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def owner_alive(job: Job, *, host: str, stale_after: float, now: datetime | None = None) -> bool:
+class Owned(Protocol):
+    """A job or a job unit: who runs it, and when it last said so."""
+
+    @property
+    def worker_host(self) -> str | None: ...
+    @property
+    def worker_pid(self) -> int | None: ...
+    @property
+    def heartbeat_at(self) -> datetime | None: ...
+
+
+def owner_alive(job: Owned, *, host: str, stale_after: float, now: datetime | None = None) -> bool:
     """Same host: is its pid alive? Another host: is its heartbeat younger than ``stale_after`` seconds?"""
     if job.worker_host == host and job.worker_pid is not None:
         return pid_alive(job.worker_pid)

@@ -1,13 +1,15 @@
-"""Thin Celery tasks: the message is a job id; :mod:`workers.delivery` does the work."""
+"""Thin Celery tasks: a job id (:mod:`workers.delivery`, the job's coordinator) or a job id and a unit key
+(:mod:`workers.units`); those modules do the work."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from core.queue import TASK_NAME
+from core.queue import TASK_NAME, UNIT_TASK_NAME
 from workers.celery_app import celery_app, settings
 from workers.delivery import JobBusyError, execute
+from workers.units import execute_unit
 
 log = logging.getLogger("genmix.worker")
 
@@ -27,3 +29,15 @@ def run_job(self: Any, job_id: str) -> str:
         raise self.retry(countdown=countdown) from None
     log.info("job %s: %s %s", job_id, outcome.status, outcome.detail)
     return outcome.status
+
+
+@celery_app.task(name=UNIT_TASK_NAME, acks_late=True, reject_on_worker_lost=True)
+def run_unit(job_id: str, key: str) -> str:
+    """Run one unit of a job (:mod:`workers.units`), or drop the message when the unit is taken, finished or
+    not ready, or its job is over: the job's coordinator re-queues and publishes units as it needs."""
+    from models.runtime import configure_threads
+
+    configure_threads(settings.torch_threads)
+    status = execute_unit(job_id, key, settings)
+    log.info("job %s unit %s: %s", job_id, key, status)
+    return status

@@ -15,9 +15,12 @@ from app.schemas import (
     RunOut,
     SampleOut,
     SummaryRow,
+    UnitOut,
+    UnitsSummaryOut,
     VerdictsOut,
 )
-from core.db.orm import Artifact, Dataset, Job, Run, Sample
+from core.crud.units import summarise as summarise_units
+from core.db.orm import Artifact, Dataset, Job, JobUnit, Run, Sample
 from core.jobstate import JobStatus
 
 
@@ -79,9 +82,19 @@ def run_out(run: Run) -> RunOut:
     )
 
 
+def unit_out(unit: JobUnit) -> UnitOut:
+    return UnitOut(key=unit.key, kind=unit.kind, stage=unit.stage, status=unit.status, deps=list(unit.deps),
+                   attempts=unit.attempts, host=unit.worker_host, step=unit.step, total=unit.total,
+                   eta_seconds=unit.eta_seconds, resumed_step=unit.resumed_step, error=unit.error,
+                   started_at=unit.started_at, finished_at=unit.finished_at)  # fmt: skip
+
+
 def job_out(request: Request, job: Job, *, with_results: bool = False) -> JobOut:
     results = None
+    units = summary = None
     if with_results:
+        units = [unit_out(unit) for unit in job.units]
+        summary = UnitsSummaryOut.model_validate(summarise_units(job.units))
         verdicts = job_verdicts(job)
         results = ResultsOut(
             verdicts=VerdictsOut.model_validate(verdicts) if verdicts is not None else None,
@@ -113,6 +126,8 @@ def job_out(request: Request, job: Job, *, with_results: bool = False) -> JobOut
         finished_at=job.finished_at,
         heartbeat_at=job.heartbeat_at,
         results=results,
+        units=units,
+        units_summary=summary,
         links={
             "self": url(request, f"/jobs/{job.id}"),
             "events": url(request, f"/jobs/{job.id}/events"),

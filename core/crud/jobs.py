@@ -100,7 +100,7 @@ def create_job(
 def get_job(session: Session, *, owner: str, job_id: str, with_runs: bool = False) -> Job | None:
     query = select(Job).where(Job.id == job_id, Job.owner == owner)
     if with_runs:
-        query = query.options(selectinload(Job.runs).selectinload(Run.class_metrics))
+        query = query.options(selectinload(Job.runs).selectinload(Run.class_metrics), selectinload(Job.units))
     return session.scalars(query).one_or_none()
 
 

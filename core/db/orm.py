@@ -107,6 +107,44 @@ class Job(Base):
     runs: Mapped[list[Run]] = relationship(
         back_populates="job", cascade="all, delete-orphan", order_by="Run.id", passive_deletes=True
     )
+    units: Mapped[list[JobUnit]] = relationship(
+        back_populates="job", cascade="all, delete-orphan", order_by="JobUnit.position", passive_deletes=True
+    )
+
+
+class JobUnit(Base):
+    """One unit of a job (:mod:`models.units`): a generator, a filter, a classifier or the final assembly.
+
+    Claimed like a job (a compare-and-set on ``status`` and ``attempts``), heartbeated by the worker that runs
+    it, and published to the job's queue (``enqueued_at``) once every unit in ``deps`` has succeeded.
+    """
+
+    __tablename__ = "job_units"
+    __table_args__ = (UniqueConstraint("job_id", "key"), Index("ix_job_units_job_status", "job_id", "status"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(12))
+    stage: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int]
+    deps: Mapped[list[Any]]
+    status: Mapped[str] = mapped_column(String(12))
+    attempts: Mapped[int] = mapped_column(default=0)
+    worker_host: Mapped[str | None] = mapped_column(String(255))
+    worker_pid: Mapped[int | None]
+    heartbeat_at: Mapped[datetime | None]
+    enqueued_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    step: Mapped[int | None]
+    total: Mapped[int | None]
+    eta_seconds: Mapped[float | None]
+    resumed_step: Mapped[int | None]
+    """The step the latest attempt's training picked up from (a checkpoint), if it did."""
+    error: Mapped[str | None] = mapped_column(Text)
+
+    job: Mapped[Job] = relationship(back_populates="units")
 
 
 class JobEvent(Base):

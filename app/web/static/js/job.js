@@ -6,7 +6,7 @@ import { applyEvent, etaText, isActive, showProgress, stageText, statusText } fr
 import { cancelJob } from "./jobs.js";
 import { qualityTables, resultsTable, runsTable, verdictBox } from "./results.js";
 import { initSamples, refreshSamples, startSamples, stopSamples } from "./samples.js";
-import { $, el, fill, formatDate, notify, shortId } from "./ui.js";
+import { $, el, fill, formatDate, formatDuration, notify, shortId } from "./ui.js";
 
 let visit = null; // {job, controller, bag, figureBag}
 
@@ -67,6 +67,29 @@ function renderResults(job) {
   fill(box, verdictBox(job), resultsTable(job), runsTable(job));
 }
 
+/** The job's units (generators, filters, classifier runs, the final assembly): status, host, progress. */
+function renderUnits(job) {
+  const units = job.units || [];
+  const summary = job.units_summary;
+  const counts = summary ? Object.entries(summary.counts).filter(([, n]) => n).map(([s, n]) => `${n} ${s}`) : [];
+  const hosts = summary?.hosts?.length ? `running on ${summary.hosts.join(", ")}` : null;
+  const eta = summary?.eta_seconds != null && isActive(job) ? `job ETA ${formatDuration(summary.eta_seconds)}` : null;
+  $("#units-summary").textContent = [counts.join(", "), hosts, eta].filter(Boolean).join(" · ");
+  if (!units.length) {
+    fill($("#units"), el("p", { class: "muted", text: "Units appear here once a worker has planned the job." }));
+    return;
+  }
+  const head = el("tr", {}, ...["Unit", "Status", "Host", "Progress", "Attempts"].map((t) => el("th", { scope: "col", text: t })));
+  const rows = units.map((u) => {
+    const progress = u.total ? `${u.step ?? 0} / ${u.total}${u.resumed_step ? ` (resumed at ${u.resumed_step})` : ""}` : "";
+    return el("tr", { "data-status": u.status },
+      el("td", { text: u.stage }), el("td", { text: u.error ? `${u.status}: ${u.error}` : u.status }),
+      el("td", { text: u.host || "—" }), el("td", { text: progress }), el("td", { text: String(u.attempts) }));
+  });
+  fill($("#units"), el("div", { class: "table-scroll", role: "region", "aria-label": "Units of the job", tabindex: "0" },
+    el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows))));
+}
+
 async function renderArtifacts() {
   const { job, controller } = visit;
   const signal = controller.signal;
@@ -89,6 +112,7 @@ async function refresh({ artifacts = false } = {}) {
   const { job, controller } = visit;
   Object.assign(job, await getJson(`jobs/${encodeURIComponent(job.id)}`, { signal: controller.signal }));
   renderHead(job);
+  renderUnits(job);
   renderResults(job);
   if (artifacts) await renderArtifacts();
 }
@@ -101,6 +125,7 @@ async function follow() {
       applyEvent(job, kind, data);
       renderHead(job);
       if (kind === "run_finished") refresh({ artifacts: true }).catch(() => {});
+      else if (kind === "unit") refresh().catch(() => {});
       if (kind === "stage") refreshSamples();
     }, signal);
     if (signal.aborted) return;
@@ -146,11 +171,12 @@ export const jobView = {
     const controller = new AbortController();
     const signal = controller.signal;
     visit = { job: null, controller, bag: new UrlBag(), figureBag: new UrlBag() };
-    for (const box of ["#results", "#quality", "#figures", "#downloads", "#job-spec", "#samples-grid"]) fill($(box));
+    for (const box of ["#units", "#results", "#quality", "#figures", "#downloads", "#job-spec", "#samples-grid"]) fill($(box));
     $("#job-title").textContent = `Job ${shortId(id)}`;
     const job = await getJson(`jobs/${encodeURIComponent(id)}`, { signal });
     visit.job = job;
     renderHead(job);
+    renderUnits(job);
     renderResults(job);
     const dataset = job.dataset_id
       ? await getJson(`datasets/${encodeURIComponent(job.dataset_id)}`, { signal }).catch(() => null)
