@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torchvision.transforms import v2
 
+from models.augment import AugMixImages
 from models.datasets import Split
 from models.genmix import GenMixConfig, GenMixer, mixup_batch
 from models.runtime import DTYPE, torch_rng
@@ -98,14 +98,12 @@ class AugMixArm(Arm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.augmix = v2.AugMix()
+        self.augmix = AugMixImages()
 
     def batch(self, index: torch.Tensor) -> Batch:
-        images = self.images[index].cpu()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=self.cpu_rng)))
-            mixed = torch.stack([self.augmix(image) for image in images])
-        return _float(mixed.to(self.device)), one_hot(self.labels[index], self.num_classes)
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.cpu_rng))  # a host-side draw: no device sync
+        mixed = self.augmix(self.images[index], seed)  # on the training device
+        return _float(mixed), one_hot(self.labels[index], self.num_classes)
 
 
 class GenerativeArm(Arm):

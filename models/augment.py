@@ -1,4 +1,5 @@
-"""Light standard augmentation of classifier batches: horizontal flips, small shifts and rotations.
+"""Light standard augmentation of classifier batches: horizontal flips, small shifts and rotations; and the AugMix arm's
+per-image AugMix (:class:`AugMixImages`).
 
 Applied by the training loop to whatever batch an arm yields (real, MixUp, GenMix...), so every arm of a
 comparison gets exactly the same treatment and GenMix is measured on top of what a lab would do anyway. One
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from torchvision.transforms import v2
 
 from models.profiles import CLASSIFIER_AUGMENTATIONS
 from models.runtime import torch_rng
@@ -71,3 +73,27 @@ class BatchAugment:
 
     def set_state(self, state: torch.Tensor) -> None:
         self.generator.set_state(state)
+
+
+class AugMixImages:
+    """torchvision's AugMix (Hendrycks et al.) drawn afresh for every image, on the device the images live on.
+
+    torchvision applies one draw of operations to a whole batch, so the images go through it one at a time;
+    they stay on their device (a GPU run no longer copies each batch to the host and back). The draws come from
+    torch's global RNGs, forked and seeded from ``seed`` for the call, so a batch depends only on its seed and
+    never moves the caller's streams; on the CPU the images equal those of the earlier host-side loop.
+    """
+
+    def __init__(self) -> None:
+        self.augmix = v2.AugMix()
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor, seed: int) -> torch.Tensor:
+        """uint8 (N, C, H, W) -> uint8 (N, C, H, W), each image with its own AugMix draw."""
+        cuda = images.device.type == "cuda"
+        with torch.random.fork_rng(devices=[images.device] if cuda else []):
+            torch.random.default_generator.manual_seed(seed)  # operation choices and magnitudes (host-side)
+            if cuda:
+                with torch.cuda.device(images.device):
+                    torch.cuda.manual_seed(seed)  # the per-image Dirichlet weights, drawn on the device
+            return torch.stack([self.augmix(image) for image in images])

@@ -165,6 +165,27 @@ class CheckpointDir:
         return Checkpoint(step=int(meta["step"]), tensors=read_tensors(weights, device), meta=meta)
 
 
+def rng_state(generator: torch.Generator) -> torch.Tensor:
+    """A private RNG's state for a checkpoint (a CPU byte tensor, whatever device the generator draws on)."""
+    return generator.get_state()
+
+
+def restore_rng(generator: torch.Generator, state: torch.Tensor, fallback_seed: int) -> bool:
+    """Put ``state`` back into ``generator``; returns whether the resume is exact.
+
+    A state only fits a generator of the device type that wrote it (the CPU's Mersenne Twister state and CUDA's
+    Philox seed and offset differ in size), so a checkpoint written on another kind of device (a job
+    redelivered from a CPU worker to a GPU worker) reseeds from ``fallback_seed`` instead: training goes on,
+    but no longer draws exactly what the unbroken run would have.
+    """
+    state = state.detach().to("cpu", torch.uint8)
+    if state.numel() == generator.get_state().numel():
+        generator.set_state(state)
+        return True
+    generator.manual_seed(int(fallback_seed))
+    return False
+
+
 def optimizers_state(optimizers: dict[str, torch.optim.Optimizer]) -> tuple[dict[str, torch.Tensor], dict]:
     """:func:`optimizer_state` of several optimisers, each under its own name as prefix and metadata key."""
     tensors: dict[str, torch.Tensor] = {}

@@ -240,15 +240,16 @@ class GenMixer:
         offset = torch.minimum(offset, sizes - 1)
         out.copy_(self._by_class[self._class_starts[classes] + offset])
 
-    def _mix(self, real_index: torch.Tensor, generator: torch.Generator) -> MixBatch:
+    def _mix(self, real_index: torch.Tensor, generator: torch.Generator, check_range: bool = True) -> MixBatch:
         if real_index.ndim != 1 or real_index.dtype != torch.long or real_index.device != self.device:
             real_index = real_index.to(device=self.device, dtype=torch.long).flatten()
         count = real_index.numel()
         if count == 0:
             raise ValueError("real_index is empty")
-        low, high = (int(v) for v in torch.aminmax(real_index))
-        if low < 0 or high >= self.n_real:  # a pool index past n_real would silently pick a synthetic image
-            raise ValueError(f"real_index must lie in 0..{self.n_real - 1}, got {low}..{high}")
+        if check_range:  # reads two numbers back from the device: the one host round trip of a batch
+            low, high = (int(v) for v in torch.aminmax(real_index))
+            if low < 0 or high >= self.n_real:  # a pool index past n_real would silently pick a synthetic image
+                raise ValueError(f"real_index must lie in 0..{self.n_real - 1}, got {low}..{high}")
         cfg = self.config
         lam = sample_beta(count, cfg.alpha, cfg.beta, generator, self.device)
         if cfg.mix_prob < 1.0:
@@ -275,9 +276,13 @@ class GenMixer:
             blend=self._blend,
         )
 
-    def mix(self, real_index: torch.Tensor) -> MixBatch:
-        """Mix the real images at ``real_index`` (values in 0..n_real-1) with freshly drawn partners."""
-        return self._mix(real_index, self._generator)
+    def mix(self, real_index: torch.Tensor, check_range: bool = True) -> MixBatch:
+        """Mix the real images at ``real_index`` (values in 0..n_real-1) with freshly drawn partners.
+
+        ``check_range=False`` skips the range check, the only step of a batch that waits for the device: for
+        callers whose indices are their own permutation of ``0..n_real-1`` (the GenMix arm's training loop).
+        """
+        return self._mix(real_index, self._generator, check_range)
 
     def _blend(self, rows: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Float (n, C, H, W) images ``weights[:, 0]·pool[rows[:, 0]] + weights[:, 1]·pool[rows[:, 1]]``.
@@ -305,7 +310,7 @@ class GenMixer:
         """
         generator = self._generator if seed is None else torch_rng(seed, self.device)
         real_index = torch.randint(0, self.n_real, (count,), generator=generator, device=self.device)
-        return self._mix(real_index, generator)
+        return self._mix(real_index, generator, check_range=False)  # drawn in range
 
 
 def mixup_batch(

@@ -26,6 +26,7 @@ from models.checkpoint import (
     load_optimizer_state,
     optimizer_state,
     prefixed,
+    restore_rng,
     unprefixed,
 )
 from models.datasets import Split
@@ -40,8 +41,11 @@ from models.profiles import (
     classifier_problems,
 )
 from models.profiles import CLASSIFIER_DEFAULTS as _D
-from models.runtime import autocast
+from models.runtime import as_input, autocast, place_model
 from models.tensors import to_tensor
+
+REPORT_EVERY = 10
+"""Training steps between progress reports: the only steps at which the loop reads a loss back from the device."""
 
 
 @dataclass
@@ -221,7 +225,7 @@ def train_classifier(
     """Train with early stopping on ``config.monitor``; resume from ``hooks.checkpoint_dir`` when it has one."""
     hooks = hooks or TrainHooks()
     setattr(model, EVAL_BATCH_ATTR, config.eval_batch_size)  # predict()/evaluate() on this model honour it
-    model.to(device)
+    place_model(model, device)  # channels_last, cudnn.benchmark and TF32 on CUDA (models.runtime)
     optimizer = build_optimizer(model, config)
     augment = BatchAugment(config.augment, arm.seed, device)
     state = _State(best=copy.deepcopy(model.state_dict()))
@@ -236,23 +240,27 @@ def train_classifier(
     last_epoch = state.epoch if state.done else config.epochs
     for epoch in range(state.epoch, last_epoch):
         model.train()
-        losses = []
+        # The epoch's loss is summed on the device (float64): a step never waits for the device; the host
+        # reads a loss only when a progress report is due (every REPORT_EVERY steps) and at the epoch's end.
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        steps = 0
         for step, (x, y) in enumerate(arm.epoch(config.batch_size)):
             hooks.check_cancel()
             _set_lr(optimizer, lr_factor(config, epoch * steps_per_epoch + step, steps_per_epoch))
-            x = augment(x)
+            x = as_input(augment(x))
             with autocast(device):
                 loss = soft_cross_entropy(model(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            losses.append(loss.item())
-            if step % 10 == 0:
-                hooks.progress(epoch * steps_per_epoch + step, total, {"loss": losses[-1]})
+            loss_sum += loss.detach()
+            steps += 1
+            if step % REPORT_EVERY == 0:
+                hooks.progress(epoch * steps_per_epoch + step, total, {"loss": loss.item()})
         val_metrics = evaluate(model, val, class_names, device)
         row = {
             "epoch": epoch + 1,
-            "train_loss": float(np.mean(losses)),
+            "train_loss": loss_sum.item() / max(1, steps),
             "val_loss": val_metrics["loss"],
             "val_auc": val_metrics["auc"],
             "val_macro_f1": val_metrics["macro_f1"],
@@ -357,12 +365,14 @@ class _State:
         model.load_state_dict(unprefixed("model", ckpt.tensors))
         self.best = unprefixed("best", ckpt.tensors)
         load_optimizer_state(optimizer, "optimizer", ckpt.tensors, ckpt.meta["optimizer"])
-        arm.rng.set_state(ckpt.tensors["rng/arm"].cpu())
+        # Device-side RNGs resume exactly on the device kind that wrote them, else reseed (models.checkpoint).
+        epoch_seed = arm.seed + 1_000_003 * int(ckpt.meta["epoch"])
+        restore_rng(arm.rng, ckpt.tensors["rng/arm"], epoch_seed)
         arm.cpu_rng.set_state(ckpt.tensors["rng/arm_cpu"].cpu())
         if "rng/mixer" in ckpt.tensors and hasattr(arm, "mixer"):
-            arm.mixer.generator.set_state(ckpt.tensors["rng/mixer"].cpu())
+            restore_rng(arm.mixer.generator, ckpt.tensors["rng/mixer"], epoch_seed + 1)
         if "rng/augment" in ckpt.tensors:
-            augment.set_state(ckpt.tensors["rng/augment"].cpu())
+            restore_rng(augment.generator, ckpt.tensors["rng/augment"], epoch_seed + 2)
         _restore_global_rng(ckpt.tensors, model)
         self.epoch = int(ckpt.meta["epoch"])
         self.best_epoch = int(ckpt.meta["best_epoch"])

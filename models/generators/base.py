@@ -17,10 +17,11 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import torch
 
-from models.checkpoint import CheckpointDir, read_json
+from models.checkpoint import CheckpointDir, read_json, restore_rng
 from models.datasets import Split
 from models.hooks import StopFn, TrainHooks, stop_if_asked
 from models.profiles import GENERATOR_PROFILES, STEP_KEYS
+from models.runtime import as_input, torch_rng
 from models.tensors import to_uint8
 
 
@@ -244,10 +245,21 @@ class Generator(ABC):
         }
 
     def _training_tensors(self, train: Split) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """uint8 images and labels on the device (converted per batch), and the per-image draw weights."""
+        """uint8 images and labels on the device (converted per batch), and the per-image draw weights (on the
+        device too, so a batch is drawn there without a host round trip)."""
         images = torch.from_numpy(np.ascontiguousarray(train.images)).to(self.device)
         labels = torch.from_numpy(train.labels.astype(np.int64)).to(self.device)
-        return images, labels, self._sampling_weights(train.labels.astype(np.int64))
+        return images, labels, self._sampling_weights(train.labels.astype(np.int64)).to(self.device)
+
+    def _train_rng(self) -> torch.Generator:
+        """The private training RNG (batches, flips, latents, noise): it draws on the training device, so a step
+        never copies host-drawn numbers to the device; checkpoints carry its state (:meth:`_restore_rng`)."""
+        return torch_rng(self.seed + 1, self.device)
+
+    def _restore_rng(self, state: torch.Tensor, meta: dict[str, Any]) -> None:
+        """The training RNG as checkpointed (exact), or reseeded from the step when the checkpoint was written on
+        another kind of device (:func:`models.checkpoint.restore_rng`)."""
+        restore_rng(self.rng, state, self.seed + 1 + 1_000_003 * int(meta.get("step", 0)))
 
     def _to_model(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (N, H, W, C) -> model input (N, C, H, W) in [-1, 1]."""
@@ -257,13 +269,13 @@ class Generator(ABC):
         self, images: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """A weighted draw of real images (model space, randomly flipped when ``hflip``) and their labels."""
+        # Drawn on the device from the device's generator: no host round trip (CPU draws are as before).
         index = torch.multinomial(weights, self.config["batch_size"], replacement=True, generator=self.rng)
-        flip = torch.rand(len(index), generator=self.rng) < 0.5  # drawn always, so hflip never shifts the RNG
-        index = index.to(self.device)
+        flip = torch.rand(len(index), generator=self.rng, device=self.device) < 0.5  # drawn always (same stream)
         x = self._to_model(images[index])
         if self.config["hflip"]:
-            x = torch.where(flip.to(self.device)[:, None, None, None], x.flip(-1), x)
-        return x, labels[index]
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        return as_input(x), labels[index]
 
     def _sample_in_batches(
         self,

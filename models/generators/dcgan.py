@@ -15,7 +15,6 @@ import math
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -24,7 +23,7 @@ from models import checkpoint as ckpt
 from models.datasets import Split
 from models.generators.base import Generator, spatial_plan
 from models.hooks import StopFn, TrainHooks
-from models.runtime import autocast, torch_rng
+from models.runtime import autocast, place_model, torch_rng
 
 _ARCH_KEYS = ("z_dim", "embed_dim", "ngf", "ndf")
 """Config keys that shape the networks: a checkpoint is only resumable when these match."""
@@ -143,12 +142,12 @@ class DCGAN(Generator):
         init_rng = torch_rng(self.seed)
         _dcgan_init(self.netG, init_rng)
         _dcgan_init(self.netD, init_rng)
-        self.netG.to(self.device)
-        self.netD.to(self.device)
+        place_model(self.netG, self.device)
+        place_model(self.netD, self.device)
         betas = (cfg["beta1"], cfg["beta2"])
         self.opt_g = torch.optim.Adam(self.netG.parameters(), lr=cfg["lr"], betas=betas)
         self.opt_d = torch.optim.Adam(self.netD.parameters(), lr=cfg["lr"], betas=betas)
-        self.rng = torch_rng(self.seed + 1)  # data order, flips and noise while training (CPU: device-independent)
+        self.rng = self._train_rng()  # data order, flips and noise while training, drawn on the device
 
     # ----------------------------------------------------------------------------------------- training
 
@@ -168,12 +167,12 @@ class DCGAN(Generator):
         for opt in (self.opt_g, self.opt_d):  # the current config decides the learning rate
             for group in opt.param_groups:
                 group["lr"] = self.config["lr"]
-        self.rng.set_state(tensors["rng/train"].cpu())
+        self._restore_rng(tensors["rng/train"], meta)
 
     def _train_step(self, images: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         cfg = self.config
         real, y = self._real_batch(images, labels, weights)
-        z = torch.randn(len(y), cfg["z_dim"], generator=self.rng).to(self.device)
+        z = torch.randn(len(y), cfg["z_dim"], generator=self.rng, device=self.device)
         with autocast(self.device):
             fake = self.netG(z, y)
             loss_d = _d_loss(cfg["loss"], self.netD(real, y), self.netD(fake.detach(), y), cfg["label_smoothing"])
@@ -196,31 +195,33 @@ class DCGAN(Generator):
         self.netG.train()
         self.netD.train()
         stats = self._train_loop(hooks, store, lambda: self._train_step(images, labels, weights))
-        self._recalibrate_bn(weights, train.labels.astype(np.int64))
+        self._recalibrate_bn(weights, labels)
         self.netG.eval()
         return stats
 
     @torch.no_grad()
-    def _recalibrate_bn(self, weights: torch.Tensor, labels: np.ndarray) -> None:
+    def _recalibrate_bn(self, weights: torch.Tensor, labels: torch.Tensor) -> None:
         """Replace G's BatchNorm running statistics by their plain average over fresh training-size batches.
 
-        Labels are drawn as in training; a private RNG keeps training's RNG (and so resuming) untouched.
+        Labels are drawn as in training; a private RNG (on the device, like training's) keeps training's RNG
+        (and so resuming) untouched.
         """
         count = int(self.config["bn_recalibration"])
         norms = [m for m in self.netG.modules() if isinstance(m, nn.BatchNorm2d)]
         if count <= 0 or not norms:
             return
-        rng = torch_rng(self.seed + 2)
+        rng = torch_rng(self.seed + 2, self.device)
         momenta = [m.momentum for m in norms]
         for m in norms:
             m.reset_running_stats()
-            m.momentum = None  # cumulative average
         self.netG.train()
         batch = int(self.config["batch_size"])
-        for _ in range(math.ceil(count / batch)):
+        for done in range(math.ceil(count / batch)):
+            for m in norms:  # cumulative average: what momentum=None does, without reading the batch count back
+                m.momentum = 1.0 / (done + 1)
             index = torch.multinomial(weights, batch, replacement=True, generator=rng)
-            y = torch.from_numpy(labels[index.numpy()]).to(self.device)
-            z = torch.randn(batch, self.config["z_dim"], generator=rng).to(self.device)
+            y = labels[index]
+            z = torch.randn(batch, self.config["z_dim"], generator=rng, device=self.device)
             with autocast(self.device):
                 self.netG(z, y)
         for m, momentum in zip(norms, momenta, strict=True):

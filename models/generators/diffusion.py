@@ -33,7 +33,7 @@ from models.datasets import Split
 from models.generators.base import Generator
 from models.hooks import StopFn, TrainHooks, stop_if_asked
 from models.profiles import DIFFUSION_SAMPLERS
-from models.runtime import autocast, torch_rng
+from models.runtime import autocast, place_model, torch_rng
 
 SAMPLERS = DIFFUSION_SAMPLERS
 DEFAULT_SAMPLE_STEPS = {"dpm++": 20, "ddim": 50, "ddpm": 1000}
@@ -133,14 +133,14 @@ class Diffusion(Generator):
         self.model_channels = int(self.unet.config.in_channels)
         if self.model_channels not in (self.channels, 3) or (self.channels == 3 and self.model_channels != 3):
             raise ValueError(f"a {self.model_channels}-channel UNet cannot model {self.channels}-channel images")
-        self.unet.to(self.device)
+        place_model(self.unet, self.device)
         self.noise_scheduler = DDPMScheduler(
             num_train_timesteps=cfg["num_train_timesteps"], beta_schedule=cfg["beta_schedule"]
         )
         self.optimizer = torch.optim.AdamW(self.unet.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
         self.ema = self._new_ema()
         self.ema_unet: UNet2DModel | None = None  # built on demand for sampling
-        self.rng = torch_rng(self.seed + 1)  # batches, noise, timesteps, label dropout (CPU: device-independent)
+        self.rng = self._train_rng()  # batches, noise, timesteps, label dropout, drawn on the device
 
     def _new_ema(self) -> EMAModel:
         cfg = self.config
@@ -179,12 +179,13 @@ class Diffusion(Generator):
     def train_step(self, x0: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """One ε-prediction step (with label dropout, clipping and EMA) on a model-space batch; returns the loss."""
         batch = len(x0)
-        noise = torch.randn(x0.shape, generator=self.rng).to(self.device)
-        timesteps = torch.randint(0, self.config["num_train_timesteps"], (batch,), generator=self.rng)
-        drop = torch.rand(batch, generator=self.rng) < self.config["cfg_dropout"]  # drawn always: same RNG stream
-        timesteps = timesteps.to(self.device)
+        # Everything drawn on the device from the training RNG: no host-drawn noise copied in per step.
+        device = x0.device
+        noise = torch.randn(x0.shape, generator=self.rng, device=device, dtype=x0.dtype)
+        timesteps = torch.randint(0, self.config["num_train_timesteps"], (batch,), generator=self.rng, device=device)
+        drop = torch.rand(batch, generator=self.rng, device=device) < self.config["cfg_dropout"]  # always: same stream
         if self.null_class is not None:
-            labels = torch.where(drop.to(self.device), torch.full_like(labels, self.null_class), labels)
+            labels = torch.where(drop, torch.full_like(labels, self.null_class), labels)
         noisy = self.noise_scheduler.add_noise(x0, noise, timesteps)
         with autocast(self.device, self.config["mixed_precision"]):
             pred = self.unet(noisy, timesteps, class_labels=labels).sample
@@ -217,7 +218,7 @@ class Diffusion(Generator):
         shadow = [tensors[f"ema/{i}"] for i in range(len(self.ema.shadow_params))]
         self.ema.load_state_dict({**meta["ema"], "shadow_params": shadow})
         self.ema.decay = self.config["ema_decay"]
-        self.rng.set_state(tensors["rng/train"].cpu())
+        self._restore_rng(tensors["rng/train"], meta)
         self.ema_unet = None
 
     def fit(self, train: Split, hooks: TrainHooks | None = None) -> dict[str, float]:
@@ -236,7 +237,7 @@ class Diffusion(Generator):
 
     def _sampling_unet(self) -> UNet2DModel:
         if self.ema_unet is None:
-            self.ema_unet = UNet2DModel.from_config(self.unet.config).to(self.device)
+            self.ema_unet = place_model(UNet2DModel.from_config(self.unet.config), self.device)
             self.ema.copy_to(self.ema_unet.parameters())
             self.ema_unet.eval().requires_grad_(False)
         return self.ema_unet

@@ -31,7 +31,7 @@ from models import checkpoint as ckpt
 from models.datasets import Split
 from models.generators.base import Generator, spatial_plan
 from models.hooks import StopFn, TrainHooks
-from models.runtime import autocast, torch_rng
+from models.runtime import autocast, place_model, torch_rng
 
 _ARCH_KEYS = ("z_dim", "w_dim", "mapping_layers", "fmap_base", "fmap_max")
 _GAIN = math.sqrt(2.0)  # lrelu gain, as StyleGAN's bias_act
@@ -74,6 +74,20 @@ class EqualConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.conv2d(x, self.weight * self.scale, self.bias, padding=self.weight.shape[-1] // 2)
         return F.leaky_relu(x, 0.2) * _GAIN if self.act else x
+
+
+def _draw(
+    kind: str, shape: tuple[int, ...], gen: torch.Generator | None, like: torch.Tensor, **kw: Any
+) -> torch.Tensor:
+    """``torch.rand``/``randn``/``randint`` of ``shape`` from ``gen`` on the generator's own device, then on
+    ``like``'s device (a no-op when they agree: training draws on the device, so no host round trip; a CPU
+    generator, e.g. for device-independent sampling, still works). ``randint`` takes ``low``/``high``."""
+    device = gen.device if gen is not None else like.device
+    if kind == "randint":
+        out = torch.randint(kw.pop("low"), kw.pop("high"), shape, generator=gen, device=device)
+    else:
+        out = getattr(torch, kind)(shape, generator=gen, device=device, dtype=kw.pop("dtype", torch.float32))
+    return out if out.device == like.device else out.to(like.device, non_blocking=True)
 
 
 def _normalize(x: torch.Tensor) -> torch.Tensor:
@@ -138,7 +152,7 @@ class SynthesisLayer(nn.Module):
             x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
         x = self.conv(x, w)
         n, _, h, width = x.shape
-        noise = torch.randn((n, 1, h, width), generator=gen).to(device=x.device, dtype=x.dtype)
+        noise = _draw("randn", (n, 1, h, width), gen, x).to(x.dtype)
         x = x + noise * self.noise_strength + self.bias[None, :, None, None]
         return F.leaky_relu(x, 0.2) * _GAIN
 
@@ -202,13 +216,15 @@ class StyleGenerator(nn.Module):
     ) -> torch.Tensor:
         num_ws = self.synthesis.num_ws
         ws = self.mapping(z, labels)[:, None].expand(-1, num_ws, -1)
-        # Drawn always (from the CPU generator), so toggling mixing never shifts the random stream.
-        cutoff = int(torch.randint(1, num_ws, (), generator=gen))
-        mix = bool(torch.rand((), generator=gen) < mix_prob)
-        z2 = torch.randn(z.shape, generator=gen).to(z.device, z.dtype)
-        if mix:
+        # Drawn always, so toggling mixing never shifts the random stream. The crossover stays on the device:
+        # w from layer `cutoff` on comes from z2 when this step mixes (a select, not a host-side branch).
+        cutoff = _draw("randint", (), gen, z, low=1, high=num_ws)
+        mix = _draw("rand", (), gen, z) < mix_prob
+        z2 = _draw("randn", tuple(z.shape), gen, z).to(z.dtype)
+        if mix_prob > 0:
             ws2 = self.mapping(z2, labels)[:, None].expand(-1, num_ws, -1)
-            ws = torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
+            crossed = (torch.arange(num_ws, device=z.device) >= cutoff) & mix
+            ws = torch.where(crossed[None, :, None], ws2, ws)
         return self.synthesis(ws, gen)
 
 
@@ -267,21 +283,22 @@ class StyleDiscriminator(nn.Module):
 
 
 def diff_augment(x: torch.Tensor, policy: list[str], gen: torch.Generator) -> torch.Tensor:
-    """DiffAugment (Zhao et al. 2020) on [-1, 1] images; every random number comes from ``gen`` (CPU)."""
+    """DiffAugment (Zhao et al. 2020) on [-1, 1] images; every random number comes from ``gen`` (on ``x``'s
+    device when training, so no draw crosses from the host)."""
     n, _, h, w = x.shape
     dev = x.device
 
     def rand(*shape: int) -> torch.Tensor:
-        return torch.rand(shape, generator=gen).to(device=dev, dtype=x.dtype)
+        return _draw("rand", shape, gen, x).to(x.dtype)
 
     # Every op draws its random numbers whether enabled or not, so the policy never shifts the stream.
     brightness, saturation, contrast = rand(n, 1, 1, 1), rand(n, 1, 1, 1), rand(n, 1, 1, 1)
     sx, sy = int(h * 0.125 + 0.5), int(w * 0.125 + 0.5)
-    tx = torch.randint(-sx, sx + 1, (n, 1, 1), generator=gen).to(dev)
-    ty = torch.randint(-sy, sy + 1, (n, 1, 1), generator=gen).to(dev)
+    tx = _draw("randint", (n, 1, 1), gen, x, low=-sx, high=sx + 1)
+    ty = _draw("randint", (n, 1, 1), gen, x, low=-sy, high=sy + 1)
     ch, cw = int(h * 0.5 + 0.5), int(w * 0.5 + 0.5)
-    ox = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), generator=gen).to(dev)
-    oy = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), generator=gen).to(dev)
+    ox = _draw("randint", (n, 1, 1), gen, x, low=0, high=h + (1 - ch % 2))
+    oy = _draw("randint", (n, 1, 1), gen, x, low=0, high=w + (1 - cw % 2))
     if "color" in policy:
         x = x + (brightness - 0.5)
         mean = x.mean(dim=1, keepdim=True)
@@ -339,14 +356,14 @@ class StyleGAN(Generator):
             self.netD = StyleDiscriminator(k, c, height, cfg)
         self.netG_ema = copy.deepcopy(self.netG).eval().requires_grad_(False)
         for net in (self.netG, self.netD, self.netG_ema):
-            net.to(self.device)
+            place_model(net, self.device)
         self.opt_g = torch.optim.Adam(self.netG.parameters(), lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"]))
         c = cfg["r1_interval"] / (cfg["r1_interval"] + 1)  # lazy-regularisation correction (StyleGAN2 App. B)
         self.opt_d = torch.optim.Adam(
             self.netD.parameters(), lr=cfg["lr"] * c, betas=(cfg["beta1"] ** c, cfg["beta2"] ** c)
         )
-        self.rng = torch_rng(self.seed + 1)  # batches, latents, noise, augmentation (CPU: device-independent)
-        self.r1_last = torch.zeros(())  # the latest R1 penalty, for progress reports (synced only then)
+        self.rng = self._train_rng()  # batches, latents, noise, augmentation, drawn on the device
+        self.r1_last = torch.zeros((), device=self.device)  # the latest R1 penalty, for progress reports (synced then)
 
     @property
     def r1_gamma(self) -> float:
@@ -376,7 +393,7 @@ class StyleGAN(Generator):
         real, y = self._real_batch(images, labels, weights)
         cfg = self.config
         mp = cfg["mixed_precision"]
-        z = torch.randn(len(y), cfg["z_dim"], generator=self.rng).to(self.device)
+        z = torch.randn(len(y), cfg["z_dim"], generator=self.rng, device=self.device)
         with autocast(self.device, mp):
             fake = self.netG(z, y, self.rng, cfg["style_mixing"])
 
@@ -424,7 +441,7 @@ class StyleGAN(Generator):
         self.netD.load_state_dict(ckpt.unprefixed("D", tensors))
         self.netG_ema.load_state_dict(ckpt.unprefixed("G_ema", tensors))
         ckpt.load_optimizers_state({"opt_g": self.opt_g, "opt_d": self.opt_d}, tensors, meta)
-        self.rng.set_state(tensors["rng/train"].cpu())
+        self._restore_rng(tensors["rng/train"], meta)
 
     def fit(self, train: Split, hooks: TrainHooks | None = None) -> dict[str, float]:
         """Train for ``config["iterations"]`` steps in total, resuming from ``hooks.checkpoint_dir`` if possible."""
@@ -444,8 +461,8 @@ class StyleGAN(Generator):
     def sample(self, per_class: list[int], seed: int = 0, should_stop: StopFn | None = None) -> Split:
         """``per_class[k]`` images of class ``k`` from ``G_ema``, in class order; the same seed, the same images."""
         labels = self.sample_labels(per_class)
-        rng = torch_rng(seed)
-        z_all = torch.randn(len(labels), self.config["z_dim"], generator=rng)
+        rng = torch_rng(seed, self.device)  # latents and per-layer noise drawn where the network runs
+        z_all = torch.randn(len(labels), self.config["z_dim"], generator=rng, device=self.device)
 
         def render(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             with autocast(self.device, self.config["mixed_precision"]):
