@@ -383,8 +383,11 @@ class StyleGAN(Generator):
         if cfg["ema_rampup"]:
             ema_nimg = min(ema_nimg, (self.step + 1) * batch * cfg["ema_rampup"])  # this step included
         beta = 0.5 ** (batch / max(ema_nimg, 1e-8))
-        for p_ema, p in zip(self.netG_ema.parameters(), self.netG.parameters(), strict=True):
-            p_ema.lerp_(p.detach(), 1.0 - beta)
+        # One multi-tensor lerp instead of a kernel per parameter (the same values: foreach falls back to lerp_).
+        ema_params, params = list(self.netG_ema.parameters()), [p.detach() for p in self.netG.parameters()]
+        if len(ema_params) != len(params):
+            raise RuntimeError("G_ema and G have different parameters")
+        torch._foreach_lerp_(ema_params, params, 1.0 - beta)
         for b_ema, b in zip(self.netG_ema.buffers(), self.netG.buffers(), strict=True):
             b_ema.copy_(b)
 

@@ -33,6 +33,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from models.arms import build_arm
 from models.classifiers import build_classifier
 from models.datasets import Split
+from models.generators import generator_class
 from models.generators.dcgan import DCGAN
 from models.genmix import GenMixer
 from models.hooks import TrainHooks
@@ -169,16 +170,25 @@ def test_classifier_steps_sync_only_when_a_report_is_due(arm_name: str) -> None:
     assert syncs.count(0) == 0, syncs.per_step.get(0)  # set-up
 
 
-def test_dcgan_steps_sync_only_when_a_report_is_due() -> None:
-    model = DCGAN(2, 1, (16, 16), config={"iterations": 8, "log_every": 3}, profile="tiny", seed=0)
+@pytest.mark.parametrize(
+    ("name", "report_reads"),
+    [
+        ("dcgan", {"tolist": 1}),  # one read of the window's mean losses
+        ("stylegan", {"tolist": 1, "__float__": 1}),  # and the latest R1 penalty
+        ("diffusion", {"tolist": 1}),
+    ],
+)
+def test_generator_steps_sync_only_when_a_report_is_due(name: str, report_reads: dict[str, int]) -> None:
+    cls = generator_class(name)
+    model = cls(2, 1, (16, 16), config={cls.total_key: 8, "log_every": 3}, profile="tiny", seed=0)
     syncs = HostSyncs()
     reports: list[int] = []
     hooks = TrainHooks(should_stop=syncs.next_step, progress=lambda step, total, m: reports.append(syncs.step))
     with syncs.watching():
         model.fit(bright_dark(6, 16), hooks)
     assert reports == [3, 6, 8]
-    for step in range(1, 9):  # the last one includes BatchNorm recalibration after training
-        expected = {"tolist": 1} if step in reports else {}  # one read of the window's mean losses
+    for step in range(1, 9):  # the last one includes what follows training (DCGAN: BatchNorm recalibration)
+        expected = report_reads if step in reports else {}
         assert dict(syncs.per_step.get(step, {})) == expected, (step, syncs.per_step.get(step))
 
 
