@@ -156,6 +156,7 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GENMIX_")} | genmix_env
     env["PYTHONPATH"] = str(REPO_ROOT)
     workers: list[Worker] = []
+    load_before = os.getloadavg()
     db = Database(url)
     try:
         migrate.upgrade(url)
@@ -206,7 +207,8 @@ def main() -> None:
         "units_per_host_2": _per_host(two["units"]),
         "same_results": _records(one) == _records(two),
         "cpus": os.cpu_count(),
-        "load_before": os.getloadavg(),
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
         "targets": TARGETS,
     }
     print(json.dumps(report, indent=2))

@@ -249,6 +249,7 @@ def run_unit(db: Database, settings: Settings, ctx: JobContext, key: str, unit_a
             error = public_error(exc)
             finish(unit_crud.FAILED, error)
             return UnitOutcome("failed", error)
+        monitor.close()  # before the status moves on, so its last heartbeat does not read as a takeover
         finish(unit_crud.SUCCEEDED)
         log.info("job %s unit %s: succeeded in %.1f s", ctx.job_id, key, time.monotonic() - started)
         if job_monitor is None:  # the coordinator publishes from its loop, after taking its own next unit
@@ -263,6 +264,17 @@ def run_unit(db: Database, settings: Settings, ctx: JobContext, key: str, unit_a
         monitor.close()
 
 
+def _claim_any(session: Any, job_id: str) -> tuple[str, unit_crud.UnitClaim] | None:
+    """Claim the first ready unit of the job that nobody has claimed, if any."""
+    for unit in unit_crud.ready_units(session, job_id):
+        claim = unit_crud.claim_unit(session, job_id=job_id, key=unit.key, host=this_host(), pid=os.getpid())
+        if claim.outcome == "run":
+            return unit.key, claim
+        if not claim.open:
+            return None
+    return None
+
+
 def execute_unit(job_id: str, key: str, settings: Settings) -> str:
     """One delivery of a ``genmix.run_unit`` message: claim the unit and run it, or drop the message (the unit
     is taken, finished, not ready, or its job is over: the coordinator of the job has the whole picture)."""
@@ -272,6 +284,14 @@ def execute_unit(job_id: str, key: str, settings: Settings) -> str:
             claim = dbretry.write(db, lambda session: unit_crud.claim_unit(
                 session, job_id=job_id, key=key, host=this_host(), pid=os.getpid()),
                 seconds=settings.db_retry_seconds, what=f"job {job_id}: claim unit {key}")  # fmt: skip
+            if claim.outcome != "run" and claim.open:
+                # Its unit was taken (by the coordinator, most often): take another ready unit of the job
+                # instead of dropping the message, so a worker never idles while the job has work.
+                taken = dbretry.write(db, lambda session: _claim_any(session, job_id),
+                                      seconds=settings.db_retry_seconds, what=f"job {job_id}: a unit")  # fmt: skip
+                if taken is not None:
+                    log.info("job %s unit %s: %s; took unit %s instead", job_id, key, claim.reason, taken[0])
+                    key, claim = taken
         except dbretry.DatabaseUnavailable:
             return "skipped"
         if claim.outcome != "run":

@@ -104,6 +104,8 @@ class UnitClaim:
     outcome: Literal["run", "skip"]
     attempt: int = 0
     reason: str = ""
+    open: bool = False
+    """Skipped for this unit's sake only (taken, finished, not ready): the job may have other units to run."""
 
 
 def claim_unit(session: Session, *, job_id: str, key: str, host: str, pid: int) -> UnitClaim:
@@ -125,7 +127,8 @@ def claim_unit(session: Session, *, job_id: str, key: str, host: str, pid: int) 
         return UnitClaim("skip", reason="another unit of the job failed")
     if unit not in _ready(rows):
         session.rollback()
-        return UnitClaim("skip", reason=f"the unit is {unit.status}" if unit.status != QUEUED else "not ready")
+        return UnitClaim("skip", reason=f"the unit is {unit.status}" if unit.status != QUEUED else "not ready",
+                         open=True)  # fmt: skip
     attempt = unit.attempts + 1
     now = utcnow()
     if attempt > job.max_attempts:
@@ -161,7 +164,7 @@ def claim_unit(session: Session, *, job_id: str, key: str, host: str, pid: int) 
     )
     if result.rowcount != 1:
         session.rollback()
-        return UnitClaim("skip", reason="another worker claimed it first")
+        return UnitClaim("skip", reason="another worker claimed it first", open=True)
     data: dict[str, Any] = {"unit": key, "status": RUNNING, "attempt": attempt, "host": host, "pid": pid}
     if attempt > 1:
         data.update(previous_host=previous[0], previous_pid=previous[1])
