@@ -206,10 +206,11 @@ def check_classifier(
     names = [str(k) for k in range(classes)]
 
     syncs: list[Any] = []
+    network = {"name": args.classifier, "pretrained": False} if args.classifier else {}  # random init: no download
 
     def run(epochs: int, seed: int, count_syncs: bool = False) -> tuple[float, int, list[float]]:
         seed_everything(seed)
-        config = classifier_config("quick", {"epochs": epochs, "patience": epochs + 1})
+        config = classifier_config("quick", {**network, "epochs": epochs, "patience": epochs + 1})
         model = build_classifier(config.name, channels, classes, (side, side))
         arm = build_arm("genmix", train, classes, device, seed=seed, synthetic=synthetic)
         steps = epochs * -(-len(arm) // config.batch_size)
@@ -228,7 +229,7 @@ def check_classifier(
     busy.start()
     run(1, 2)
     busy.stop()
-    config = classifier_config("quick")
+    config = classifier_config("quick", network)
     return {
         "steps_per_s": steps / seconds,
         "images_per_s": steps * config.batch_size / seconds,
@@ -281,6 +282,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--warmup", type=int, default=20, help="untimed DCGAN steps first (also the report interval)")
     parser.add_argument("--profile-steps", type=int, default=20, help="DCGAN steps under the profiler")
     parser.add_argument("--epochs", type=int, default=3, help="timed classifier epochs")
+    parser.add_argument("--classifier", default=None, help="network (default: the quick profile's), random init")
     parser.add_argument("--max-train", type=int, default=None, help="use only the first N training images")
     parser.add_argument("--val-images", type=int, default=256, help="validation images per epoch")
     parser.add_argument(
