@@ -34,7 +34,7 @@ from models.datasets import Split
 from models.generators.base import Generator
 from models.hooks import StopFn, TrainHooks, stop_if_asked
 from models.profiles import TEXTUAL_INVERSION_SAMPLERS
-from models.runtime import autocast, torch_rng
+from models.runtime import autocast, place_model, torch_rng
 from models.tensors import to_uint8
 
 META_FILE = "genmix.json"
@@ -109,6 +109,8 @@ class TextualInversion(Generator):
             ) from exc
         self.pipe.set_progress_bar_config(disable=True)
         self.pipe.to(self.device)
+        for module in (self.pipe.unet, self.pipe.vae):
+            place_model(module, self.device)  # channels_last, cudnn.benchmark, TF32 on CUDA
         for module in (self.pipe.unet, self.pipe.vae, self.pipe.text_encoder):
             module.requires_grad_(False).eval()
         self.noise_scheduler = DDPMScheduler.from_config(self.pipe.scheduler.config)
@@ -120,7 +122,7 @@ class TextualInversion(Generator):
             raise ValueError(f"resolution must be a multiple of 8, got {self.resolution}")
         self.learned = torch.nn.Parameter(torch.zeros(0))
         self.optimizer: torch.optim.Optimizer | None = None
-        self.rng = torch_rng(self.seed + 1)  # batches, templates, latents, noise, timesteps (CPU)
+        self.rng = self._train_rng()  # batches, templates, latents, noise, timesteps, drawn on the device
 
     def _embedding(self) -> torch.nn.Embedding:
         return self.pipe.text_encoder.get_input_embeddings()
@@ -227,9 +229,9 @@ class TextualInversion(Generator):
         id_table = torch.tensor(ids, device=self.device)
 
         def hook(_module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor:
+            # No host-side "any match?" branch (a device sync per step): rows without a class token keep
+            # `output` through the select (training prompts always hold one).
             match = inputs[0][..., None] == id_table  # (B, L, K)
-            if not bool(match.any()):
-                return output
             which = match.float().argmax(dim=-1)
             return torch.where(match.any(dim=-1, keepdim=True), self.learned[which].to(output.dtype), output)
 
@@ -254,16 +256,19 @@ class TextualInversion(Generator):
         ckpt.load_optimizer_state(self.optimizer, "opt", tensors, meta["opt"])
         for group in self.optimizer.param_groups:  # the current config decides the learning rate
             group["lr"] = self.config["lr"]
-        self.rng.set_state(tensors["rng/train"].cpu())
+        self._restore_rng(tensors["rng/train"], meta)
 
     def _draw(self, weights: torch.Tensor, batch: int, latent_shape: tuple[int, ...], gen: torch.Generator) -> dict:
-        """One batch's random choices (CPU generator, so resuming reproduces them exactly)."""
+        """One batch's random choices, drawn where ``gen`` lives (the training device: no host-drawn noise copied
+        in); checkpointed with the generator, so resuming reproduces them exactly."""
+        device = gen.device
+        steps = self.noise_scheduler.config.num_train_timesteps
         return {
-            "index": torch.multinomial(weights, batch, replacement=True, generator=gen),
-            "template": torch.randint(0, len(self.config["templates"]), (batch,), generator=gen),
-            "eps_latent": torch.randn((batch, *latent_shape), generator=gen),
-            "noise": torch.randn((batch, *latent_shape), generator=gen),
-            "timesteps": torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (batch,), generator=gen),
+            "index": torch.multinomial(weights.to(device), batch, replacement=True, generator=gen),
+            "template": torch.randint(0, len(self.config["templates"]), (batch,), generator=gen, device=device),
+            "eps_latent": torch.randn((batch, *latent_shape), generator=gen, device=device),
+            "noise": torch.randn((batch, *latent_shape), generator=gen, device=device),
+            "timesteps": torch.randint(0, steps, (batch,), generator=gen, device=device),
         }
 
     def _loss(self, data: dict[str, torch.Tensor], draw: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -288,7 +293,7 @@ class TextualInversion(Generator):
         balanced = 1.0 / counts[labels] if self.config["balanced"] else np.ones(len(labels))
         mean, std = self._encode(train.images)
         return {
-            "weights": torch.from_numpy(balanced).to(torch.float64),
+            "weights": torch.from_numpy(balanced).to(device=self.device, dtype=torch.float64),
             "labels": torch.from_numpy(labels).to(self.device),
             "mean": mean,
             "std": std,
@@ -302,7 +307,7 @@ class TextualInversion(Generator):
         self._check_data(train)
         self.check_embeddings()
         data = self._prepare(train)
-        draw = self._draw(data["weights"], size, tuple(data["mean"].shape[1:]), torch_rng(seed))
+        draw = self._draw(data["weights"], size, tuple(data["mean"].shape[1:]), torch_rng(seed, self.device))
         return float(self._loss(data, draw))
 
     def _train_step(self, data: dict[str, Any], latent_shape: tuple[int, ...]) -> torch.Tensor:

@@ -21,6 +21,7 @@ import warnings
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -189,6 +190,24 @@ def test_generator_steps_sync_only_when_a_report_is_due(name: str, report_reads:
     assert reports == [3, 6, 8]
     for step in range(1, 9):  # the last one includes what follows training (DCGAN: BatchNorm recalibration)
         expected = report_reads if step in reports else {}
+        assert dict(syncs.per_step.get(step, {})) == expected, (step, syncs.per_step.get(step))
+
+
+def test_textual_inversion_steps_sync_only_when_a_report_is_due(tmp_path: Path) -> None:
+    from test_textual_inversion import build_tiny_sd, tiny
+
+    from models.generators.textual_inversion import TextualInversion
+
+    config = tiny(build_tiny_sd(tmp_path), steps=6, log_every=3)
+    model = TextualInversion(2, 1, (16, 16), config=config, profile="tiny", seed=0)
+    syncs = HostSyncs()
+    reports: list[int] = []
+    hooks = TrainHooks(should_stop=syncs.next_step, progress=lambda step, total, m: reports.append(syncs.step))
+    with syncs.watching():
+        model.fit(bright_dark(4, 16), hooks)
+    assert reports == [3, 6]
+    for step in range(1, 6):  # the last step also writes the learnt rows back (a host-side comparison)
+        expected = {"tolist": 1} if step in reports else {}
         assert dict(syncs.per_step.get(step, {})) == expected, (step, syncs.per_step.get(step))
 
 
