@@ -206,6 +206,8 @@ def main() -> None:
         "handovers": len(gaps),
         "units_per_host_2": _per_host(two["units"]),
         "same_results": _records(one) == _records(two),
+        "critical_path_s": round(critical_path(one["units"]), 2),
+        "timeline_2": timeline(two["units"]),
         "cpus": os.cpu_count(),
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in os.getloadavg()],
@@ -214,6 +216,35 @@ def main() -> None:
     print(json.dumps(report, indent=2))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def critical_path(units: list[JobUnit]) -> float:
+    """The longest chain of unit durations through the dependencies (a lower bound on any wall time)."""
+    took = {u.key: (u.finished_at - u.started_at).total_seconds() for u in units if u.started_at and u.finished_at}
+    deps = {u.key: list(u.deps) for u in units}
+    memo: dict[str, float] = {}
+
+    def longest(key: str) -> float:
+        if key not in memo:
+            memo[key] = took.get(key, 0.0) + max((longest(d) for d in deps[key]), default=0.0)
+        return memo[key]
+
+    return max((longest(u.key) for u in units), default=0.0)
+
+
+def timeline(units: list[JobUnit]) -> list[list[Any]]:
+    """Per unit: key, pid, start and end (s since the first start), and when it became ready."""
+    spans = [u for u in units if u.started_at and u.finished_at]
+    if not spans:
+        return []
+    zero = min(u.started_at for u in spans)
+    finished = {u.key: u.finished_at for u in spans}
+    rows = []
+    for u in sorted(spans, key=lambda u: u.started_at):
+        ready = max((finished[d] for d in u.deps), default=zero)
+        times = [(t - zero).total_seconds() for t in (u.started_at, u.finished_at, ready)]
+        rows.append([u.key, u.worker_pid, *(round(t, 2) for t in times)])
+    return rows
 
 
 def _per_host(units: list[JobUnit]) -> dict[str, int]:

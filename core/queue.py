@@ -112,7 +112,8 @@ def enqueue_job(settings: Settings, *, job_id: str, queue: str, app: Celery | No
     )
 
 
-def enqueue_unit(settings: Settings, *, job_id: str, key: str, queue: str, app: Celery | None = None) -> None:
+def enqueue_unit(settings: Settings, *, job_id: str, key: str, queue: str, message_id: str | None = None,
+                 app: Celery | None = None) -> None:  # fmt: skip
     """Publish one ready unit of a job (its job id and unit key: the rest is in the database) on the job's
     queue, after the commit that marked it published (``core.crud.units.mark_enqueued``)."""
     if settings.is_embedded_broker:
@@ -122,9 +123,19 @@ def enqueue_unit(settings: Settings, *, job_id: str, key: str, queue: str, app: 
         UNIT_TASK_NAME,
         args=[job_id, key],
         queue=queue,
+        task_id=message_id,
         retry=True,
         retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1.0},
     )
+
+
+def revoke_messages(settings: Settings, message_ids: list[str]) -> None:
+    """Tell every worker to drop these unit messages unread (another process took the unit, or the job ended):
+    a revoked message is acknowledged by the worker's main process, without a pool process. Workers of the
+    folder broker have no remote control: there a stale message is read and dropped by the unit's claim."""
+    if not message_ids or settings.is_embedded_broker:
+        return
+    _publisher(settings).control.revoke(message_ids)
 
 
 @dataclass(frozen=True)

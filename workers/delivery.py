@@ -39,6 +39,7 @@ from workers.units import (
     load_context,
     load_imageset,
     publish_ready,
+    revoke,
     run_unit,
     this_host,
 )
@@ -143,6 +144,21 @@ def _execute(db: Database, job_id: str, settings: Settings) -> Outcome:
         return Outcome("failed", str(exc))
     finally:
         monitor.close()
+        if ctx is not None:
+            _revoke_leftovers(db, settings, job_id)
+
+
+def _revoke_leftovers(db: Database, settings: Settings, job_id: str) -> None:
+    """The job's delivery ends: revoke the messages of its units still waiting (a next delivery publishes
+    them again), so no worker spends a pool process on them."""
+    try:
+        with db.session() as session:
+            ids = unit_crud.waiting_messages(session, job_id=job_id)
+    except Exception as exc:
+        if not dbretry.unavailable(exc):
+            raise
+        return
+    revoke(settings, job_id, list(ids))
 
 
 def _coordinate(db: Database, settings: Settings, ctx: JobContext, monitor: JobMonitor) -> Outcome:
@@ -179,15 +195,16 @@ def _coordinate(db: Database, settings: Settings, ctx: JobContext, monitor: JobM
             return Outcome("succeeded")
         # Take the first ready unit nobody has claimed (one-worker order), then publish the others.
         ready = write("ready units", lambda session: [u.key for u in unit_crud.ready_units(session, job_id)])
-        mine: tuple[str, int] | None = None
+        mine: tuple[str, int, str | None] | None = None
         for key in ready:
             claim = write(f"claim unit {key}", lambda session, key=key: unit_crud.claim_unit(
                 session, job_id=job_id, key=key, host=host, pid=os.getpid()))  # fmt: skip
             if claim.outcome == "run":
-                mine = (key, claim.attempt)
+                mine = (key, claim.attempt, claim.message_id)
                 break
         publish_ready(db, settings, job_id, ctx.queue)
         if mine is not None:
+            revoke(settings, job_id, [mine[2]])  # its message, if it had one, is stale: taken here
             keeper = Housekeeper(db, settings, ctx, max(1.0, settings.cancel_poll_interval))
             keeper.start()
             try:

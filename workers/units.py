@@ -24,7 +24,7 @@ from core.db.orm import Dataset, Job
 from core.db.session import Database
 from core.joberrors import public_error
 from core.jobspec import with_server_settings
-from core.queue import enqueue_unit
+from core.queue import enqueue_unit, revoke_messages
 from core.settings import Settings
 from core.storage import ArtifactStore
 from models.spec import ExperimentSpec, spec_fields
@@ -189,14 +189,23 @@ def load_context(db: Database, settings: Settings, job_id: str, attempt: int) ->
 
 def publish_ready(db: Database, settings: Settings, job_id: str, queue: str) -> list[str]:
     """Publish every unit of the job that became ready and has no message yet; returns their keys."""
-    keys = dbretry.write(db, lambda session: unit_crud.mark_enqueued(session, job_id=job_id),
-                         seconds=settings.db_retry_seconds, what=f"job {job_id}: publish units")  # fmt: skip
-    for key in keys:
+    marked = dbretry.write(db, lambda session: unit_crud.mark_enqueued(session, job_id=job_id),
+                           seconds=settings.db_retry_seconds, what=f"job {job_id}: publish units")  # fmt: skip
+    for key, message_id in marked:
         try:
-            enqueue_unit(settings, job_id=job_id, key=key, queue=queue)
+            enqueue_unit(settings, job_id=job_id, key=key, queue=queue, message_id=message_id)
         except Exception:  # the coordinator takes a unit nobody else took; the message is a convenience
             log.warning("job %s: could not publish unit %s", job_id, key, exc_info=True)
-    return keys
+    return [key for key, _ in marked]
+
+
+def revoke(settings: Settings, job_id: str, message_ids: list[str | None]) -> None:
+    """Revoke unit messages nobody needs any more (best effort: a stale message is dropped by its claim)."""
+    ids = [i for i in message_ids if i]
+    try:
+        revoke_messages(settings, ids)
+    except Exception:
+        log.warning("job %s: could not revoke %d unit message(s)", job_id, len(ids), exc_info=True)
 
 
 @dataclass(frozen=True)
@@ -276,8 +285,9 @@ def _claim_any(session: Any, job_id: str) -> tuple[str, unit_crud.UnitClaim] | N
 
 
 def execute_unit(job_id: str, key: str, settings: Settings) -> str:
-    """One delivery of a ``genmix.run_unit`` message: claim the unit and run it, or drop the message (the unit
-    is taken, finished, not ready, or its job is over: the coordinator of the job has the whole picture)."""
+    """One delivery of a ``genmix.run_unit`` message: claim the unit (or, when it was taken, another ready unit
+    of the job) and run it, then the job's next ready units while there are any; or drop the message (nothing
+    of the job is ready, or the job is over: its coordinator has the whole picture)."""
     db = Database(settings.database_url)
     try:
         try:
@@ -292,6 +302,7 @@ def execute_unit(job_id: str, key: str, settings: Settings) -> str:
                 if taken is not None:
                     log.info("job %s unit %s: %s; took unit %s instead", job_id, key, claim.reason, taken[0])
                     key, claim = taken
+                    revoke(settings, job_id, [claim.message_id])  # that unit's own message is stale now
         except dbretry.DatabaseUnavailable:
             return "skipped"
         if claim.outcome != "run":
@@ -311,7 +322,21 @@ def execute_unit(job_id: str, key: str, settings: Settings) -> str:
                 session, job_id=job_id, key=key, attempt=claim.attempt, status=unit_crud.FAILED,
                 error=error), seconds=settings.db_final_retry_seconds, what="unit")  # fmt: skip
             return "failed"
-        log.info("job %s unit %s: attempt %d on %s pid %d", job_id, key, claim.attempt, this_host(), os.getpid())
-        return run_unit(db, settings, ctx, key, claim.attempt).status
+        # Run it, then go on with the job's next ready unit in this process while there is one (a worker that
+        # joined a job keeps at it as the coordinator does, without a message and a pool process per unit).
+        while True:
+            log.info("job %s unit %s: attempt %d on %s pid %d", job_id, key, claim.attempt, this_host(), os.getpid())
+            status = run_unit(db, settings, ctx, key, claim.attempt).status
+            if status != "succeeded":
+                return status
+            try:
+                taken = dbretry.write(db, lambda session: _claim_any(session, job_id),
+                                      seconds=settings.db_retry_seconds, what=f"job {job_id}: a unit")  # fmt: skip
+            except dbretry.DatabaseUnavailable:
+                return status
+            if taken is None:
+                return status
+            key, claim = taken
+            revoke(settings, job_id, [claim.message_id])
     finally:
         db.dispose()

@@ -13,6 +13,7 @@ The rules are the job's own, per unit (see :mod:`core.crud.lifecycle`):
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -43,7 +44,8 @@ class PlannedUnit:
 
 def plan(session: Session, *, job_id: str, units: Sequence[PlannedUnit]) -> None:
     """Insert the job's units that are missing; on a redelivered job, put its failed and cancelled units back in
-    the queue (a fresh attempt count) and mark every unit whose output is on disk succeeded. Running units are
+    the queue (a fresh attempt count), mark every queued unit unpublished (the previous delivery revoked its
+    messages) and every unit whose output is on disk succeeded. Running units are
     left to their workers (a dead one's unit is re-queued by :func:`requeue_dead`). Commits."""
     existing = {unit.key: unit for unit in session.scalars(select(JobUnit).where(JobUnit.job_id == job_id))}
     now = utcnow()
@@ -54,7 +56,9 @@ def plan(session: Session, *, job_id: str, units: Sequence[PlannedUnit]) -> None
                           position=planned.position, deps=list(planned.deps), status=QUEUED, attempts=0)  # fmt: skip
             session.add(row)
         elif row.status in (FAILED, CANCELLED):
-            row.status, row.attempts, row.error, row.enqueued_at = QUEUED, 0, None, None
+            row.status, row.attempts, row.error = QUEUED, 0, None
+        if row.status == QUEUED:  # the previous delivery revoked its messages as it ended: publish them again
+            row.enqueued_at = row.message_id = None
         if planned.done and row.status != SUCCEEDED and row.status != RUNNING:
             row.status, row.finished_at = SUCCEEDED, row.finished_at or now
     session.commit()
@@ -79,24 +83,35 @@ def ready_units(session: Session, job_id: str) -> list[JobUnit]:
     return _ready(units_of(session, job_id))
 
 
-def mark_enqueued(session: Session, *, job_id: str) -> list[str]:
-    """Mark every ready, not yet published unit as published; returns their keys (publish them after this
-    commit). Of two processes racing here, each key goes to exactly one."""
+def mark_enqueued(session: Session, *, job_id: str) -> list[tuple[str, str]]:
+    """Mark every ready, not yet published unit as published with a new message id; returns (key, message id)
+    pairs (publish them after this commit). Of two processes racing here, each key goes to exactly one."""
     now = utcnow()
-    keys = []
+    marked = []
     for unit in ready_units(session, job_id):
         if unit.enqueued_at is not None:
             continue
+        message_id = f"genmix-unit-{uuid.uuid4().hex}"
         result = session.execute(
             update(JobUnit)
             .where(JobUnit.id == unit.id, JobUnit.enqueued_at.is_(None), JobUnit.status == QUEUED)
-            .values(enqueued_at=now)
+            .values(enqueued_at=now, message_id=message_id)
             .execution_options(synchronize_session=False)
         )
         if result.rowcount == 1:
-            keys.append(unit.key)
+            marked.append((unit.key, message_id))
     session.commit()
-    return keys
+    return marked
+
+
+def waiting_messages(session: Session, *, job_id: str) -> list[str]:
+    """The message ids of units still queued with a message out: nobody needs them once the job has ended."""
+    ids = session.scalars(
+        select(JobUnit.message_id).where(JobUnit.job_id == job_id, JobUnit.status == QUEUED,
+                                         JobUnit.enqueued_at.is_not(None), JobUnit.message_id.is_not(None))
+    ).all()  # fmt: skip
+    session.rollback()
+    return [i for i in ids if i]
 
 
 @dataclass(frozen=True)
@@ -106,6 +121,8 @@ class UnitClaim:
     reason: str = ""
     open: bool = False
     """Skipped for this unit's sake only (taken, finished, not ready): the job may have other units to run."""
+    message_id: str | None = None
+    """The unit's latest message (a claim not made through it leaves it to be revoked)."""
 
 
 def claim_unit(session: Session, *, job_id: str, key: str, host: str, pid: int) -> UnitClaim:
@@ -170,7 +187,7 @@ def claim_unit(session: Session, *, job_id: str, key: str, host: str, pid: int) 
         data.update(previous_host=previous[0], previous_pid=previous[1])
     add_event(session, job_id=job_id, kind="unit", data=data)
     session.commit()
-    return UnitClaim("run", attempt)
+    return UnitClaim("run", attempt, message_id=unit.message_id if unit.enqueued_at is not None else None)
 
 
 def heartbeat_unit(session: Session, *, job_id: str, key: str, attempt: int) -> str | None:

@@ -135,6 +135,8 @@ class JobUnit(Base):
     worker_pid: Mapped[int | None]
     heartbeat_at: Mapped[datetime | None]
     enqueued_at: Mapped[datetime | None]
+    message_id: Mapped[str | None] = mapped_column(String(64))
+    """The Celery task id of its latest message: revoked once another process took the unit or the job ended."""
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     step: Mapped[int | None]

@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("worker_pid", sa.Integer(), nullable=True),
         sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("enqueued_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("message_id", sa.String(length=64), nullable=True),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("step", sa.Integer(), nullable=True),

@@ -67,7 +67,7 @@ def test_unit_claims_are_compare_and_set_and_a_lost_unit_is_queued_again(db: Dat
             unit_crud.plan(session, job_id=job_id, units=planned)
             ready = [u.key for u in unit_crud.ready_units(session, job_id)]
             assert "classifier:baseline-seed0" in ready and "classifier:genmix-dcgan-seed0" not in ready
-            assert sorted(unit_crud.mark_enqueued(session, job_id=job_id)) == sorted(ready)
+            assert sorted(key for key, _ in unit_crud.mark_enqueued(session, job_id=job_id)) == sorted(ready)
             assert unit_crud.mark_enqueued(session, job_id=job_id) == []  # published once
             first = unit_crud.claim_unit(session, job_id=job_id, key="generator:dcgan:0", host="a", pid=1)
             second = unit_crud.claim_unit(session, job_id=job_id, key="generator:dcgan:0", host="b", pid=2)
