@@ -33,7 +33,8 @@ class Unit(NamedTuple):
     key: str
     kind: UnitKind
     stage: str
-    """The stage name the job shows while this unit runs (``generator dcgan seed 0``, ``classifier …``)."""
+    """The stage name the job shows while this unit runs (``generator dcgan seed 0``, ``classifier …``; the
+    assemble unit's is its label in the units list: its stage, when it makes figures, is ``figures``)."""
     index: int
     """The stage index of this unit in a one-worker run (the assemble unit: the ``figures`` stage, if any)."""
     deps: tuple[str, ...] = ()
@@ -89,5 +90,6 @@ def plan_units(spec: ExperimentSpec) -> list[Unit]:
         units.append(Unit(f"classifier:{rid}", "classifier", f"classifier {rid}", len(units), deps,
                           planned.generator, planned.seed, number))  # fmt: skip
     everything = tuple(unit.key for unit in units)
-    units.append(Unit(ASSEMBLE, "assemble", "figures", len(units), everything))
+    units.append(Unit(ASSEMBLE, "assemble", "figures and results" if spec.figures else "results", len(units),
+                      everything))  # fmt: skip
     return units

@@ -17,6 +17,9 @@ from core.settings import get_settings
 
 log = logging.getLogger("genmix.worker")
 settings = get_settings()
+# Stale unit messages are revoked by task id (workers.units.revoke); with no result backend Celery warns on
+# each one that it cannot record the revocation there, which is by design here.
+logging.getLogger("celery.worker.control").addFilter(lambda record: "as revoked in backend" not in record.getMessage())
 celery_app = build_celery(settings, include=["workers.tasks"])
 app = celery_app
 
