@@ -240,6 +240,12 @@ def run_unit(db: Database, settings: Settings, ctx: JobContext, key: str, unit_a
     try:
         runner = ExperimentRunner(ctx.imageset, ctx.spec, ctx.out_dir, observer)
         unit = next(u for u in runner.units() if u.key == key)
+        if job_monitor is not None:
+            # The job's stage index counts finished units, so the job's progress only goes forward however the
+            # units were shared out; one worker finishes them in order, so there it is the unit's own index.
+            with db.session() as session:
+                done = unit_crud.counts(session, ctx.job_id).get(unit_crud.SUCCEEDED, 0)
+            unit = unit._replace(index=done)
         try:
             result = runner.run_unit(unit)
         except Cancelled:
