@@ -10,25 +10,19 @@ parsed) and must exceed the bound, so the check can tell.
 from __future__ import annotations
 
 import io
-import json
-import os
-import subprocess
-import sys
-import textwrap
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from support.memory import CAN_RESET_PEAK, run_measured
 
 from app.api.routes.datasets import limits_from
 from app.ingest import UploadError, parse_upload
 from core.settings import Settings
 from models.datasets import load_dataset
 
-ROOT = Path(__file__).resolve().parents[2]
-EXACT_MALLOC = "glibc.malloc.mmap_threshold=1048576:glibc.malloc.trim_threshold=1048576"
 """Child processes map every block over 1 MiB on its own and unmap it on free: freed memory is never reused
 unseen, so the peak counts every large allocation."""
 MiB = 1024 * 1024
@@ -58,13 +52,13 @@ def test_default_limits_take_lab_sized_sets() -> None:
         assert values + MiB <= settings.upload_max_bytes and values <= settings.zip_max_uncompressed_bytes, name
 
 
-@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc peak-RSS reset")
+@pytest.mark.skipif(not CAN_RESET_PEAK, reason="needs Linux /proc peak-RSS reset")
 def test_npz_upload_reads_from_disk_into_its_arrays_and_stores_uncompressed(tmp_path: Path) -> None:
     """6000 + 2 × 1200 images of 64² (34 MB of pixels, all splits present so nothing is carved)."""
     source = tmp_path / "lab.npz"
     source.write_bytes(_npz_bytes(6000, 64))
     stored = tmp_path / "stored.npz"
-    figures = _child(
+    figures = run_measured(
         f"""
         import zipfile
         from pathlib import Path
@@ -142,35 +136,3 @@ def test_a_large_ish_npz_upload_through_the_api_is_stored_uncompressed(
         assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_STORED}
     assert answer.json()["num_images"] == 1500 + 300 + 300
     client.delete(f"/datasets/{answer.json()['id']}", headers=alice)
-
-
-_PEAK = """
-import json
-import numpy as np
-def rss_kb(field):
-    for line in open("/proc/self/status"):
-        if line.startswith(field):
-            return int(line.split()[1])
-def growth_mb(fn):
-    with open("/proc/self/clear_refs", "w") as handle:
-        handle.write("5")  # reset the peak (VmHWM) to the current RSS
-    before = rss_kb("VmRSS:")
-    result = fn()
-    peak = rss_kb("VmHWM:")
-    del result
-    return (peak - before) / 1024
-"""
-
-
-def _child(body: str) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-c", _PEAK + textwrap.dedent(body)],
-        cwd=ROOT,
-        env={**os.environ, "GLIBC_TUNABLES": EXACT_MALLOC},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -9,15 +9,11 @@ case comes with a control that does make the whole-set copy and must exceed the 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from support.memory import CAN_RESET_PEAK, run_measured
 
 from models.arms import ArmSettings, build_arm
 from models.classifiers import build_classifier
@@ -28,8 +24,6 @@ from models.runtime import torch_rng
 from models.train import classifier_config, predict, train_classifier
 
 CPU = torch.device("cpu")
-ROOT = Path(__file__).resolve().parents[2]
-EXACT_MALLOC = "glibc.malloc.mmap_threshold=1048576:glibc.malloc.trim_threshold=1048576"
 """Child processes map every block over 1 MiB on its own and unmap it on free: freed memory is never reused
 unseen, so the peak counts every large allocation."""
 
@@ -141,46 +135,11 @@ def test_predict_and_training_validation_honour_eval_batch_size() -> None:
         predict(model, split, CPU, batch_size=0)
 
 
-_PEAK = """
-import json, sys
-import numpy as np, torch
-
-def rss_kb(field):
-    for line in open("/proc/self/status"):
-        if line.startswith(field):
-            return int(line.split()[1])
-
-def growth_mb(fn):
-    with open("/proc/self/clear_refs", "w") as handle:
-        handle.write("5")  # reset the peak (VmHWM) to the current RSS
-    before = rss_kb("VmRSS:")
-    result = fn()
-    peak = rss_kb("VmHWM:")
-    del result
-    return (peak - before) / 1024
-"""
-
-
-def _child(body: str) -> dict:
-    script = _PEAK + textwrap.dedent(body)
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env={**os.environ, "GLIBC_TUNABLES": EXACT_MALLOC},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc peak-RSS reset")
+@pytest.mark.skipif(not CAN_RESET_PEAK, reason="needs Linux /proc peak-RSS reset")
 def test_quality_and_export_peaks_stay_far_below_a_whole_set_float_copy(tmp_path) -> None:
     """3000 × 32² RGB (9 MB uint8; a float32 copy 37 MB, float64 74 MB): memorisation in 1 MB blocks and an
     export of 1500 images (float32 images 18 MB) in chunks of 64 grow the peak by a few MB only."""
-    figures = _child(
+    figures = run_measured(
         f"""
         from models.datasets import Split
         from models.export import build_mixer, save_export
