@@ -30,6 +30,7 @@ from app.security import create_api_key
 from core.db import migrate
 from core.db.orm import Job, JobEvent
 from core.db.session import Database
+from core.queue import message_job_id
 from core.settings import Settings
 from service.helpers import WorkerProcess, quick_job, subprocess_env, wait_for, wait_for_status
 from workers.liveness import pid_alive
@@ -246,7 +247,9 @@ def test_queued_jobs_survive_a_redis_restart(api: TestClient, lab: dict[str, str
     _wait_training(fault_db, busy)
     behind = _launch(api, lab, quick_job(slice_id))  # worker a runs one job at a time: this one waits in Redis
     client = redis.Redis.from_url(fault_settings.broker_url)
-    assert client.llen("cpu") == 1
+    # the one job message is the waiting job's (the busy job's unit messages wait beside it: worker a is busy)
+    waiting = [message_job_id(message) for message in client.lrange("cpu", 0, -1)]
+    assert [job for job in waiting if job is not None] == [behind]
     broker.restart()  # no persistence: the queued message is gone
     assert client.llen("cpu") == 0
     client.close()
