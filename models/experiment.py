@@ -551,7 +551,7 @@ class ExperimentRunner:
             self.data.train.counts(self.data.num_classes), self.config.sampled_ratio
         )
         counts = self.filter_counts.get((generator, seed, self.fixed_ratio))
-        if counts is not None:
+        if counts is not None and self.filtering:  # without a filter nothing was dropped: no table of zeros
             info["filter"] = {"tau": self.config.filter_tau, "ratio": self.fixed_ratio, **counts,
                               "by_ratio": [{"ratio": r, **c} for (g, s, r), c in self.filter_counts.items()
                                            if (g, s) == (generator, seed)]}  # fmt: skip

@@ -88,6 +88,9 @@ def test_run_writes_synthetic_set_export_and_figures(run_dir) -> None:
     quality = results["generators"]["dcgan-seed0"]["quality"]
     assert quality["kid_mean"] is not None and 0.0 <= quality["memorised_share"] <= 1.0
     assert results["quality"][0]["label"] == "DCGAN" and results["quality"][0]["kid_mean"]["n"] == 2
+    # no filter asked for: no filter record and no table of zero drops in the report
+    assert "filter" not in results["generators"]["dcgan-seed0"]
+    assert "dropped / sampled" not in (out / "report.md").read_text()
     figures = {p.name for p in (out / "figures").glob("*.png")}
     assert "samples-dcgan.png" in figures and "tsne-genmix-dcgan-seed0.png" in figures
     assert "confusion-baseline-seed0.png" in figures and "curves-genmix-dcgan-seed1.png" in figures
