@@ -52,6 +52,7 @@ from core.db import migrate  # noqa: E402
 from core.db.orm import JobUnit, Run  # noqa: E402
 from core.db.session import Database  # noqa: E402
 from core.settings import Settings, default_data_dir  # noqa: E402
+from models.profiles import GENERATOR_PROFILES  # noqa: E402
 
 PG = "postgresql://postgres@127.0.0.1:5432"
 REDIS = "redis://127.0.0.1:6379/14"
@@ -69,17 +70,7 @@ def study(dataset_id: str, seeds: int) -> dict[str, Any]:
         "classifier_settings": {"epochs": 4, "batch_size": 32},
         "generator_settings": {
             "dcgan": {"iterations": 200, "batch_size": 16, "ngf": 8, "ndf": 8, "log_every": 10},
-            "stylegan": {
-                "iterations": 40,
-                "batch_size": 8,
-                "z_dim": 16,
-                "w_dim": 16,
-                "mapping_layers": 2,
-                "fmap_base": 16,
-                "fmap_max": 16,
-                "r1_interval": 4,
-                "log_every": 4,
-            },
+            "stylegan": {**GENERATOR_PROFILES["stylegan"]["tiny"], "iterations": 40},  # the tests' network
         },
         "samples_per_class": 2,
         "figures": False,
