@@ -7,7 +7,7 @@ makes a move (status, timestamps, the ``status`` event). Every status change of 
     queued  ──claim──▶ running ──▶ succeeded | failed | cancelled
       │                  │ ▲
       │                  └─┘ a redelivery re-claims a job whose worker died
-      └──▶ cancelled (cancel while queued) | failed (not enqueued, attempt cap)
+      └──▶ cancelled (cancel while queued) | failed (attempt cap; the worker sweep republishes a job the broker refused)
 """
 
 from __future__ import annotations

@@ -132,11 +132,3 @@ def request_cancel(session: Session, *, job: Job) -> Job:
         add_event(session, job_id=job.id, kind="cancel_requested", data={})
     session.commit()
     return job
-
-
-def mark_enqueue_failed(session: Session, *, job: Job, error: str) -> None:
-    """The broker refused the message: the job can never run, so say so instead of leaving it queued."""
-    session.refresh(job)
-    if job.status == JobStatus.queued.value:
-        move(session, job, JobStatus.failed, error=f"could not enqueue the job: {error}")
-        session.commit()

@@ -17,11 +17,20 @@ from fastapi.testclient import TestClient
 from support.data import breast_slice
 
 from app.main import create_app
-from app.security import create_api_key
 from core.db import migrate
 from core.db.session import Database
 from core.settings import Settings
-from service.helpers import REDIS_URL, WorkerProcess, create_database, drop_database, subprocess_env
+from service.helpers import (
+    REDIS_URL,
+    WorkerProcess,
+    api_key_headers,
+    create_database,
+    drop_database,
+    service_env_for,
+    settings_from_env,
+    subprocess_env,
+    upload_breast_slice,
+)
 
 
 @pytest.fixture(scope="session")
@@ -59,24 +68,12 @@ def service_env(tmp_path_factory: pytest.TempPathFactory, database_url: str, red
                 data_dir: Path) -> dict[str, str]:  # fmt: skip
     """Environment of every service process in the session (the worker and CLI subprocesses)."""
     state = tmp_path_factory.mktemp("genmix-state")
-    return {
-        "GENMIX_DATABASE_URL": database_url,
-        "GENMIX_BROKER_URL": REDIS_URL,
-        "GENMIX_REDIS_KEY_PREFIX": redis_prefix,
-        "GENMIX_STATE_DIR": str(state),
-        "GENMIX_ARTIFACT_ROOT": str(state / "artifacts"),
-        "GENMIX_DATA_DIR": str(data_dir),
-        "GENMIX_PROGRESS_INTERVAL": "0.2",
-        "GENMIX_CANCEL_POLL_INTERVAL": "0.5",
-        "GENMIX_HEARTBEAT_INTERVAL": "2",
-        "GENMIX_TORCH_THREADS": "1",
-    }
+    return service_env_for(state, database_url, REDIS_URL, data_dir, redis_key_prefix=redis_prefix)
 
 
 @pytest.fixture(scope="session")
 def settings(service_env: dict[str, str]) -> Settings:
-    fields = {key.removeprefix("GENMIX_").lower(): value for key, value in service_env.items()}
-    return Settings(**fields)
+    return settings_from_env(service_env)
 
 
 @pytest.fixture(scope="session")
@@ -100,21 +97,16 @@ def client(settings: Settings) -> Iterator[TestClient]:
         yield test_client
 
 
-def _key(db: Database, name: str) -> dict[str, str]:
-    with db.session() as session:
-        return {"Authorization": f"Bearer {create_api_key(session, name=name)}"}
-
-
 @pytest.fixture(scope="session")
 def alice(db: Database) -> dict[str, str]:
     """Headers for the owner "alice"."""
-    return _key(db, f"alice-{uuid.uuid4().hex[:6]}")
+    return api_key_headers(db, f"alice-{uuid.uuid4().hex[:6]}")
 
 
 @pytest.fixture(scope="session")
 def bob(db: Database) -> dict[str, str]:
     """Headers for another owner."""
-    return _key(db, f"bob-{uuid.uuid4().hex[:6]}")
+    return api_key_headers(db, f"bob-{uuid.uuid4().hex[:6]}")
 
 
 @pytest.fixture(scope="session")
@@ -123,11 +115,6 @@ def slice_bytes(data_dir: Path) -> bytes:
 
 
 @pytest.fixture(scope="session")
-def dataset(client: TestClient, alice: dict[str, str], slice_bytes: bytes) -> dict[str, Any]:
+def dataset(client: TestClient, alice: dict[str, str], data_dir: Path) -> dict[str, Any]:
     """The BreastMNIST slice uploaded by alice."""
-    response = client.post(
-        "/datasets", headers=alice, files={"file": ("breast.npz", slice_bytes)},
-        data={"name": "breast-slice", "class_names": "malignant,normal_or_benign"},
-    )  # fmt: skip
-    assert response.status_code == 201, response.text
-    return response.json()
+    return upload_breast_slice(client, alice, data_dir)

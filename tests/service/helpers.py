@@ -15,7 +15,12 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from support.data import breast_slice
 from support.processes import REPO_ROOT, clean_env, stop_process
+
+from app.security import create_api_key
+from core.db.session import Database
+from core.settings import Settings
 
 PG_SERVER = os.environ.get("GENMIX_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("GENMIX_TEST_REDIS", "redis://127.0.0.1:6379/13")
@@ -60,6 +65,47 @@ def drop_database(url: str) -> None:
 
 def subprocess_env(service_env: dict[str, str]) -> dict[str, str]:
     return clean_env(service_env)
+
+
+def service_env_for(
+    state: Path, database_url: str, broker_url: str, data_dir: Path, **overrides: str
+) -> dict[str, str]:
+    """The ``GENMIX_`` environment a test module's service processes share, with fast progress, cancel and
+    heartbeat intervals; ``overrides``: more settings by field name (``stale_after="6"``)."""
+    fields = {
+        "database_url": database_url,
+        "broker_url": broker_url,
+        "state_dir": str(state),
+        "artifact_root": str(state / "artifacts"),
+        "data_dir": str(data_dir),
+        "progress_interval": "0.2",
+        "cancel_poll_interval": "0.5",
+        "heartbeat_interval": "2",
+        "torch_threads": "1",
+        **overrides,
+    }
+    return {f"GENMIX_{name.upper()}": value for name, value in fields.items()}
+
+
+def settings_from_env(env: dict[str, str]) -> Settings:
+    """The in-process settings of the API under test: the same values its worker subprocesses read."""
+    return Settings(**{key.removeprefix("GENMIX_").lower(): value for key, value in env.items()})
+
+
+def api_key_headers(db: Database, name: str) -> dict[str, str]:
+    """Headers carrying a new API key of owner ``name``."""
+    with db.session() as session:
+        return {"Authorization": f"Bearer {create_api_key(session, name=name)}"}
+
+
+def upload_breast_slice(client: TestClient, headers: dict[str, str], data_dir: Path) -> dict[str, Any]:
+    """Upload the service tests' BreastMNIST slice as "breast-slice"; returns the dataset's JSON."""
+    response = client.post(
+        "/datasets", headers=headers, files={"file": ("breast.npz", breast_slice(data_dir))},
+        data={"name": "breast-slice", "class_names": "malignant,normal_or_benign"},
+    )  # fmt: skip
+    assert response.status_code == 201, response.text
+    return response.json()
 
 
 class WorkerProcess:

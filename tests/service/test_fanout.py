@@ -25,22 +25,23 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from support.data import breast_slice
 from support.processes import REPO_ROOT
 
 from app.main import create_app
-from app.security import create_api_key
 from core.db import migrate
 from core.db.orm import Job, JobEvent, JobUnit, Run
 from core.db.session import Database
-from core.settings import Settings
 from service.helpers import (
     REDIS_URL,
     WorkerProcess,
+    api_key_headers,
     create_database,
     drop_database,
     quick_job,
+    service_env_for,
+    settings_from_env,
     subprocess_env,
+    upload_breast_slice,
     wait_for,
     wait_for_status,
 )
@@ -91,20 +92,8 @@ def fanout_env(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iter
     migrate.upgrade(url)
     prefix = f"genmix_test_{uuid.uuid4().hex[:12]}:"
     state = tmp_path_factory.mktemp("fanout-state")
-    env = {
-        "GENMIX_DATABASE_URL": url,
-        "GENMIX_BROKER_URL": REDIS_URL,
-        "GENMIX_REDIS_KEY_PREFIX": prefix,
-        "GENMIX_STATE_DIR": str(state),
-        "GENMIX_ARTIFACT_ROOT": str(state / "artifacts"),
-        "GENMIX_DATA_DIR": str(data_dir),
-        "GENMIX_PROGRESS_INTERVAL": "0.2",
-        "GENMIX_CANCEL_POLL_INTERVAL": "0.5",
-        "GENMIX_HEARTBEAT_INTERVAL": "1",
-        "GENMIX_STALE_AFTER": "6",
-        "GENMIX_SWEEP_INTERVAL": "3",
-        "GENMIX_TORCH_THREADS": "1",
-    }
+    env = service_env_for(state, url, REDIS_URL, data_dir, redis_key_prefix=prefix, heartbeat_interval="1",
+                          stale_after="6", sweep_interval="3")  # fmt: skip
     try:
         yield env
     finally:
@@ -125,23 +114,18 @@ def fanout_db(fanout_env: dict[str, str]) -> Iterator[Database]:
 
 @pytest.fixture(scope="module")
 def api(fanout_env: dict[str, str]) -> Iterator[TestClient]:
-    settings = Settings(**{key.removeprefix("GENMIX_").lower(): value for key, value in fanout_env.items()})
-    with TestClient(create_app(settings)) as test_client:
+    with TestClient(create_app(settings_from_env(fanout_env))) as test_client:
         yield test_client
 
 
 @pytest.fixture(scope="module")
 def owner(fanout_db: Database) -> dict[str, str]:
-    with fanout_db.session() as session:
-        return {"Authorization": f"Bearer {create_api_key(session, name='fanout')}"}
+    return api_key_headers(fanout_db, "fanout")
 
 
 @pytest.fixture(scope="module")
 def fanout_dataset(api: TestClient, owner: dict[str, str], data_dir: Path) -> dict[str, Any]:
-    response = api.post("/datasets", headers=owner, files={"file": ("breast.npz", breast_slice(data_dir))},
-                        data={"name": "breast-slice", "class_names": "malignant,normal_or_benign"})  # fmt: skip
-    assert response.status_code == 201, response.text
-    return response.json()
+    return upload_breast_slice(api, owner, data_dir)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,6 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from support.data import breast_slice
 from support.servers import PrivatePostgres, PrivateRedis
 
 from app.main import create_app
@@ -32,7 +31,17 @@ from core.db.orm import Job, JobEvent
 from core.db.session import Database
 from core.queue import message_job_id
 from core.settings import Settings
-from service.helpers import WorkerProcess, quick_job, subprocess_env, wait_for, wait_for_status
+from service.helpers import (
+    WorkerProcess,
+    api_key_headers,
+    quick_job,
+    service_env_for,
+    settings_from_env,
+    subprocess_env,
+    upload_breast_slice,
+    wait_for,
+    wait_for_status,
+)
 from workers.liveness import pid_alive
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -67,27 +76,16 @@ def broker() -> Iterator[PrivateRedis]:
 def fault_env(tmp_path_factory: pytest.TempPathFactory, pg: PrivatePostgres, broker: PrivateRedis,
               data_dir: Path) -> dict[str, str]:  # fmt: skip
     state = tmp_path_factory.mktemp("faults-state")
-    return {
-        "GENMIX_DATABASE_URL": pg.url,
-        "GENMIX_BROKER_URL": broker.url,
-        "GENMIX_STATE_DIR": str(state),
-        "GENMIX_ARTIFACT_ROOT": str(state / "artifacts"),
-        "GENMIX_DATA_DIR": str(data_dir),
-        "GENMIX_PROGRESS_INTERVAL": "0.2",
-        "GENMIX_CANCEL_POLL_INTERVAL": "0.5",
-        "GENMIX_HEARTBEAT_INTERVAL": "1",
-        "GENMIX_STALE_AFTER": "10",
-        "GENMIX_TORCH_THREADS": "1",
-        "GENMIX_SWEEP_INTERVAL": str(SWEEP_INTERVAL),
-        "GENMIX_REQUEUE_QUEUED_AFTER": str(REQUEUE_QUEUED_AFTER),
-        "GENMIX_DB_RETRY_SECONDS": "60",
-        "GENMIX_DB_FINAL_RETRY_SECONDS": "120",
-    }
+    return service_env_for(
+        state, pg.url, broker.url, data_dir, heartbeat_interval="1", stale_after="10",
+        sweep_interval=str(SWEEP_INTERVAL), requeue_queued_after=str(REQUEUE_QUEUED_AFTER),
+        db_retry_seconds="60", db_final_retry_seconds="120",
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def fault_settings(fault_env: dict[str, str]) -> Settings:
-    return Settings(**{key.removeprefix("GENMIX_").lower(): value for key, value in fault_env.items()})
+    return settings_from_env(fault_env)
 
 
 @pytest.fixture(scope="module")
@@ -105,16 +103,12 @@ def api(fault_settings: Settings) -> Iterator[TestClient]:
 
 @pytest.fixture(scope="module")
 def lab(fault_db: Database) -> dict[str, str]:
-    with fault_db.session() as session:
-        return {"Authorization": f"Bearer {create_api_key(session, name='faults')}"}
+    return api_key_headers(fault_db, "faults")
 
 
 @pytest.fixture(scope="module")
 def slice_id(api: TestClient, lab: dict[str, str], data_dir: Path) -> str:
-    response = api.post("/datasets", headers=lab, files={"file": ("breast.npz", breast_slice(data_dir))},
-                        data={"name": "breast-slice"})  # fmt: skip
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
+    return upload_breast_slice(api, lab, data_dir)["id"]
 
 
 class Workers:
