@@ -29,7 +29,6 @@ from core.settings import Settings
 
 TASK_NAME = "genmix.run_job"
 UNIT_TASK_NAME = "genmix.run_unit"
-RECOVER_TASK_NAME = "genmix.recover_orphans"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

@@ -85,18 +85,6 @@ def run_experiment(
     return ExperimentRunner(dataset, spec, Path(out_dir), observer or NullObserver()).run()
 
 
-def run_unit(
-    dataset: ImageSet, spec: ExperimentSpec, out_dir: Path, key: str, observer: Observer | None = None
-) -> dict[str, Any] | None:
-    """Run (or resume, or skip) the unit ``key`` of :func:`models.units.plan_units`; see
-    :meth:`ExperimentRunner.run_unit`."""
-    runner = ExperimentRunner(dataset, spec, Path(out_dir), observer or NullObserver())
-    unit = next((u for u in runner.units() if u.key == key), None)
-    if unit is None:
-        raise KeyError(f"the experiment has no unit {key!r}")
-    return runner.run_unit(unit)
-
-
 def synthetic_counts(train_counts: list[int], ratio: float) -> list[int]:
     """Synthetic images per class: ``ratio`` × the real count of that class, at least one."""
     return [max(1, round(ratio * n)) for n in train_counts]

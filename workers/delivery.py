@@ -8,9 +8,11 @@ has claimed, in the order a one-worker job always ran its stages, until none is 
 units whose worker died and publishes units that became ready. When every unit has succeeded it records the
 results and moves the job to ``succeeded``; a cancel or a failed unit stops every unit of the job within
 ``cancel_poll_interval`` and, once they have stopped, ends the job ``cancelled`` or ``failed`` with that unit's
-error. The output folder is ``<artifact_root>/jobs/<id>`` on every attempt, so a redelivered job reuses every
-finished unit and resumes unfinished training from checkpoints. With one worker (the embedded default) the
-coordinator runs every unit itself, one after another, exactly as before.
+error. A delivery whose job another delivery took over stops (``stopped``) and writes nothing more: the job,
+its units and their messages belong to the new one. The output folder is ``<artifact_root>/jobs/<id>`` on
+every attempt, so a redelivered job reuses every finished unit and resumes unfinished training from
+checkpoints. With one worker (the embedded default) the coordinator runs every unit itself, one after another,
+exactly as before.
 """
 
 from __future__ import annotations
@@ -31,13 +33,12 @@ from core.jobstate import JobStatus
 from core.settings import Settings
 from models.checkpoint import read_json
 from workers import dbretry
-from workers.liveness import owner_alive
+from workers.liveness import owner_alive, unit_alive
 from workers.monitor import JobMonitor
 from workers.units import (
     JobContext,
     experiment_spec,
     load_context,
-    load_imageset,
     publish_ready,
     revoke,
     run_unit,
@@ -46,7 +47,6 @@ from workers.units import (
 
 log = logging.getLogger("genmix.worker")
 __all__ = ["JobBusyError", "Outcome", "execute", "experiment_spec"]
-_load_imageset = load_imageset
 
 
 class JobBusyError(Exception):
@@ -109,6 +109,9 @@ def _execute(db: Database, job_id: str, settings: Settings) -> Outcome:
     try:
         ctx = load_context(db, settings, job_id, attempt)
         ending = _coordinate(db, settings, ctx, monitor)
+        if ending.status == "stopped":  # taken over: no wrap-up, no final status, its units are not ours
+            log.info("job %s: attempt %d stops (%s)", job_id, attempt, ending.detail)
+            return ending
         if ending.status == "cancelled":
             _wrap_up(ctx, db)
             finish(JobStatus.cancelled, reason=monitor.reason or ending.detail or "cancelled")
@@ -132,6 +135,9 @@ def _execute(db: Database, job_id: str, settings: Settings) -> Outcome:
     except Exception as exc:
         if dbretry.unavailable(exc):
             return _lost(job_id, exc)
+        if monitor.taken_over:  # the job is another delivery's now: nothing of it to record here
+            log.warning("job %s: attempt %d stops after an error (taken over)", job_id, attempt, exc_info=True)
+            return Outcome("stopped", monitor.reason)
         log.exception("job %s failed", job_id)
         if ctx is not None:
             _wrap_up(ctx, db)
@@ -144,7 +150,7 @@ def _execute(db: Database, job_id: str, settings: Settings) -> Outcome:
         return Outcome("failed", str(exc))
     finally:
         monitor.close()
-        if ctx is not None:
+        if ctx is not None and not monitor.taken_over:  # after a takeover they are the new delivery's messages
             _revoke_leftovers(db, settings, job_id)
 
 
@@ -164,7 +170,9 @@ def _revoke_leftovers(db: Database, settings: Settings, job_id: str) -> None:
 def _coordinate(db: Database, settings: Settings, ctx: JobContext, monitor: JobMonitor) -> Outcome:
     """Plan the job's units, publish the ready ones, run units here until every one has succeeded (``succeeded``),
     or a cancel (``cancelled``) or a failed unit (``failed`` with its error) ended the job once its running units
-    have stopped."""
+    have stopped, or another delivery took the job over (``stopped``, at once). A unit of its own that ended
+    without a final status (the database stayed out of reach) raises :class:`dbretry.DatabaseUnavailable`: the
+    delivery ends as a lost one, and the job's next delivery re-queues that unit (its pid is then dead)."""
     from models.experiment import ExperimentRunner, NullObserver
 
     job_id = ctx.job_id
@@ -178,10 +186,12 @@ def _coordinate(db: Database, settings: Settings, ctx: JobContext, monitor: JobM
 
     write("plan units", lambda session: unit_crud.plan(session, job_id=job_id, units=planned))
     host = this_host()
-    alive = partial(owner_alive, host=host, stale_after=settings.stale_after)
+    alive = partial(unit_alive, host=host, pid=os.getpid(), stale_after=settings.stale_after)
     poll = max(0.05, min(settings.cancel_poll_interval, 0.5))
     while True:
         if monitor.stop_requested.is_set():
+            if monitor.taken_over:
+                return Outcome("stopped", monitor.reason)
             return _stop_all(db, settings, ctx, "cancelled", monitor.reason)
         requeued = write("re-queue units", lambda session: unit_crud.requeue_dead(session, job_id=job_id, alive=alive))
         if requeued:
@@ -205,12 +215,14 @@ def _coordinate(db: Database, settings: Settings, ctx: JobContext, monitor: JobM
         publish_ready(db, settings, job_id, ctx.queue)
         if mine is not None:
             revoke(settings, job_id, [mine[2]])  # its message, if it had one, is stale: taken here
-            keeper = Housekeeper(db, settings, ctx, max(1.0, settings.cancel_poll_interval))
+            keeper = Housekeeper(db, settings, ctx, max(1.0, settings.cancel_poll_interval), running_here=mine[0])
             keeper.start()
             try:
-                run_unit(db, settings, ctx, mine[0], mine[1], job_monitor=monitor)
+                outcome = run_unit(db, settings, ctx, mine[0], mine[1], job_monitor=monitor)
             finally:
                 keeper.close()
+            if outcome.status == "lost":  # its end is unrecorded, the database away: end as a lost delivery
+                raise dbretry.DatabaseUnavailable(f"job {job_id}: unit {mine[0]}: {outcome.error}")
         else:
             monitor.stop_requested.wait(poll)
 
@@ -220,13 +232,16 @@ class Housekeeper(threading.Thread):
     and publish units that became ready, every ``interval`` seconds, so a lost machine's unit never waits for
     the coordinator's unit to end."""
 
-    def __init__(self, db: Database, settings: Settings, ctx: JobContext, interval: float) -> None:
+    def __init__(self, db: Database, settings: Settings, ctx: JobContext, interval: float, *,
+                 running_here: str) -> None:  # fmt: skip
         super().__init__(name=f"genmix-units-{ctx.job_id[:8]}", daemon=True)
         self.db, self.settings, self.ctx, self.interval = db, settings, ctx, interval
+        self.running_here = running_here
         self._closing = threading.Event()
 
     def run(self) -> None:
-        alive = partial(owner_alive, host=this_host(), stale_after=self.settings.stale_after)
+        alive = partial(unit_alive, host=this_host(), pid=os.getpid(), stale_after=self.settings.stale_after,
+                        running_here=(self.running_here,))  # fmt: skip
         while not self._closing.wait(self.interval):
             try:
                 with self.db.session() as session:
@@ -249,7 +264,7 @@ def _stop_all(db: Database, settings: Settings, ctx: JobContext, status: str, de
     """Wait until no unit of the job runs any more (each stops within ``cancel_poll_interval`` of seeing the
     cancel or the failed unit), at most :data:`STOP_WAIT_SECONDS`; the job's ending."""
     deadline = time.monotonic() + STOP_WAIT_SECONDS
-    alive = partial(owner_alive, host=this_host(), stale_after=settings.stale_after)
+    alive = partial(unit_alive, host=this_host(), pid=os.getpid(), stale_after=settings.stale_after)
     while time.monotonic() < deadline:
         try:
             with db.session() as session:

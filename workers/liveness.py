@@ -7,6 +7,7 @@ the database layer; the claim and the orphan sweep both ask :func:`owner_alive`.
 from __future__ import annotations
 
 import os
+from collections.abc import Container
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -47,3 +48,18 @@ def owner_alive(job: Owned, *, host: str, stale_after: float, now: datetime | No
     if job.heartbeat_at is None:
         return False
     return (now or utcnow()) - job.heartbeat_at < timedelta(seconds=stale_after)
+
+
+class OwnedUnit(Owned, Protocol):
+    @property
+    def key(self) -> str: ...
+
+
+def unit_alive(unit: OwnedUnit, *, host: str, pid: int, stale_after: float, running_here: Container[str] = (),
+               now: datetime | None = None) -> bool:  # fmt: skip
+    """:func:`owner_alive` for a unit, asked by the process ``pid`` on ``host``: a unit recorded under this very
+    process is alive only while this process runs it (``running_here``): one it gave up on (its run ended
+    without a final status, e.g. the database was out of reach) is not, though the pid is."""
+    if unit.worker_host == host and unit.worker_pid == pid:
+        return unit.key in running_here
+    return owner_alive(unit, host=host, stale_after=stale_after, now=now)

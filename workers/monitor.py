@@ -29,6 +29,8 @@ class JobMonitor(threading.Thread):
         self.heartbeat_interval = heartbeat_interval
         self.stop_requested = threading.Event()
         self.reason = ""
+        self.taken_over = False
+        """Another delivery took the job over (or it ended elsewhere): this delivery must write nothing more."""
         self._closing = threading.Event()
         self._last_beat = 0.0
 
@@ -55,6 +57,7 @@ class JobMonitor(threading.Thread):
                 ours, cancel = lifecycle.heartbeat(session, job_id=self.job_id, attempt=self.attempt)
                 self._last_beat = time.monotonic()
                 if not ours:
+                    self.taken_over = True
                     self._request_stop("another delivery took the job over")
                     return
             else:

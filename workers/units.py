@@ -212,7 +212,6 @@ def revoke(settings: Settings, job_id: str, message_ids: list[str | None]) -> No
 class UnitOutcome:
     status: str  # succeeded, failed, cancelled, stopped (another delivery took it over), lost
     error: str = ""
-    result: Any = None
 
 
 def run_unit(db: Database, settings: Settings, ctx: JobContext, key: str, unit_attempt: int, *,
@@ -220,7 +219,9 @@ def run_unit(db: Database, settings: Settings, ctx: JobContext, key: str, unit_a
     """Run one claimed unit here and record how it ended; ``job_monitor``: this is the coordinator's own unit.
 
     A unit stopped by a cancel or by a failed sibling is ``cancelled`` (a redelivered job runs it again,
-    from its checkpoint); one that raised is ``failed`` with its error, which fails the job."""
+    from its checkpoint); one that raised, also before its run started (its runner could not be built), is
+    ``failed`` with its error, which fails the job. ``lost``: the database stayed out of reach, so the unit is
+    left ``running`` under this process (this process must end: :func:`workers.liveness.unit_alive`)."""
     from models.experiment import ExperimentRunner
     from models.hooks import Cancelled
 
@@ -243,11 +244,11 @@ def run_unit(db: Database, settings: Settings, ctx: JobContext, key: str, unit_a
         if job_monitor is not None:
             # The job's stage index counts finished units, so the job's progress only goes forward however the
             # units were shared out; one worker finishes them in order, so there it is the unit's own index.
-            with db.session() as session:
-                done = unit_crud.counts(session, ctx.job_id).get(unit_crud.SUCCEEDED, 0)
+            done = dbretry.write(db, lambda session: unit_crud.counts(session, ctx.job_id).get(unit_crud.SUCCEEDED, 0),
+                                 seconds=settings.db_retry_seconds, what=f"job {ctx.job_id}: unit counts")  # fmt: skip
             unit = unit._replace(index=done)
         try:
-            result = runner.run_unit(unit)
+            runner.run_unit(unit)
         except Cancelled:
             reason = monitor.reason or (job_monitor.reason if job_monitor is not None else "") or "stopped"
             if "took the unit over" in reason:
@@ -269,12 +270,23 @@ def run_unit(db: Database, settings: Settings, ctx: JobContext, key: str, unit_a
         log.info("job %s unit %s: succeeded in %.1f s", ctx.job_id, key, time.monotonic() - started)
         if job_monitor is None:  # the coordinator publishes from its loop, after taking its own next unit
             publish_ready(db, settings, ctx.job_id, ctx.queue)
-        return UnitOutcome("succeeded", result=result)
+        return UnitOutcome("succeeded")
     except Exception as exc:
-        if dbretry.unavailable(exc):  # left running: the coordinator re-queues it once its heartbeat is stale
+        if dbretry.unavailable(exc):  # left running: re-queued once this process has ended (or its heartbeat is stale)
             log.error("job %s unit %s: %s", ctx.job_id, key, dbretry.first_line(exc))
             return UnitOutcome("lost", dbretry.first_line(exc))
-        raise
+        # Raised outside the unit's run (building its runner, say): fail the unit rather than leave it running.
+        log.exception("job %s unit %s failed", ctx.job_id, key)
+        error = public_error(exc)
+        try:
+            recorded = finish(unit_crud.FAILED, error)
+        except Exception as final:
+            if dbretry.unavailable(final):
+                return UnitOutcome("lost", dbretry.first_line(final))
+            raise
+        if not recorded:  # it had already ended (or was taken over): nothing to record, the error stands
+            raise
+        return UnitOutcome("failed", error)
     finally:
         monitor.close()
 

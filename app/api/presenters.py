@@ -21,7 +21,7 @@ from app.schemas import (
 )
 from core.crud.units import summarise as summarise_units
 from core.db.orm import Artifact, Dataset, Job, JobUnit, Run, Sample
-from core.jobstate import JobStatus
+from core.jobstate import TERMINAL, JobStatus
 
 
 def url(request: Request, path: str) -> str:
@@ -82,10 +82,11 @@ def run_out(run: Run) -> RunOut:
     )
 
 
-def unit_out(unit: JobUnit) -> UnitOut:
+def unit_out(unit: JobUnit, *, job_over: bool = False) -> UnitOut:
+    """``job_over``: the job has a final status, so none of its units has an ETA any more."""
     return UnitOut(key=unit.key, kind=unit.kind, stage=unit.stage, status=unit.status, deps=list(unit.deps),
                    attempts=unit.attempts, host=unit.worker_host, step=unit.step, total=unit.total,
-                   eta_seconds=unit.eta_seconds, resumed_step=unit.resumed_step, error=unit.error,
+                   eta_seconds=None if job_over else unit.eta_seconds, resumed_step=unit.resumed_step, error=unit.error,
                    started_at=unit.started_at, finished_at=unit.finished_at)  # fmt: skip
 
 
@@ -93,8 +94,9 @@ def job_out(request: Request, job: Job, *, with_results: bool = False) -> JobOut
     results = None
     units = summary = None
     if with_results:
-        units = [unit_out(unit) for unit in job.units]
-        summary = UnitsSummaryOut.model_validate(summarise_units(job.units))
+        over = JobStatus(job.status) in TERMINAL
+        units = [unit_out(unit, job_over=over) for unit in job.units]
+        summary = UnitsSummaryOut.model_validate(summarise_units(job.units, job_over=over))
         verdicts = job_verdicts(job)
         results = ResultsOut(
             verdicts=VerdictsOut.model_validate(verdicts) if verdicts is not None else None,

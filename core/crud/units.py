@@ -68,10 +68,6 @@ def units_of(session: Session, job_id: str) -> list[JobUnit]:
     return list(session.scalars(select(JobUnit).where(JobUnit.job_id == job_id).order_by(JobUnit.position)))
 
 
-def get_unit(session: Session, job_id: str, key: str) -> JobUnit | None:
-    return session.scalars(select(JobUnit).where(JobUnit.job_id == job_id, JobUnit.key == key)).one_or_none()
-
-
 def _ready(units: Iterable[JobUnit]) -> list[JobUnit]:
     rows = list(units)
     done = {unit.key for unit in rows if unit.status == SUCCEEDED}
@@ -126,8 +122,12 @@ class UnitClaim:
 
 
 def claim_unit(session: Session, *, job_id: str, key: str, host: str, pid: int) -> UnitClaim:
-    """Take a ready, queued unit of a running job for this process, or say why not; commits."""
-    job = session.get(Job, job_id, populate_existing=True)
+    """Take a ready, queued unit of a running job for this process, or say why not; commits.
+
+    The job row is read ``FOR SHARE`` until the claim commits, which serialises it with
+    :func:`core.crud.jobs.request_cancel` (``FOR UPDATE``): a claim either commits before the cancel (the
+    cancel then sees the unit running and stops it) or sees the cancel flag, never a unit started after it."""
+    job = session.get(Job, job_id, populate_existing=True, with_for_update={"read": True})
     if job is None:
         session.rollback()
         return UnitClaim("skip", reason="the job no longer exists")
@@ -298,20 +298,22 @@ def counts(session: Session, job_id: str) -> dict[str, int]:
     return {status: int(n) for status, n in rows}
 
 
-def summarise(units: Sequence[JobUnit]) -> dict[str, Any]:
+def summarise(units: Sequence[JobUnit], *, job_over: bool = False) -> dict[str, Any]:
     """The units of a job at a glance: per status, the hosts running them, and an ETA for the whole job.
 
     The ETA is the longest ETA of a running unit plus the queued units' share of the hosts at work, each as long
-    as the finished units took on average (None until one has finished, or while nothing runs)."""
+    as the finished units took on average (None until one has finished, or while nothing runs). ``job_over``:
+    the job has a final status, so nothing of it runs any more whatever its unit rows last said: no hosts, no
+    ETA."""
     counts: dict[str, int] = dict.fromkeys(UNIT_STATUSES, 0)
     for unit in units:
         counts[unit.status] = counts.get(unit.status, 0) + 1
-    running = [unit for unit in units if unit.status == RUNNING]
+    running = [] if job_over else [unit for unit in units if unit.status == RUNNING]
     hosts = sorted({unit.worker_host for unit in running if unit.worker_host})
     took = [(unit.finished_at - unit.started_at).total_seconds() for unit in units
             if unit.status == SUCCEEDED and unit.started_at and unit.finished_at]  # fmt: skip
     eta: float | None = None
-    if took and (running or counts[QUEUED]):
+    if took and not job_over and (running or counts[QUEUED]):
         longest = max((unit.eta_seconds or 0.0 for unit in running), default=0.0)
         eta = longest + counts[QUEUED] * (sum(took) / len(took)) / max(1, len(hosts))
     return {"total": len(units), "counts": counts, "hosts": hosts, "eta_seconds": eta}
