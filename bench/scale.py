@@ -7,7 +7,10 @@ on it as a child process: DCGAN with a few generator iterations, the baseline an
 (``wait4``'s ``ru_maxrss``: the whole run, generator, quality, export and classifiers included), the peak beyond
 the start-up footprint (a child that imports what ``genmix run`` imports, measured the same way), that over the
 uint8 bytes, and each classifier stage's seconds per epoch (stage start to next stage start, read from the
-run's progress lines). Target (issue 14): peak − footprint < uint8 bytes + 1.5 GB, and time linear in N.
+run's progress lines). Then the peak RSS of each stage (``start-up`` before the first progress line, then the
+stages the progress lines name), from the child's ``VmHWM``, reset at each stage's line and read every
+:data:`SAMPLE_PERIOD` s (:class:`StagePeaks`), so the stage that holds the run's peak is named. Target (issue
+14): peak − footprint < uint8 bytes + 1.5 GB, and time linear in N.
 
     nice -n 10 env GENMIX_TORCH_THREADS=1 python bench/scale.py --sizes 1000,10000 --side 64 --channels 1 \
         --epochs 1 --generator-iterations 20 --json bench-scale.json
@@ -38,6 +41,9 @@ sys.path.insert(0, str(REPO_ROOT))
 from cli.malloc import TUNABLES_VALUE  # noqa: E402
 
 STAGE = re.compile(r"\[(\d+)/(\d+)\] ([^:\r\n]+?)(?::|\s{2}|\r|\n|$)")
+STARTED = re.compile(r"\[\d+/\d+\] [^:\r\n]+:")  # a progress line whose stage name is complete
+SAMPLE_PERIOD = 0.2
+"""Seconds between reads of the child's peak RSS (``/proc/<pid>/status``) within a stage."""
 FOOTPRINT = "import torch, torchvision; import models.experiment, models.quality, cli.science; print('ok')"
 
 
@@ -67,11 +73,82 @@ def make_set(path: Path, n: int, side: int, channels: int, seed: int = 0, chunk:
     return total
 
 
-def run_child(argv: list[str], env: dict[str, str]) -> tuple[int, float, int, list[tuple[float, str]], float]:
+def _status_kb(pid: int, *fields: str) -> dict[str, int]:
+    """``fields`` (e.g. ``VmRSS``, ``VmHWM``) of ``/proc/<pid>/status`` in KiB; empty once the process is gone."""
+    found: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                key = line.split(":", 1)[0]
+                if key in fields:
+                    found[key] = int(line.split()[1])
+    except (OSError, ValueError):
+        return {}
+    return found
+
+
+def _reset_peak(pid: int) -> bool:
+    """Reset the process's VmHWM to its current RSS (``/proc/<pid>/clear_refs``, Linux); whether it worked."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class StagePeaks:
+    """Peak RSS of a child per stage of its run, read from ``/proc/<pid>/status``.
+
+    Where ``/proc/<pid>/clear_refs`` can be written, the kernel's own peak (``VmHWM``) is read and reset the
+    moment the reader sees a stage's progress line (:meth:`enter`), and read every ``period`` s in between, so
+    no short spike is missed; otherwise the maximum of ``VmRSS`` sampled every ``period`` s. A stage starts when
+    its line reaches the reader (milliseconds late); what the child does after its last sample before exiting
+    (at most ``period`` s) is counted in ``ru_maxrss`` only."""
+
+    def __init__(self, pid: int, period: float = SAMPLE_PERIOD) -> None:
+        self.pid, self.period = pid, period
+        self.current = "start-up"
+        self.peaks: dict[str, int] = {}
+        self.exact = _reset_peak(pid)
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        field = "VmHWM" if self.exact else "VmRSS"
+        value = _status_kb(self.pid, field).get(field)
+        if value is not None:
+            self.peaks[self.current] = max(self.peaks.get(self.current, 0), value * 1024)
+
+    def enter(self, stage: str) -> None:
+        """The child started ``stage``: the peak so far belongs to the stage before it."""
+        with self._lock:
+            self._read()
+            if self.exact:
+                _reset_peak(self.pid)
+            self.current = stage
+
+    def _run(self) -> None:
+        while not self._done.wait(self.period):
+            with self._lock:
+                self._read()
+
+    def stop(self) -> dict[str, int]:
+        self._done.set()
+        self._thread.join(timeout=5)
+        return dict(self.peaks)
+
+
+def run_child(
+    argv: list[str], env: dict[str, str]
+) -> tuple[int, float, int, list[tuple[float, str]], float, dict[str, int]]:
     """Run ``argv``; returns (exit code, wall s, peak RSS bytes, [(t, stage name)] in order of appearance,
-    CPU s of the child: the steadier clock on a shared machine)."""
+    CPU s of the child: the steadier clock on a shared machine, {stage name: peak RSS bytes in that stage})."""
     start = time.monotonic()
     proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peaks = StagePeaks(proc.pid)
     stages: list[tuple[float, str]] = []
     seen: set[str] = set()
     tail: list[str] = []
@@ -82,23 +159,27 @@ def run_child(argv: list[str], env: dict[str, str]) -> tuple[int, float, int, li
         while chunk := proc.stderr.read1(4096):
             buffer += chunk.decode("utf-8", "replace")
             *parts, buffer = re.split(r"[\r\n]", buffer)
-            for part in parts:
-                tail.append(part)
-                del tail[:-40]
+            # tqdm ends a bar's line with the next bar's "\r": a stage's first line is still in ``buffer`` when it
+            # is shown, so it counts as soon as its name is complete (up to its colon), not at the next refresh
+            tail.extend(parts)
+            del tail[:-40]
+            for part in [*parts, *([buffer] if STARTED.search(buffer) else [])]:
                 match = STAGE.search(part)
                 if match and match.group(1) not in seen:
                     seen.add(match.group(1))
                     stages.append((time.monotonic() - start, match.group(3).strip()))
+                    peaks.enter(match.group(3).strip())
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     _, status, usage = os.wait4(proc.pid, 0)
+    stage_peaks = peaks.stop()
     reader.join(timeout=10)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         print("\n".join(tail[-15:]), file=sys.stderr)
     cpu = usage.ru_utime + usage.ru_stime
-    return proc.returncode, time.monotonic() - start, usage.ru_maxrss * 1024, stages, cpu
+    return proc.returncode, time.monotonic() - start, usage.ru_maxrss * 1024, stages, cpu, stage_peaks
 
 
 def main() -> int:
@@ -127,7 +208,7 @@ def main() -> int:
     if args.glibc_tunables == "none":
         env.pop("GLIBC_TUNABLES")
         entry = [sys.executable, "-c", "import sys; from cli.main import main; sys.exit(main())"]
-    code, _, footprint, _, _ = run_child([sys.executable, "-c", FOOTPRINT], env)
+    code, _, footprint, _, _, _ = run_child([sys.executable, "-c", FOOTPRINT], env)
     if code:
         return code
     scratch = Path(tempfile.mkdtemp(prefix="genmix-scale-", dir=args.scratch))
@@ -147,7 +228,7 @@ def main() -> int:
                 "--generator-config", json.dumps({"dcgan": {"iterations": args.generator_iterations}}),
                 "--out", str(out), "--device", "cpu",
             ]  # fmt: skip
-            code, wall, peak, stages, cpu = run_child(argv, env)
+            code, wall, peak, stages, cpu, stage_peaks = run_child(argv, env)
             ends = [t for t, _ in stages[1:]] + [wall]
             per_stage = {name: round(end - t, 1) for (t, name), end in zip(stages, ends, strict=True)}
             epoch_s = {k: round(v / args.epochs, 1) for k, v in per_stage.items() if k.startswith("classifier")}
@@ -166,6 +247,8 @@ def main() -> int:
                 "cpu_s": round(cpu, 1),
                 "stage_s": per_stage,
                 "classifier_s_per_epoch": epoch_s,
+                "stage_peak_rss_bytes": stage_peaks,
+                "stage_peak_beyond_footprint_bytes": {k: v - footprint for k, v in stage_peaks.items()},
                 "exit_code": code,
                 "glibc_tunables": args.glibc_tunables,
                 "command": " ".join(argv),
@@ -178,6 +261,11 @@ def main() -> int:
                 f"s/epoch {epoch_s}" + ("" if code == 0 else f"  EXIT {code}"),
                 flush=True,
             )
+            for name, value in stage_peaks.items():
+                beyond_stage = (value - footprint) / 2**30
+                print(f"{'':>9}peak in {name:<40} {value / 2**30:5.2f} GiB  beyond start-up {beyond_stage:5.2f} GiB")
+            if stage_peaks and peak > max(stage_peaks.values()) + (64 << 20):
+                print(f"{'':>9}the run's peak came after the last sample (its last {SAMPLE_PERIOD} s, or exit)")
             if not args.keep:
                 shutil.rmtree(out, ignore_errors=True)
                 data.unlink(missing_ok=True)
