@@ -21,9 +21,12 @@ import torch
 from models.checkpoint import atomic_path
 from models.datasets import Split, load_npz, load_synthetic_npz
 from models.genmix import GenMixConfig, GenMixer, MixBatch
+from models.profiles import pixel_bounded_batch
 
 EXPORT_CHUNK = 256
-"""Images blended and written per chunk: 256 × 224² RGB float32 is 154 MB, 256 × 64² gray 4 MB."""
+"""Images blended and written per chunk at most; capped by the pixel budget
+(:func:`models.profiles.pixel_bounded_batch`): 256 × 64² gray (4 MB of float32), 21 × 128² RGB (4 MB), never
+the 154 MB of 256 × 224² RGB."""
 
 
 def _raw(split: Split) -> torch.Tensor:
@@ -50,8 +53,12 @@ def _write_member(archive: zipfile.ZipFile, name: str, array: np.ndarray) -> Non
 
 
 def _write_images(archive: zipfile.ZipFile, batch: MixBatch, chunk: int) -> None:
-    """``images`` as float32 (N, C, H, W), blended ``chunk`` images at a time into one npy member."""
-    chunks = batch.image_chunks(chunk)
+    """``images`` as float32 (N, C, H, W), blended ``chunk`` images at a time (at most: capped by the pixel
+    budget) into one npy member."""
+    if chunk < 1:
+        raise ValueError(f"chunk size must be >= 1, got {chunk}")
+    probe = batch.blend(batch.rows[:1], batch.weights[:1])  # one image's shape, the rest not blended yet
+    chunks = batch.image_chunks(pixel_bounded_batch(chunk, tuple(probe.shape[1:])))
     first = next(chunks)
     shape = (len(batch), *first.shape[1:])
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": shape}
@@ -62,7 +69,8 @@ def _write_images(archive: zipfile.ZipFile, batch: MixBatch, chunk: int) -> None
 
 
 def save_export(batch: MixBatch, path: Path, class_names: list[str], chunk: int = EXPORT_CHUNK) -> Path:
-    """Write ``batch`` atomically in the export format above (a zip of npy members, as ``np.savez_compressed``)."""
+    """Write ``batch`` atomically in the export format above (a zip of npy members, as ``np.savez_compressed``),
+    blending ``chunk`` images at a time, capped by the pixel budget."""
     with atomic_path(Path(path)) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         _write_images(archive, batch, chunk)
         _write_member(archive, "soft_labels", batch.soft_labels.cpu().numpy().astype(np.float32))

@@ -324,6 +324,27 @@ STEP_KEYS: dict[str, str] = {
 }
 """Generator name -> the setting holding its number of training steps."""
 
+# ----------------------------------------------------------------------------- batches bounded by pixels
+
+BATCH_PIXEL_BUDGET = 256 * 64 * 64
+"""Pixel values (C·H·W summed over the images) in one batch of work that only reads images: generator sampling
+(``sample_batch_size``), classifier evaluation and feature extraction (``eval_batch_size``), the GenMix export's
+chunks and the quality features. 2**20: 256 images of 64² gray (the configured batches at the sizes the
+profiles were tuned on stay as they are), 85 of 64² RGB, 21 of 128² RGB. A batch's activations and float copies
+grow with its pixel count, so without the cap 256 images of 128² RGB took a second GB of memory (issue 14,
+docs/BENCHMARKS.md "Scale"). Training batches (``batch_size``) are never capped: they are the science."""
+
+
+def pixel_bounded_batch(configured: int, image_shape: tuple[int, ...], budget: int = BATCH_PIXEL_BUDGET) -> int:
+    """Images per batch: ``min(configured, budget // (C·H·W))``, at least 1, for images of ``image_shape``
+    (``(H, W, C)``, ``(C, H, W)`` or ``(H, W)``: only the product counts), so a batch's working set stays
+    constant in the image size. ``configured`` must be >= 1."""
+    if int(configured) < 1:
+        raise ValueError(f"batch size must be >= 1, got {configured}")
+    values = math.prod(int(side) for side in image_shape)
+    return max(1, min(int(configured), int(budget) // max(1, values)))
+
+
 # ------------------------------------------------------------------------------------------- validation
 
 

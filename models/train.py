@@ -11,7 +11,10 @@ starting over.
 from __future__ import annotations
 
 import copy
+import ctypes
+import gc
 import math
+import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -39,6 +42,7 @@ from models.profiles import (
     MONITORS,
     OPTIMIZERS,
     classifier_problems,
+    pixel_bounded_batch,
 )
 from models.profiles import CLASSIFIER_DEFAULTS as _D
 from models.runtime import as_input, autocast, place_model
@@ -142,24 +146,44 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
     return -(targets * torch.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
 
 
+_LIBC_TRIM = getattr(ctypes.CDLL(None), "malloc_trim", None) if sys.platform == "linux" else None
+
+
+def release_freed_memory() -> None:
+    """Collect garbage and hand the allocator's free pages back to the OS (glibc's ``malloc_trim(0)``; only the
+    collection elsewhere), at the start and the end of a classifier's training.
+
+    ``genmix run`` keeps freed heap by design (``cli/malloc.py``: no page faults per training step), but the
+    heap a finished stage freed is scattered in holes that the next stage's larger tensors do not fit: at 128²
+    RGB the DCGAN's training left 0.74 GB free in the heap and the classifier's training then grew it by 0.70 GB
+    more (glibc ``malloc_stats``, docs/BENCHMARKS.md "Scale"). Trimming between the stages keeps the retained
+    heap within each stage's own working set; a step inside a stage still reuses its heap."""
+    gc.collect()
+    if _LIBC_TRIM is not None:
+        _LIBC_TRIM(0)
+
+
 EVAL_BATCH_ATTR = "genmix_eval_batch_size"
 """Attribute :func:`train_classifier` sets on its model: the ``eval_batch_size`` later predictions use."""
 DEFAULT_EVAL_BATCH = 256
 
 
-def eval_batch_size(model: nn.Module, batch_size: int | None = None) -> int:
-    """``batch_size`` if given, else the one the model was trained to evaluate with, else 256."""
+def eval_batch_size(model: nn.Module, batch_size: int | None = None, image_shape: tuple[int, ...] = ()) -> int:
+    """``batch_size`` if given, else the one the model was trained to evaluate with, else 256; capped by the
+    pixel budget for images of ``image_shape`` (:func:`models.profiles.pixel_bounded_batch`: unchanged up to
+    256 × 64² gray, 21 at 128² RGB), so evaluation's activations do not grow with the image size."""
     size = batch_size if batch_size is not None else getattr(model, EVAL_BATCH_ATTR, DEFAULT_EVAL_BATCH)
     if int(size) < 1:
         raise ValueError(f"eval batch size must be >= 1, got {size}")
-    return int(size)
+    return pixel_bounded_batch(int(size), image_shape)
 
 
 @torch.no_grad()
 def predict(model: nn.Module, split: Split, device: torch.device, batch_size: int | None = None) -> np.ndarray:
     """Class probabilities (N, K) for a split, ``batch_size`` images at a time (default: the model's
-    ``eval_batch_size`` from :func:`train_classifier`, see :func:`eval_batch_size`)."""
-    batch_size = eval_batch_size(model, batch_size)
+    ``eval_batch_size`` from :func:`train_classifier`; either capped by the pixel budget, see
+    :func:`eval_batch_size`)."""
+    batch_size = eval_batch_size(model, batch_size, split.images.shape[1:])
     model.eval()
     probs = []
     for start in range(0, len(split), batch_size):
@@ -173,8 +197,9 @@ def predict(model: nn.Module, split: Split, device: torch.device, batch_size: in
 def extract_features(
     model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int | None = None
 ) -> np.ndarray:
-    """Penultimate features of uint8 (N, H, W, C) images, for t-SNE and quality measures."""
-    batch_size = eval_batch_size(model, batch_size)
+    """Penultimate features of uint8 (N, H, W, C) images, for t-SNE and quality measures (batches as
+    :func:`predict`'s)."""
+    batch_size = eval_batch_size(model, batch_size, images.shape[1:])
     model.eval()
     chunks = [
         model.features(to_tensor(images[s : s + batch_size], device)).float().cpu()
@@ -224,6 +249,7 @@ def train_classifier(
 ) -> TrainResult:
     """Train with early stopping on ``config.monitor``; resume from ``hooks.checkpoint_dir`` when it has one."""
     hooks = hooks or TrainHooks()
+    release_freed_memory()  # what earlier stages freed, before this one's working set (see the function)
     setattr(model, EVAL_BATCH_ATTR, config.eval_batch_size)  # predict()/evaluate() on this model honour it
     place_model(model, device)  # channels_last, cudnn.benchmark and TF32 on CUDA (models.runtime)
     optimizer = build_optimizer(model, config)
@@ -281,6 +307,9 @@ def train_classifier(
         if stop:
             break
     model.load_state_dict(state.best)
+    del optimizer, augment
+    state.best = {}  # its weights are in the model now
+    release_freed_memory()  # the training working set, before evaluation and figures
     return TrainResult(model, state.best_epoch, state.epoch, state.history, stopped_early=state.epoch < config.epochs)
 
 

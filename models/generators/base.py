@@ -20,7 +20,7 @@ import torch
 from models.checkpoint import CheckpointDir, read_json, restore_rng
 from models.datasets import Split
 from models.hooks import StopFn, TrainHooks, stop_if_asked
-from models.profiles import GENERATOR_PROFILES, STEP_KEYS
+from models.profiles import GENERATOR_PROFILES, STEP_KEYS, pixel_bounded_batch
 from models.runtime import as_input, torch_rng
 from models.tensors import to_uint8
 
@@ -277,6 +277,13 @@ class Generator(ABC):
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
         return as_input(x), labels[index]
 
+    def sample_batch(self) -> int:
+        """Images rendered per sampling batch: ``sample_batch_size`` capped by the pixel budget
+        (:func:`models.profiles.pixel_bounded_batch`: 256 at 64² gray, 21 at 128² RGB), so sampling's working set
+        does not grow with the image size. Generators whose rendering draws noise per batch (StyleGAN's
+        per-layer noise, diffusion's sampler steps) give other images when the cap changes the batch."""
+        return pixel_bounded_batch(int(self.config["sample_batch_size"]), (self.channels, *self.image_size))
+
     def _sample_in_batches(
         self,
         labels: np.ndarray,
@@ -284,9 +291,10 @@ class Generator(ABC):
         render: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
         should_stop: StopFn | None = None,
     ) -> Split:
-        """``render(noise, labels)`` -> images in [0, 1], over ``sample_batch_size`` chunks, as one uint8 split."""
+        """``render(noise, labels)`` -> images in [0, 1], over chunks of :meth:`sample_batch` images, as one uint8
+        split."""
         chunks = []
-        batch = max(1, int(self.config["sample_batch_size"]))
+        batch = self.sample_batch()
         for start in range(0, len(labels), batch):
             stop_if_asked(should_stop)
             y = torch.from_numpy(labels[start : start + batch]).to(self.device)
