@@ -8,12 +8,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from support.data import breast_slice
 from support.processes import REPO_ROOT, clean_env, stop_process
@@ -85,6 +87,26 @@ def service_env_for(
         **overrides,
     }
     return {f"GENMIX_{name.upper()}": value for name, value in fields.items()}
+
+
+@contextmanager
+def private_service_env(state: Path, data_dir: Path, **overrides: str) -> Iterator[dict[str, str]]:
+    """A fresh migrated database and Redis key prefix on the shared servers, for a test module whose workers must
+    not meet the session's; yields :func:`service_env_for` pointing at them and removes both afterwards."""
+    from core.db import migrate
+
+    url = create_database()
+    migrate.upgrade(url)
+    prefix = f"genmix_test_{uuid.uuid4().hex[:12]}:"
+    try:
+        yield service_env_for(state, url, REDIS_URL, data_dir, redis_key_prefix=prefix, **overrides)
+    finally:
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(match=f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+        drop_database(url)
 
 
 def settings_from_env(env: dict[str, str]) -> Settings:

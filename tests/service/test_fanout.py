@@ -15,30 +15,24 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from support.processes import REPO_ROOT
 
 from app.main import create_app
-from core.db import migrate
 from core.db.orm import Job, JobEvent, JobUnit, Run
 from core.db.session import Database
 from service.helpers import (
-    REDIS_URL,
     WorkerProcess,
     api_key_headers,
-    create_database,
-    drop_database,
+    private_service_env,
     quick_job,
-    service_env_for,
     settings_from_env,
     subprocess_env,
     upload_breast_slice,
@@ -88,21 +82,9 @@ class HostWorker(WorkerProcess):
 
 @pytest.fixture(scope="module")
 def fanout_env(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[dict[str, str]]:
-    url = create_database()
-    migrate.upgrade(url)
-    prefix = f"genmix_test_{uuid.uuid4().hex[:12]}:"
     state = tmp_path_factory.mktemp("fanout-state")
-    env = service_env_for(state, url, REDIS_URL, data_dir, redis_key_prefix=prefix, heartbeat_interval="1",
-                          stale_after="6", sweep_interval="3")  # fmt: skip
-    try:
+    with private_service_env(state, data_dir, heartbeat_interval="1", stale_after="6", sweep_interval="3") as env:
         yield env
-    finally:
-        client = redis.Redis.from_url(REDIS_URL)
-        keys = list(client.scan_iter(match=f"{prefix}*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
-        drop_database(url)
 
 
 @pytest.fixture(scope="module")

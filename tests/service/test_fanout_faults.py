@@ -37,7 +37,6 @@ from sqlalchemy import event, select, update
 from app.main import create_app
 from core.crud import lifecycle
 from core.crud import units as unit_crud
-from core.db import migrate
 from core.db.base import utcnow
 from core.db.orm import Job, JobUnit
 from core.db.session import Database
@@ -47,11 +46,9 @@ from models.units import plan_units
 from service.helpers import (
     REDIS_URL,
     api_key_headers,
-    create_database,
-    drop_database,
     job_state,
+    private_service_env,
     quick_job,
-    service_env_for,
     settings_from_env,
     upload_breast_slice,
     wait_for,
@@ -66,19 +63,10 @@ LONG = {"dcgan": {"iterations": 1_000_000, "batch_size": 16, "ngf": 8, "ndf": 8,
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[dict[str, str]]:
-    url = create_database()
-    migrate.upgrade(url)
-    prefix = f"genmix_test_{uuid.uuid4().hex[:12]}:"
     state = tmp_path_factory.mktemp("fanout-faults")
-    yield service_env_for(state, url, REDIS_URL, data_dir, redis_key_prefix=prefix, cancel_poll_interval="0.2",
-                          heartbeat_interval="0.5", stale_after="300", db_retry_seconds="2",
-                          db_final_retry_seconds="1")  # fmt: skip
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{prefix}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
-    drop_database(url)
+    with private_service_env(state, data_dir, cancel_poll_interval="0.2", heartbeat_interval="0.5",
+                             stale_after="300", db_retry_seconds="2", db_final_retry_seconds="1") as env:  # fmt: skip
+        yield env
 
 
 @pytest.fixture(scope="module")
