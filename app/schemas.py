@@ -143,7 +143,7 @@ class VerdictOut(BaseModel):
     target: str
     reference: str
     line: str = Field(description='e.g. "GenMix (StyleGAN) helps vs Baseline (Real): +2.4 macro F1 [0.8, 4.1]"')
-    verdict: str = Field(description="helps, hurts or no evidence")
+    verdict: str = Field(description="helps, hurts, no evidence, or one run (each arm ran once: no verdict)")
     pairs: int = Field(description="(seed, classifier seed) pairs both arms ran")
     seeds: int
     test_images: int

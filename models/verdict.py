@@ -21,7 +21,9 @@ validation) against the baseline, MixUp and the same generator alone:
   above and ``m`` the number of comparisons (α/m is Holm's strictest step, so an effect this large would have
   been detected with at least 80 % probability whatever its rank).
 - **Verdict**: "helps" / "hurts" when the Holm-adjusted p is below α = 0.05, else "no evidence of a difference
-  larger than <MDE> points".
+  larger than <MDE> points"; "one run" (no verdict) when each arm ran once: its interval covers the test images
+  only, not training randomness (one classifier seed's luck moves macro F1 by several points), so neither a
+  verdict nor a detectable effect can be claimed from it.
 
 Vectorised numpy (replicates in chunks, image weights as multinomial counts), seeded, and bounded in time: the
 number of replicates drops from 2,000 (to no fewer than 500) when test images × pairs × classes is large.
@@ -299,9 +301,16 @@ def compare(
     }
 
 
+ONE_RUN = "one run"
+"""The verdict of a comparison whose arms ran once each: none (see the module docstring)."""
+
+
 def verdict_line(c: dict[str, Any]) -> str:
     """The line a lab reads first, in macro-F1 points."""
     numbers = f"{c['mean_diff'] * 100:+.1f} macro F1 [{c['ci_low'] * 100:.1f}, {c['ci_high'] * 100:.1f}]"
+    if c["verdict"] == ONE_RUN:
+        return (f"{c['target']} vs {c['reference']}: one run each, no verdict ({numbers} over the test images only; "
+                "a verdict needs 2 or more seeds)")  # fmt: skip
     if c["verdict"] in ("helps", "hurts"):
         return f"{c['target']} {c['verdict']} vs {c['reference']}: {numbers}"
     if c["se"] == 0:
@@ -332,7 +341,10 @@ def verdicts(
     for c, p in zip(done, adjusted, strict=True):
         c["p_holm"] = p
         c["mde"] = mde(c["se"], len(done), c["df"] if c["df"] is not None else float("inf"))
-        c["verdict"] = ("helps" if c["mean_diff"] > 0 else "hurts") if p < ALPHA else "no evidence"
+        if c["resampled"] == "none":  # one pair: training randomness is not in the interval
+            c["verdict"] = ONE_RUN
+        else:
+            c["verdict"] = ("helps" if c["mean_diff"] > 0 else "hurts") if p < ALPHA else "no evidence"
         c["line"] = verdict_line(c)
     return {
         "metric": "macro_f1",
@@ -352,5 +364,5 @@ METHOD = (
     "images (a bootstrap of the images shared by every pair and both arms) and seeds (the variance of the mean over "
     "seeds), less the seed × image interaction that both parts count; 95 % t interval with Satterthwaite's degrees "
     "of freedom; p-values from the same t, Holm-adjusted over all comparisons; the minimum detectable effect is "
-    "(t_{1-α/2m} + t_0.8) × SE. 'helps' / 'hurts' need a Holm-adjusted p below 0.05."
+    "(t_{1-α/2m} + t_0.8) × SE. 'helps' / 'hurts' need a Holm-adjusted p below 0.05 and two or more runs per arm."
 )

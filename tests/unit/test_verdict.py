@@ -130,6 +130,19 @@ def test_a_large_effect_helps_and_its_line_reads_first() -> None:
     assert hurts["verdict"] == "hurts" and hurts["line"].startswith("GenMix (DCGAN) hurts vs Baseline (Real): -")
 
 
+def test_one_run_per_arm_gives_no_verdict_however_large_the_difference() -> None:
+    """One seed, one classifier seed: the interval covers the test images only, so even a 30-point difference on
+    them is not a verdict on GenMix (another classifier seed could reverse it)."""
+    records = [r for r in _study(np.random.default_rng(3), np.array([-0.3, -0.05]), seeds=10) if r["seed"] == 0]
+    (comparison,) = verdicts(records)["comparisons"]
+    assert comparison["pairs"] == 1 and comparison["resampled"] == "none"
+    assert comparison["ci_low"] > 0  # the test images alone would have said "helps"
+    assert comparison["verdict"] == "one run"
+    assert re.fullmatch(r"GenMix \(DCGAN\) vs Baseline \(Real\): one run each, no verdict \(\+\d+\.\d macro F1 "
+                        r"\[\d+\.\d, \d+\.\d\] over the test images only; a verdict needs 2 or more seeds\)",
+                        comparison["line"]), comparison["line"]  # fmt: skip
+
+
 def test_every_reference_is_compared_and_holm_counts_them_all() -> None:
     records = _study(np.random.default_rng(5), HELPS, seeds=4)
     extra = []
