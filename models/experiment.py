@@ -424,8 +424,8 @@ class ExperimentRunner:
         rid = self._run_id(planned)
         self._next_stage(f"classifier {rid}")
         record_path = self.layout.run_record(rid)
-        if record_path.is_file():
-            return read_json(record_path)
+        if record_path.is_file():  # its role in this study's grid is this plan's, whatever the earlier run's was
+            return {**read_json(record_path), **self._grid_role(planned)}
         result, arm_obj = self._fit(planned, syn)
         metrics = evaluate(result.model, self.data.test, self.data.class_names, self.device)
         predictions = predict(result.model, self.data.test, self.device).argmax(axis=1)
@@ -447,9 +447,7 @@ class ExperimentRunner:
             "test_predictions": [int(p) for p in predictions],
             "test_labels": [int(y) for y in self.data.test.labels],
         }
-        if planned.genmix is not None:
-            record["genmix_settings"] = dict(planned.genmix)
-            record["fixed"], record["candidate"] = planned.fixed, planned.candidate
+        record.update(self._grid_role(planned))
         if syn is not None:
             record["synthetic_per_class"] = syn.counts(self.data.num_classes)
         if self.config.figures and planned.replicate == 0 and planned.fixed:
@@ -457,6 +455,14 @@ class ExperimentRunner:
         write_json(record_path, record)
         self.observer.run_finished(record)
         return record
+
+    @staticmethod
+    def _grid_role(planned: PlannedRun) -> dict[str, Any]:
+        """A GenMix run's settings and its place in the grid (the fixed arm, a candidate of the tuned arm): from the
+        plan, so a folder first run with fixed settings and rerun with a grid counts its fixed run as a candidate."""
+        if planned.genmix is None:
+            return {}
+        return {"genmix_settings": dict(planned.genmix), "fixed": planned.fixed, "candidate": planned.candidate}
 
     # -- figures ----------------------------------------------------------------------------------
     def run_figures(

@@ -151,3 +151,19 @@ def test_the_choice_never_sees_the_test_split(study, tiny, tmp_path) -> None:
     assert json.loads((other / "seed0/dcgan/filter.json").read_text()) == json.loads(
         (out / "seed0/dcgan/filter.json").read_text())  # fmt: skip
     assert [r["test_labels"] for r in again["records"]] != [r["test_labels"] for r in first["records"]]
+
+
+def test_a_grid_added_to_a_finished_folder_counts_its_fixed_run_as_a_candidate(tiny, tmp_path) -> None:
+    """Run with the paper's α first, then with α ∈ {0.3, 1.0} in the same folder: the fixed run is reused (not
+    retrained) and is one of the tuned arm's candidates, as in a folder that had the grid from the start."""
+    out = tmp_path / "out"
+    _seed_generator_stage(tiny, out)
+    plain = {**SPEC, "alpha": 0.3, "classifier_seeds_per_generator": 1, "filter_tau": None}
+    first = run_experiment(tiny, ExperimentSpec(**plain), out)
+    fixed = next(r for r in first["records"] if r["arm"] == "genmix")
+    assert fixed["run_id"] == "genmix-dcgan-seed0" and fixed["candidate"] is False
+    again = run_experiment(tiny, ExperimentSpec(**{**plain, "alpha": [0.3, 1.0]}), out)
+    (selection,) = again["selection"]
+    assert [c["run_id"] for c in selection["candidates"]] == ["genmix-dcgan-seed0", "genmix-dcgan-seed0-a1"]
+    reused = next(r for r in again["records"] if r["run_id"] == "genmix-dcgan-seed0")
+    assert reused["candidate"] is True and reused["history"] == fixed["history"]  # read back, not retrained
