@@ -14,7 +14,9 @@ validation) against the baseline, MixUp and the same generator alone:
   classifier seeds together; with one generator seed, its classifier seeds; with one pair, none). Both parts hold
   the seed × image interaction, estimated from the same bootstrap and subtracted once (see
   :func:`paired_bootstrap`; resampling seeds and images together would count it three times and make the
-  intervals far too wide).
+  intervals far too wide). The seed part is never below what the classifier seeds within the seed units imply
+  (:func:`_within_floor`), so two generator seeds that happen to agree do not shrink the interval to the test
+  images' part.
 - **95 % interval** and **p-value** from t with Satterthwaite's degrees of freedom (few seeds: few degrees of
   freedom, wide intervals), the p-values **Holm**-adjusted over all comparisons of the run.
 - **Minimum detectable effect** at 80 % power: ``(t_{1-α/(2m)} + t_{0.8}) · SE`` with ``SE`` the standard error
@@ -133,12 +135,16 @@ def paired_bootstrap(
     member[np.arange(pairs), unit_of] = 1.0
     member /= member.sum(0, keepdims=True)  # (P, G): the mean over a unit's pairs
 
-    def unit_diffs(weights: np.ndarray) -> np.ndarray:  # (b, G)
+    def pair_diffs(weights: np.ndarray) -> np.ndarray:  # (b, P)
         t = macro_f1_weighted(labels, target, weights, num_classes)
         r = macro_f1_weighted(labels, reference, weights, num_classes)
-        return (t - r) @ member
+        return t - r
 
-    observed_units = unit_diffs(np.ones((1, n), dtype=np.int32))[0]
+    def unit_diffs(weights: np.ndarray) -> np.ndarray:  # (b, G)
+        return pair_diffs(weights) @ member
+
+    observed_pairs = pair_diffs(np.ones((1, n), dtype=np.int32))[0]
+    observed_units = observed_pairs @ member
     observed = float(observed_units.mean())
     rng = np.random.default_rng(seed)
     means = np.empty(replicates)
@@ -151,8 +157,12 @@ def paired_bootstrap(
         means[start : start + size] = d.mean(1)
         spread[start : start + size] = d - d.mean(1, keepdims=True)
     var_images = float(means.var(ddof=1)) if replicates > 1 else 0.0
+    seed_df = float(units - 1)
     if units >= 2:
         var_seeds = float(observed_units.var(ddof=1)) / units
+        floor, within_df = _within_floor(observed_pairs, unit_of, units)
+        if floor > var_seeds:  # a few seed means that agree by luck: their spread cannot be below their pairs'
+            var_seeds, seed_df = floor, within_df
         # E[var over images of (unit − mean of units)] = (1 − 1/G)·σ²_int/N, and each of the two parts holds σ²_int/(NG)
         var_interaction = float(spread.var(axis=0, ddof=1).mean()) / (units - 1) if replicates > 1 else 0.0
     else:
@@ -160,7 +170,7 @@ def paired_bootstrap(
     variance = max(var_images + var_seeds - var_interaction, var_images)
     seed_part = variance - var_images
     se = float(np.sqrt(variance))
-    denominator = var_images**2 / max(1, n - 1) + (seed_part**2 / (units - 1) if units >= 2 else 0.0)
+    denominator = var_images**2 / max(1, n - 1) + (seed_part**2 / seed_df if units >= 2 else 0.0)
     df = float(variance**2 / denominator) if denominator > 0 else float("inf")
     return {
         "observed": observed,
@@ -173,6 +183,22 @@ def paired_bootstrap(
         "units": units,
         "resampled": level,
     }
+
+
+def _within_floor(pair_diffs: np.ndarray, unit_of: np.ndarray, units: int) -> tuple[float, float]:
+    """A lower bound on the variance of the mean over seed units from the spread of classifier seeds within them,
+    and its degrees of freedom: each unit's mean has at least the variance of its k classifier seeds' mean
+    (s²_within / k, s²_within pooled over the units). With two or three generator seeds the variance of their means
+    has one or two degrees of freedom and can come out near zero by chance (two seeds agreeing to a point while
+    their classifier seeds differ by ten); the interval then rests on the test images alone and claims too much.
+    (0, 0) when no unit has two pairs."""
+    counts = np.bincount(unit_of, minlength=units)
+    within_df = int((counts - 1).clip(min=0).sum())
+    if within_df == 0:
+        return 0.0, 0.0
+    centred = pair_diffs - (np.bincount(unit_of, weights=pair_diffs, minlength=units) / counts)[unit_of]
+    pooled = float((centred**2).sum()) / within_df
+    return pooled * float((1.0 / counts).sum()) / units**2, float(within_df)
 
 
 def t_quantile(q: float, df: float) -> float:
