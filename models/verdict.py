@@ -388,7 +388,8 @@ def verdicts(
 METHOD = (
     "Paired by seed and classifier seed (classifier seeds of one seed averaged first). Standard error over test "
     "images (a bootstrap of the images shared by every pair and both arms) and seeds (the variance of the mean over "
-    "seeds), less the seed × image interaction that both parts count; 95 % t interval with Satterthwaite's degrees "
-    "of freedom; p-values from the same t, Holm-adjusted over all comparisons; the minimum detectable effect is "
-    "(t_{1-α/2m} + t_0.8) × SE. 'helps' / 'hurts' need a Holm-adjusted p below 0.05 and two or more runs per arm."
+    "seeds, at least what the classifier seeds within the seeds imply), less the seed × image interaction that "
+    "both parts count; 95 % t interval with Satterthwaite's degrees of freedom; p-values from the same t, "
+    "Holm-adjusted over all comparisons; the minimum detectable effect is (t_{1-α/2m} + t_0.8) × SE. "
+    "'helps' / 'hurts' need a Holm-adjusted p below 0.05 and two or more runs per arm."
 )
