@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from models.names import ARMS
 from models.selection import TUNED, study_records
 
 ARM_LABELS = {"baseline": "Baseline (Real)", "mixup": "MixUp (Real)", "augmix": "AugMix (Real)"}
@@ -46,8 +47,14 @@ def row_label(arm: str, generator: str | None, ratio: float, variant: str | None
     return f"{label}, tuned on val" if variant == TUNED else label
 
 
+def _arm_rank(arm: str) -> int:
+    return ARMS.index(arm) if arm in ARMS else len(ARMS)  # type: ignore[arg-type]
+
+
 def summary_rows(records: list[dict[str, Any]], class_names: list[str], ratio: float) -> list[dict[str, Any]]:
-    """Aggregate raw run records by (arm, generator, variant), keeping the order in which arms first appear.
+    """Aggregate raw run records by (arm, generator, variant): arms in Table 1's order (``models.names.ARMS``), each
+    arm's generators in the order they first appear, the fixed arm before the one tuned on validation, so the
+    table reads the same however the runs' records arrived (one worker or several).
 
     The records are first turned into the study's (:func:`models.selection.study_records`): GenMix combinations of
     a list-valued grid are not rows; the one chosen on validation per seed makes the "tuned on val" row. ``seeds``
@@ -56,8 +63,16 @@ def summary_rows(records: list[dict[str, Any]], class_names: list[str], ratio: f
     groups: dict[tuple[str, str | None, str | None], list[dict[str, Any]]] = {}
     for record in study_records(records):
         groups.setdefault((record["arm"], record.get("generator"), record.get("variant")), []).append(record)
+    first = {key: index for index, key in enumerate(groups)}
+
+    def rank(key: tuple[str, str | None, str | None]) -> tuple[int, int, bool]:
+        arm, generator, variant = key
+        return _arm_rank(arm), first.get((arm, generator, None), first[key]), variant is not None
+
+    order = sorted(groups, key=rank)
     rows = []
-    for (arm, generator, variant), group in groups.items():
+    for arm, generator, variant in order:
+        group = groups[(arm, generator, variant)]
         row: dict[str, Any] = {
             "label": row_label(arm, generator, ratio, variant),
             "arm": arm,
