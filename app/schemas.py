@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.jobspec import JobCreate as JobCreate  # POST /jobs: the experiment spec plus service fields
 from core.jobstate import JobStatus
+from models.verdict import FEW_SEEDS, MIN_SEED_UNITS, ONE_RUN
 
 T = TypeVar("T")
 
@@ -143,9 +144,13 @@ class VerdictOut(BaseModel):
     target: str
     reference: str
     line: str = Field(description='e.g. "GenMix (StyleGAN) helps vs Baseline (Real): +2.4 macro F1 [0.8, 4.1]"')
-    verdict: str = Field(description="helps, hurts, no evidence, or one run (each arm ran once: no verdict)")
+    verdict: str = Field(
+        description=f"helps, hurts, no evidence; or no verdict: {ONE_RUN} (each arm ran once) or {FEW_SEEDS} (fewer "
+        f"than {MIN_SEED_UNITS} seed units)"
+    )
     pairs: int = Field(description="(seed, classifier seed) pairs both arms ran")
     seeds: int
+    units: int = Field(description="seed units: generator seeds, or one generator seed's classifier seeds")
     test_images: int
     mean_diff: float
     ci_low: float

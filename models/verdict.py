@@ -23,9 +23,12 @@ validation) against the baseline, MixUp and the same generator alone:
   above and ``m`` the number of comparisons (α/m is Holm's strictest step, so an effect this large would have
   been detected with at least 80 % probability whatever its rank).
 - **Verdict**: "helps" / "hurts" when the Holm-adjusted p is below α = 0.05, else "no evidence of a difference
-  larger than <MDE> points"; "one run" (no verdict) when each arm ran once: its interval covers the test images
-  only, not training randomness (one classifier seed's luck moves macro F1 by several points), so neither a
-  verdict nor a detectable effect can be claimed from it.
+  larger than <MDE> points"; no verdict with fewer than :data:`MIN_SEED_UNITS` seed units. "one run" when each
+  arm ran once: its interval covers the test images only, not training randomness (one classifier seed's luck
+  moves macro F1 by several points). "too few seeds" with two units: their spread has one degree of freedom, and
+  two units that agree by luck leave the interval on the test images alone (Satterthwaite's df in the hundreds),
+  which the classifier-seed floor cannot catch when a unit has one pair or when the units are the classifier
+  seeds of one generator training. Neither case claims a verdict or a detectable effect.
 
 Vectorised numpy (replicates in chunks, image weights as multinomial counts), seeded, and bounded in time: the
 number of replicates drops from 2,000 (to no fewer than 500) when test images × pairs × classes is large.
@@ -51,6 +54,9 @@ WORK_BUDGET = 2e9
 """Replicates × test images × pairs × classes above which fewer replicates are drawn."""
 BOOTSTRAP_SEED = 20_250_101
 CHUNK = 250
+MIN_SEED_UNITS = 3
+"""Seed units (generator seeds; with one generator seed, its classifier seeds) a helps / hurts / no-evidence
+verdict needs."""
 REFERENCES: tuple[tuple[str, bool], ...] = (("baseline", False), ("mixup", False), ("generative", True))
 """The references of every GenMix arm (arm, whether it is the same generator's)."""
 
@@ -322,6 +328,7 @@ def compare(
         "var_interaction": boot["var_interaction"],
         "p_value": t_p_value(diff, se, df),
         "replicates": b,
+        "units": boot["units"],
         "resampled": boot["resampled"],
         "spread": _spread(seeds, len(pairs) / seeds, boot["resampled"], len(labels)),
     }
@@ -329,6 +336,21 @@ def compare(
 
 ONE_RUN = "one run"
 """The verdict of a comparison whose arms ran once each: none (see the module docstring)."""
+FEW_SEEDS = "too few seeds"
+"""The verdict of a comparison with fewer than :data:`MIN_SEED_UNITS` seed units (but more than one run): none."""
+
+
+def _unit_word(c: dict[str, Any]) -> str:
+    return "classifier seeds" if c.get("resampled") == "classifier seeds" else "seeds"
+
+
+def verdict_of(c: dict[str, Any], p_holm: float) -> str:
+    """helps / hurts / no evidence from the Holm-adjusted p, once the design has the seed units for a verdict."""
+    if c["resampled"] == "none":  # one pair: training randomness is not in the interval
+        return ONE_RUN
+    if c["units"] < MIN_SEED_UNITS:
+        return FEW_SEEDS
+    return ("helps" if c["mean_diff"] > 0 else "hurts") if p_holm < ALPHA else "no evidence"
 
 
 def verdict_line(c: dict[str, Any]) -> str:
@@ -337,6 +359,10 @@ def verdict_line(c: dict[str, Any]) -> str:
     if c["verdict"] == ONE_RUN:
         return (f"{c['target']} vs {c['reference']}: one run each, no verdict ({numbers} over the test images only; "
                 "a verdict needs 2 or more seeds)")  # fmt: skip
+    if c["verdict"] == FEW_SEEDS:
+        unit = _unit_word(c)
+        return (f"{c['target']} vs {c['reference']}: {c['units']} {unit}, too few for a verdict ({numbers}; "
+                f"a verdict needs {MIN_SEED_UNITS} or more {unit})")  # fmt: skip
     if c["verdict"] in ("helps", "hurts"):
         return f"{c['target']} {c['verdict']} vs {c['reference']}: {numbers}"
     if c["se"] == 0:
@@ -367,10 +393,7 @@ def verdicts(
     for c, p in zip(done, adjusted, strict=True):
         c["p_holm"] = p
         c["mde"] = mde(c["se"], len(done), c["df"] if c["df"] is not None else float("inf"))
-        if c["resampled"] == "none":  # one pair: training randomness is not in the interval
-            c["verdict"] = ONE_RUN
-        else:
-            c["verdict"] = ("helps" if c["mean_diff"] > 0 else "hurts") if p < ALPHA else "no evidence"
+        c["verdict"] = verdict_of(c, p)
         c["line"] = verdict_line(c)
     return {
         "metric": "macro_f1",
@@ -391,5 +414,6 @@ METHOD = (
     "seeds, at least what the classifier seeds within the seeds imply), less the seed × image interaction that "
     "both parts count; 95 % t interval with Satterthwaite's degrees of freedom; p-values from the same t, "
     "Holm-adjusted over all comparisons; the minimum detectable effect is (t_{1-α/2m} + t_0.8) × SE. "
-    "'helps' / 'hurts' need a Holm-adjusted p below 0.05 and two or more runs per arm."
+    f"A verdict needs {MIN_SEED_UNITS} or more seed units (generator seeds; with one generator seed, its classifier "
+    "seeds); 'helps' / 'hurts' need a Holm-adjusted p below 0.05."
 )

@@ -143,6 +143,28 @@ def test_one_run_per_arm_gives_no_verdict_however_large_the_difference() -> None
                         comparison["line"]), comparison["line"]  # fmt: skip
 
 
+@pytest.mark.parametrize("design", ["two generator seeds", "one generator seed, two classifier seeds"])
+def test_two_seed_units_give_no_verdict_however_large_the_difference(design: str) -> None:
+    """Two seed units: their spread has one degree of freedom, and where the two agree by luck (here: the same
+    runs twice, so they agree exactly) the interval rests on the test images alone and would read "helps"."""
+    runs = [r for r in _study(np.random.default_rng(3), np.array([-0.3, -0.05]), seeds=10) if r["seed"] == 0]
+    if design == "two generator seeds":
+        records = runs + [{**r, "seed": 1} for r in runs]
+    else:
+        records = runs + [{**r, "replicate": 1} for r in runs]
+    (comparison,) = verdicts(records)["comparisons"]
+    unit = "seeds" if design == "two generator seeds" else "classifier seeds"
+    assert comparison["units"] == 2 and comparison["resampled"] == unit
+    assert comparison["ci_low"] > 0 and comparison["p_holm"] < 0.05  # the p-value alone would have said "helps"
+    assert comparison["verdict"] == "too few seeds"
+    assert re.fullmatch(rf"GenMix \(DCGAN\) vs Baseline \(Real\): 2 {unit}, too few for a verdict \(\+\d+\.\d macro "
+                        rf"F1 \[\d+\.\d, \d+\.\d\]; a verdict needs 3 or more {unit}\)",
+                        comparison["line"]), comparison["line"]  # fmt: skip
+    third = records + [{**r, "seed": 2} for r in runs] if design == "two generator seeds" else None
+    if third is not None:  # a third seed unit is what a verdict needs
+        assert verdicts(third)["comparisons"][0]["verdict"] == "helps"
+
+
 def test_every_reference_is_compared_and_holm_counts_them_all() -> None:
     records = _study(np.random.default_rng(5), HELPS, seeds=4)
     extra = []
