@@ -261,6 +261,7 @@ def run_command(
     from models.runtime import configure_threads
     from models.spec import LOCAL_FILES, ExperimentSpec
     from models.table import format_quality, format_table
+    from models.verdict import design_notice
 
     settings = get_settings()
     configure_threads(settings.torch_threads)
@@ -310,6 +311,9 @@ def run_command(
         click.echo(f"patients per split: {dataset.patients()}", err=True)
     if dataset.decode is not None:
         click.echo(f"pixels: {describe_decode(dataset.decode)}", err=True)
+    notice = design_notice(len(spec.seeds), spec.classifier_seeds_per_generator)
+    if notice is not None and "genmix" in spec.arms:
+        click.echo(f"note: {notice}", err=True)
     started = time.monotonic()
     try:
         results = run_experiment(dataset, spec, out_dir, TqdmObserver())

@@ -98,6 +98,28 @@ def replicate_count(images: int, pairs: int, classes: int, wanted: int = REPLICA
     return max(min(wanted, MIN_REPLICATES), min(wanted, affordable))
 
 
+def seed_level(generator_seeds: int, pairs: int) -> str:
+    """What the seed part of the interval resamples: the generator seeds (two or more), else one generator seed's
+    classifier seeds (two or more pairs), else nothing."""
+    if generator_seeds >= 2:
+        return "seeds"
+    return "classifier seeds" if pairs >= 2 else "none"
+
+
+def design_notice(generator_seeds: int, classifier_seeds: int) -> str | None:
+    """Said before a study starts when its design cannot reach a verdict (fewer than :data:`MIN_SEED_UNITS` seed
+    units), with what would; None when it can."""
+    level = seed_level(generator_seeds, generator_seeds * classifier_seeds)
+    units = generator_seeds if level == "seeds" else classifier_seeds
+    if units >= MIN_SEED_UNITS:
+        return None
+    design = f"{generator_seeds} seed{'s' if generator_seeds != 1 else ''} × {classifier_seeds} classifier seed"
+    design += "s" if classifier_seeds != 1 else ""
+    return (f"{design}: {units} seed unit{'s' if units != 1 else ''}, too few for a verdict on GenMix (it needs "
+            f"{MIN_SEED_UNITS} or more: {MIN_SEED_UNITS} or more seeds, or one seed with {MIN_SEED_UNITS} or more "
+            "classifier seeds); the table and intervals are still reported")  # fmt: skip
+
+
 def paired_bootstrap(
     labels: np.ndarray,
     target: np.ndarray,
@@ -130,12 +152,13 @@ def paired_bootstrap(
     if reference.shape != target.shape or labels.shape != (n,):
         raise ValueError(f"predictions {target.shape} / {reference.shape} and labels {labels.shape} do not match")
     cluster_ids, cluster_of = np.unique(np.asarray(clusters), return_inverse=True)
-    if len(cluster_ids) >= 2:
-        unit_of, level = cluster_of.reshape(-1), "seeds"
-    elif pairs >= 2:
-        unit_of, level = np.arange(pairs), "classifier seeds"
+    level = seed_level(len(cluster_ids), pairs)
+    if level == "seeds":
+        unit_of = cluster_of.reshape(-1)
+    elif level == "classifier seeds":
+        unit_of = np.arange(pairs)
     else:
-        unit_of, level = np.zeros(pairs, dtype=np.int64), "none"
+        unit_of = np.zeros(pairs, dtype=np.int64)
     units = int(unit_of.max()) + 1
     member = np.zeros((pairs, units))
     member[np.arange(pairs), unit_of] = 1.0

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from models.verdict import holm, macro_f1_weighted, mde, paired_bootstrap, verdict_line, verdicts
+from models.verdict import design_notice, holm, macro_f1_weighted, mde, paired_bootstrap, verdict_line, verdicts
 
 PREVALENCE = np.array([0.27, 0.73])  # BreastMNIST-like: a minority class of about a quarter
 BASE_ERROR = np.array([0.45, 0.12])  # the reference's error rate per class
@@ -181,6 +181,19 @@ def test_two_seed_units_give_no_verdict_however_large_the_difference(design: str
     third = records + [{**r, "seed": 2} for r in runs] if design == "two generator seeds" else None
     if third is not None:  # a third seed unit is what a verdict needs
         assert verdicts(third)["comparisons"][0]["verdict"] == "helps"
+
+
+@pytest.mark.parametrize("seeds, k", [(1, 1), (1, 2), (2, 1), (2, 5), (1, 3), (3, 1), (4, 2)])
+def test_the_notice_before_a_study_agrees_with_the_verdict_after_it(seeds: int, k: int) -> None:
+    """The CLI warns before training when the design cannot reach a verdict; the same rule decides after."""
+    runs = _study(np.random.default_rng(seeds * 10 + k), np.array([-0.3, -0.05]), seeds=seeds * k)
+    records = [{**r, "seed": r["seed"] // k, "replicate": r["seed"] % k} for r in runs]
+    (comparison,) = verdicts(records, replicates=300)["comparisons"]
+    notice = design_notice(seeds, k)
+    assert (notice is None) == (comparison["verdict"] not in ("one run", "too few seeds")), (notice, comparison)
+    if notice is not None:
+        units = seeds if seeds >= 2 else k
+        assert f": {units} seed unit" in notice and "needs 3 or more" in notice
 
 
 def test_every_reference_is_compared_and_holm_counts_them_all() -> None:
