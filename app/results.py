@@ -10,7 +10,7 @@ from typing import Any
 from core.db.orm import Job
 from models.spec import fixed_setting
 from models.table import summary_rows
-from models.verdict import verdicts
+from models.verdict import design_notice, verdicts
 
 _CACHE: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
 _CACHE_SIZE = 64
@@ -29,6 +29,13 @@ def job_summary(job: Job) -> list[dict[str, Any]]:
         return []
     class_names = [metric.class_name for metric in runs[0].class_metrics]
     return summary_rows([run.record for run in runs], class_names, _ratio(job))
+
+
+def job_design_note(job: Job) -> str | None:
+    """What the CLI says before training when the job's seeds cannot reach a verdict (:func:`design_notice`)."""
+    spec = job.spec or {}
+    seeds, k = len(spec.get("seeds") or []), int(spec.get("classifier_seeds_per_generator") or 1)
+    return design_notice(seeds, k, spec.get("arms") or [])
 
 
 def job_verdicts(job: Job) -> dict[str, Any] | None:

@@ -224,6 +224,10 @@ class JobOut(BaseModel):
     results: ResultsOut | None = Field(None, description="present on GET /jobs/{id}")
     units: list[UnitOut] | None = Field(None, description="present on GET /jobs/{id}: the job's units")
     units_summary: UnitsSummaryOut | None = Field(None, description="present on GET /jobs/{id}")
+    design_note: str | None = Field(
+        None,
+        description=f"said when the job's seeds cannot reach a GenMix verdict (under {MIN_SEED_UNITS} seed units)",
+    )
     links: dict[str, str]
 
 

@@ -311,8 +311,8 @@ def run_command(
         click.echo(f"patients per split: {dataset.patients()}", err=True)
     if dataset.decode is not None:
         click.echo(f"pixels: {describe_decode(dataset.decode)}", err=True)
-    notice = design_notice(len(spec.seeds), spec.classifier_seeds_per_generator)
-    if notice is not None and "genmix" in spec.arms:
+    notice = design_notice(len(spec.seeds), spec.classifier_seeds_per_generator, spec.arms)
+    if notice is not None:
         click.echo(f"note: {notice}", err=True)
     started = time.monotonic()
     try:

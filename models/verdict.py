@@ -106,9 +106,11 @@ def seed_level(generator_seeds: int, pairs: int) -> str:
     return "classifier seeds" if pairs >= 2 else "none"
 
 
-def design_notice(generator_seeds: int, classifier_seeds: int) -> str | None:
-    """Said before a study starts when its design cannot reach a verdict (fewer than :data:`MIN_SEED_UNITS` seed
-    units), with what would; None when it can."""
+def design_notice(generator_seeds: int, classifier_seeds: int, arms: Sequence[str] = ("genmix",)) -> str | None:
+    """Said before a study starts when it has a GenMix arm and its design cannot reach a verdict (fewer than
+    :data:`MIN_SEED_UNITS` seed units), with what would; None otherwise."""
+    if "genmix" not in arms:
+        return None
     level = seed_level(generator_seeds, generator_seeds * classifier_seeds)
     units = generator_seeds if level == "seeds" else classifier_seeds
     if units >= MIN_SEED_UNITS:

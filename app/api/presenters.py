@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from app.results import job_summary, job_verdicts
+from app.results import job_design_note, job_summary, job_verdicts
 from app.schemas import (
     ArtifactOut,
     ClassMetricOut,
@@ -130,6 +130,7 @@ def job_out(request: Request, job: Job, *, with_results: bool = False) -> JobOut
         results=results,
         units=units,
         units_summary=summary,
+        design_note=job_design_note(job),
         links={
             "self": url(request, f"/jobs/{job.id}"),
             "events": url(request, f"/jobs/{job.id}/events"),

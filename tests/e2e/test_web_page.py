@@ -177,6 +177,10 @@ def _workflow(page: Any, service: Service, breast_npz: Path, shots: Path, tmp_pa
     assert page.evaluate("window.__samePage") is True, "the page reloaded"
     assert seen[-1] == 100 and any(0 < v < 100 for v in seen), f"progress seen: {seen}"
     assert page.locator("#job-progress-text").inner_text() == "100 %"
+    # the job's seeds (two) cannot reach a verdict, and the page says so next to the seeds, in the API's words
+    note = api.get(f"/jobs/{job_id}").json()["design_note"]
+    assert note.startswith("2 seeds × 1 classifier seed: 2 seed units, too few for a verdict")
+    assert note in page.locator("#job-spec").inner_text()
 
     # 5. The verdicts come first: does GenMix help, against each reference, in the API's words.
     verdicts = page.locator("#verdicts")

@@ -194,6 +194,7 @@ def test_the_notice_before_a_study_agrees_with_the_verdict_after_it(seeds: int, 
     if notice is not None:
         units = seeds if seeds >= 2 else k
         assert f": {units} seed unit" in notice and "needs 3 or more" in notice
+    assert design_notice(seeds, k, ["baseline", "mixup"]) is None  # no GenMix arm, no verdict to warn about
 
 
 def test_every_reference_is_compared_and_holm_counts_them_all() -> None:

@@ -51,6 +51,7 @@ function renderSpec(job, datasetName) {
     ["Profile", s.profile],
     ["Seeds", (s.seeds || []).join(", ")],
   ];
+  if (job.design_note) items.push(["Verdict", job.design_note]);
   if (s.generator && Object.keys(s.generator).length) items.push(["Generator settings", settingsText(s.generator)]);
   fill($("#job-spec"), items.map(([k, v]) => el("div", {}, el("dt", { text: k }), el("dd", { text: String(v ?? "—") }))));
 }
