@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.jobspec import JobCreate as JobCreate  # POST /jobs: the experiment spec plus service fields
 from core.jobstate import JobStatus
-from models.verdict import FEW_SEEDS, MIN_SEED_UNITS, ONE_RUN
+from models.verdict import FEW_SEEDS, MIN_SEED_UNITS, ONE_RUN, PLAN_EFFECT
 
 T = TypeVar("T")
 
@@ -150,7 +150,6 @@ class VerdictOut(BaseModel):
     )
     pairs: int = Field(description="(seed, classifier seed) pairs both arms ran")
     seeds: int
-    units: int = Field(description="seed units: generator seeds, or one generator seed's classifier seeds")
     test_images: int
     mean_diff: float
     ci_low: float
@@ -160,12 +159,20 @@ class VerdictOut(BaseModel):
     p_holm: float
     mde: float = Field(description="minimum detectable effect at 80 % power (Holm's strictest level)")
     spread: str = Field(description="what the interval covers")
+    units: int = Field(description="seed units: generator seeds, or one generator seed's classifier seeds")
+    plan: dict[str, Any] | None = Field(
+        None,
+        description=f"seed units that would detect {PLAN_EFFECT * 100:g} points at 80 % power from this run's variance "
+        "parts (seed_units; null when the test set's part alone keeps the MDE above it: test_floor_mde); null for one "
+        "run",
+    )
 
 
 class VerdictsOut(BaseModel):
     """Every comparison of the job (Holm-adjusted over all of them), and those that could not be made."""
 
     lines: list[str]
+    plans: list[str] = Field([], description="what a study would need to see the planned effect, where this one cannot")
     comparisons: list[VerdictOut]
     skipped: list[dict[str, Any]]
     method: str

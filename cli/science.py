@@ -323,7 +323,10 @@ def run_command(
         click.echo(line)
     if results["verdicts"]["lines"]:
         spreads = "; ".join(dict.fromkeys(c["spread"] for c in results["verdicts"]["comparisons"]))
-        click.echo(f"(macro F1 points, 95 % intervals; Holm-adjusted; intervals cover {spreads})\n")
+        click.echo(f"(macro F1 points, 95 % intervals; Holm-adjusted; intervals cover {spreads})")
+        for plan in results["verdicts"].get("plans") or []:
+            click.echo(f"plan: {plan}")
+        click.echo("")
     click.echo(format_table(results["summary"], dataset.class_names))
     if results.get("quality"):
         network = results["quality"][0].get("feature_net") or "n/a"

@@ -18,6 +18,7 @@ from models.datasets.options import describe_decode
 from models.selection import selections, study_records
 from models.spec import fixed_setting
 from models.table import GENERATOR_LABELS, format_quality, format_table, row_label
+from models.verdict import PLAN_EFFECT
 from models.verdict import verdicts as compute_verdicts
 
 
@@ -119,6 +120,11 @@ def verdict_section(verdicts: dict[str, Any]) -> list[str]:
     lines += [f"- {c['line']}" for c in done]
     spreads = list(dict.fromkeys(c["spread"] for c in done))
     lines += ["", f"What the intervals cover: {'; '.join(spreads)}.", ""]
+    if verdicts.get("plans"):
+        effect = f"{PLAN_EFFECT * 100:g} points"
+        lines += [f"To see {effect} (from this run's variance parts; the test set's part does not shrink with seeds):"]
+        lines += [""]
+        lines += [*(f"- {plan}" for plan in verdicts["plans"]), ""]
     lines += [
         "| GenMix | vs | pairs | mean diff | 95 % interval | df | p | Holm p | MDE (80 %) | verdict |",
         "|---|---|---|---|---|---|---|---|---|---|",

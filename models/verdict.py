@@ -30,6 +30,10 @@ validation) against the baseline, MixUp and the same generator alone:
   which the classifier-seed floor cannot catch when a unit has one pair or when the units are the classifier
   seeds of one generator training. Neither case claims a verdict or a detectable effect.
 
+- **Plan** (:func:`plan_seed_units`): from the same variance parts, the seed units that would detect 2 points
+  (:data:`PLAN_EFFECT`) at 80 % power, or that the test set's part alone (shared by every seed) keeps the MDE
+  above it whatever the seeds.
+
 Vectorised numpy (replicates in chunks, image weights as multinomial counts), seeded, and bounded in time: the
 number of replicates drops from 2,000 (to no fewer than 500) when test images × pairs × classes is large.
 Torch-free, so the API computes the same verdicts from stored run records.
@@ -275,6 +279,74 @@ def mde(se: float, comparisons: int, df: float = float("inf"), alpha: float = AL
 # ---------------------------------------------------------------------------------------------- records
 
 
+PLAN_EFFECT = 0.02
+"""The difference a plan is made for: 2 macro-F1 points, the size published for augmentation on pretrained
+backbones (1–3 points)."""
+MAX_PLAN_UNITS = 1000
+
+
+def planned_mde(test_part: float, per_unit: float, images: int, comparisons: int, units: int) -> float:
+    """The MDE of the same design with ``units`` seed units: (t_{1-α/2m} + t_0.8) · √(test part + per-unit / G),
+    Satterthwaite's df at G (infinitely many units: the test part alone, ``units`` 0)."""
+    seed_part = per_unit / units if units else 0.0
+    variance = test_part + seed_part
+    denominator = test_part**2 / max(1, images - 1) + (seed_part**2 / (units - 1) if units > 1 else 0.0)
+    df = variance**2 / denominator if denominator > 0 else float("inf")
+    return mde(float(np.sqrt(variance)), comparisons, df)
+
+
+def plan_seed_units(
+    var_images: float,
+    var_seeds: float,
+    var_interaction: float,
+    units: int,
+    images: int,
+    comparisons: int,
+    effect: float = PLAN_EFFECT,
+) -> dict[str, Any]:
+    """How many seed units this design would need to detect ``effect`` at 80 % power, from its variance parts.
+
+    The test set's part (``var_images`` less the interaction) is shared by every seed and does not shrink with
+    more of them; the seed part (``var_seeds``, interaction included) shrinks as 1/G (:func:`planned_mde`). A
+    rough estimate when the run has few seeds (their spread has G − 1 degrees of freedom). Returns
+    ``seed_units`` (None when the test part alone keeps the MDE above ``effect``: more test images, not more
+    seeds, are the answer; or more than :data:`MAX_PLAN_UNITS`) and ``test_floor_mde``, the MDE with unlimited
+    seeds on this test set.
+    """  # fmt: skip
+    test_part = max(var_images - var_interaction, 0.0)
+    per_unit = units * var_seeds
+    floor = planned_mde(test_part, per_unit, images, comparisons, 0)
+    found = None
+    if floor < effect:
+        low, high = max(2, MIN_SEED_UNITS), MAX_PLAN_UNITS  # the MDE falls as G grows: bisect for the first G
+        if planned_mde(test_part, per_unit, images, comparisons, high) <= effect:
+            while low < high:
+                middle = (low + high) // 2
+                if planned_mde(test_part, per_unit, images, comparisons, middle) <= effect:
+                    high = middle
+                else:
+                    low = middle + 1
+            found = low
+    return {"effect": effect, "seed_units": found, "test_floor_mde": floor, "from_units": units}
+
+
+def plan_text(c: dict[str, Any]) -> str | None:
+    """The plan in words, for one comparison (None when the design has no seed spread to plan from)."""
+    plan = c.get("plan")
+    if not plan:
+        return None
+    effect = f"{plan['effect'] * 100:g} points"
+    if plan["seed_units"] is None:
+        return (f"{c['target']} vs {c['reference']}: {effect} is out of reach on these {c['test_images']} test images "
+                f"(with unlimited seeds the MDE stays {plan['test_floor_mde'] * 100:.1f} points): a larger test set "
+                "is needed")  # fmt: skip
+    if plan["seed_units"] <= c["units"] and c["verdict"] not in (ONE_RUN, FEW_SEEDS):
+        return None  # the design already has the power
+    unit = _unit_word(c)
+    return (f"{c['target']} vs {c['reference']}: about {plan['seed_units']} {unit} to see {effect} at 80 % power "
+            f"(estimated from the spread of these {plan['from_units']} {unit})")  # fmt: skip
+
+
 def _key(record: dict[str, Any]) -> Key:
     return record["arm"], record.get("generator"), record.get("variant")
 
@@ -423,6 +495,10 @@ def verdicts(
         c["p_holm"] = p
         c["mde"] = mde(c["se"], len(done), c["df"] if c["df"] is not None else float("inf"))
         c["verdict"] = verdict_of(c, p)
+        c["plan"] = None
+        if c["resampled"] != "none":  # one pair has no seed spread to plan from
+            parts = (c["var_images"], c["var_seeds"], c["var_interaction"], c["units"], c["test_images"], len(done))
+            c["plan"] = plan_seed_units(*parts)
         c["line"] = verdict_line(c)
     return {
         "metric": "macro_f1",
@@ -431,6 +507,7 @@ def verdicts(
         "correction": "holm",
         "comparisons": done,
         "lines": [c["line"] for c in done],
+        "plans": [text for c in done if (text := plan_text(c)) is not None],
         "skipped": skipped,
         "method": METHOD,
         "tuned": any(r.get("variant") == TUNED for r in records),

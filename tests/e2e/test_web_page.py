@@ -196,6 +196,8 @@ def _workflow(page: Any, service: Service, breast_npz: Path, shots: Path, tmp_pa
     verdict = re.compile(rf"^GenMix \(DCGAN\) vs .+: {few}$")
     assert all(verdict.match(line) for line in lines), lines
     assert "2 seeds" in verdicts.inner_text()  # what the intervals cover
+    plans = api.get(f"/jobs/{job_id}").json()["results"]["verdicts"]["plans"]
+    assert len(plans) == 3 and page.locator("#verdict-plans").inner_text() == f"Planning: {'; '.join(plans)}."
 
     # 6. The results table: one row per method, mean ± std over the two seeds, best values marked.
     table = page.locator("#results-table")

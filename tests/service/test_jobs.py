@@ -176,10 +176,12 @@ def test_job_results_carry_the_verdicts(succeeded: FinishedJob) -> None:
     pairs = [(c["target"], c["reference"]) for c in verdicts["comparisons"]]
     assert pairs == [("GenMix (DCGAN)", ref) for ref in ("Baseline (Real)", "MixUp (Real)", "DCGAN alone")]
     assert verdicts["lines"] == [c["line"] for c in verdicts["comparisons"]]
+    assert verdicts["plans"] == []
     assert succeeded.state["design_note"].startswith("1 seed × 1 classifier seed: 1 seed unit, too few for a verdict")
     for c in verdicts["comparisons"]:
         assert c["line"].startswith("GenMix (DCGAN)") and c["verdict"] == "one run" and "no verdict" in c["line"]
         assert c["pairs"] == 1 and c["test_images"] == 40 and "test images only" in c["spread"]
+        assert c["plan"] is None  # one run has no seed spread to plan from
         assert c["ci_low"] <= c["mean_diff"] <= c["ci_high"] and c["p_value"] <= c["p_holm"] <= 1
 
 

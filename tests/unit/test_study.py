@@ -104,6 +104,9 @@ def test_the_verdicts_are_in_results_report_and_cli_output(study) -> None:
         assert c["pairs"] == 2 and c["ci_low"] <= c["mean_diff"] <= c["ci_high"] and c["p_holm"] >= c["p_value"]
         assert "one generator seed with 2 classifier seeds" in c["spread"]
         assert c["verdict"] == "too few seeds" and "2 classifier seeds, too few for a verdict" in c["line"]
+    assert len(verdicts["plans"]) == 2  # two seed units cannot decide: what would, per comparison
+    for plan in verdicts["plans"]:
+        assert f"plan: {plan}" in output and f"- {plan}" in (out / "report.md").read_text()
     notice = "note: 1 seed × 2 classifier seeds: 2 seed units, too few for a verdict on GenMix"
     assert notice in output and output.index(notice) < output.index(verdicts["lines"][0])  # said before training
     report = (out / "report.md").read_text()

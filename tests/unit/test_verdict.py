@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from models.verdict import design_notice, holm, macro_f1_weighted, mde, paired_bootstrap, verdict_line, verdicts
+from models.verdict import (
+    design_notice,
+    holm,
+    macro_f1_weighted,
+    mde,
+    paired_bootstrap,
+    planned_mde,
+    verdict_line,
+    verdicts,
+)
 
 PREVALENCE = np.array([0.27, 0.73])  # BreastMNIST-like: a minority class of about a quarter
 BASE_ERROR = np.array([0.45, 0.12])  # the reference's error rate per class
@@ -51,16 +60,18 @@ def _record(arm: str, generator: str | None, seed: int, labels: np.ndarray, pred
             "test_labels": labels.tolist(), "test_predictions": predictions.tolist()}  # fmt: skip
 
 
-def _study(rng: np.random.Generator, effect: np.ndarray, seeds: int = SEEDS, arm_sd: float = ARM_SD) -> list[dict]:
-    """A new test set and ``seeds`` paired runs of baseline and GenMix: hard images are hard for every run (a
-    shared difficulty), and each run also errs on images of its own."""
-    labels = (rng.random(TEST_IMAGES) < PREVALENCE[1]).astype(np.int64)
-    difficulty = rng.random(TEST_IMAGES)
+def _study(
+    rng: np.random.Generator, effect: np.ndarray, seeds: int = SEEDS, arm_sd: float = ARM_SD, images: int = TEST_IMAGES
+) -> list[dict]:
+    """A new test set of ``images`` and ``seeds`` paired runs of baseline and GenMix: hard images are hard for every
+    run (a shared difficulty), and each run also errs on images of its own."""
+    labels = (rng.random(images) < PREVALENCE[1]).astype(np.int64)
+    difficulty = rng.random(images)
     target, reference = _errors(rng, seeds, effect, arm_sd)
     records = []
     for seed in range(seeds):
         for arm, generator, errors in (("baseline", None, reference), ("genmix", "dcgan", target)):
-            draw = np.where(rng.random(TEST_IMAGES) < SHARE, difficulty, rng.random(TEST_IMAGES))
+            draw = np.where(rng.random(images) < SHARE, difficulty, rng.random(images))
             wrong = draw < errors[seed, labels]
             records.append(_record(arm, generator, seed, labels, np.where(wrong, 1 - labels, labels)))
     return records
@@ -277,3 +288,35 @@ def test_two_seeds_that_agree_by_luck_do_not_shrink_the_interval_below_their_cla
     assert abs(seed_means[0] - seed_means[1]) < 0.005 and abs(per_pair[0] - per_pair[1]) > 0.05
     assert boot["var_seeds"] > np.var(seed_means, ddof=1) / 2 * 10  # floored, not the lucky agreement
     assert boot["df"] < 10  # and the interval knows it rests on few classifier seeds
+
+
+def test_the_plan_reproduces_the_runs_own_mde_and_names_the_test_set_when_it_is_the_limit() -> None:
+    """Planned at the run's own number of seeds, the MDE is the run's; on 156 test images (BreastMNIST's) where the
+    arms err on different images, 2 points are out of reach whatever the seeds (the test set's own part), and the
+    plan says so."""
+    trade = np.array([-0.2, 0.05])  # fewer minority errors, more majority ones: the arms differ image by image
+    small = verdicts(_study(np.random.default_rng(0), trade, seeds=6, arm_sd=0.06), replicates=300)
+    (c,) = small["comparisons"]
+    test_part, per_unit = max(c["var_images"] - c["var_interaction"], 0.0), c["units"] * c["var_seeds"]
+    assert planned_mde(test_part, per_unit, c["test_images"], 1, c["units"]) == pytest.approx(c["mde"], rel=0.02)
+    assert c["plan"]["seed_units"] is None and c["plan"]["test_floor_mde"] > 0.02
+    assert small["plans"] == [f"GenMix (DCGAN) vs Baseline (Real): 2 points is out of reach on these 156 test images "
+                              f"(with unlimited seeds the MDE stays {c['plan']['test_floor_mde'] * 100:.1f} points): "
+                              "a larger test set is needed"]  # fmt: skip
+    one = [r for r in _study(np.random.default_rng(5), HELPS, seeds=6) if r["seed"] == 0]
+    assert verdicts(one)["comparisons"][0]["plan"] is None and verdicts(one)["plans"] == []  # no spread to plan from
+
+
+def test_a_plan_made_on_a_pilot_of_six_seeds_is_about_right() -> None:
+    """Six pilot seeds on a 3,000-image test set plan the seeds for 2 points; studies of that many seeds then
+    detect about 2 points (rough: the pilot's spread has 5 degrees of freedom)."""
+    realised, planned = [], []
+    for pilot in range(6):
+        rng = np.random.default_rng(pilot)
+        (c,) = verdicts(_study(rng, np.zeros(2), seeds=6, arm_sd=0.03, images=3000), replicates=300)["comparisons"]
+        g = c["plan"]["seed_units"]
+        planned.append(g)
+        studies = [_study(rng, np.zeros(2), seeds=g, arm_sd=0.03, images=3000) for _ in range(8)]
+        realised.append(np.median([verdicts(r, replicates=300)["comparisons"][0]["mde"] for r in studies]))
+    assert all(6 < g < 100 for g in planned), planned
+    assert 0.015 <= float(np.median(realised)) <= 0.027, (planned, realised)

@@ -52,6 +52,9 @@ export function verdictBox(job) {
       `Macro F1 in points, GenMix minus the reference, with 95 % intervals; helps / hurts need a Holm-adjusted p below 0.05 over the ${verdicts.comparisons.length} comparisons. `,
       `The intervals cover ${spreads.join("; ")}.`,
     ),
+    ...(verdicts.plans?.length
+      ? [el("p", { class: "muted small", id: "verdict-plans" }, `Planning: ${verdicts.plans.join("; ")}.`)]
+      : []),
   );
 }
 
