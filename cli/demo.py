@@ -158,8 +158,11 @@ def run_demo(data_dir: Path | None, *, port: int | None, keep_running: bool, fas
 
             job = client.get(f"/jobs/{job_id}").json()
             say(f"3. results (job {status}, attempts {job['attempts']})")
-            for line in ((job["results"] or {}).get("verdicts") or {}).get("lines") or []:
+            verdicts = (job["results"] or {}).get("verdicts") or {}
+            for line in verdicts.get("lines") or []:
                 say(f"  {line}")
+            for plan in verdicts.get("plans") or []:
+                say(f"  plan: {plan}")
             if job["results"] and job["results"]["summary"]:
                 rows = job["results"]["summary"]
                 say(format_table(rows, [entry["class"] for entry in rows[0]["per_class"]]))
