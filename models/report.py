@@ -122,9 +122,8 @@ def verdict_section(verdicts: dict[str, Any]) -> list[str]:
     lines += ["", f"What the intervals cover: {'; '.join(spreads)}.", ""]
     if verdicts.get("plans"):
         effect = f"{PLAN_EFFECT * 100:g} points"
-        lines += [f"To see {effect} (from this run's variance parts; the test set's part does not shrink with seeds):"]
-        lines += [""]
-        lines += [*(f"- {plan}" for plan in verdicts["plans"]), ""]
+        heading = f"To see {effect} (from this run's variance parts; the test set's part does not shrink with seeds):"
+        lines += [heading, "", *(f"- {plan}" for plan in verdicts["plans"]), ""]
     lines += [
         "| GenMix | vs | pairs | mean diff | 95 % interval | df | p | Holm p | MDE (80 %) | verdict |",
         "|---|---|---|---|---|---|---|---|---|---|",
