@@ -25,6 +25,7 @@ from core.settings import Settings
 from models.errors import DatasetError
 from models.medmnist import fetch_medmnist, medmnist_url
 from models.table import format_table
+from models.verdict import verdict_lines
 
 CLASS_NAMES = "malignant,normal_or_benign"
 
@@ -159,10 +160,8 @@ def run_demo(data_dir: Path | None, *, port: int | None, keep_running: bool, fas
             job = client.get(f"/jobs/{job_id}").json()
             say(f"3. results (job {status}, attempts {job['attempts']})")
             verdicts = (job["results"] or {}).get("verdicts") or {}
-            for line in verdicts.get("lines") or []:
+            for line in verdict_lines(verdicts):
                 say(f"  {line}")
-            for plan in verdicts.get("plans") or []:
-                say(f"  plan: {plan}")
             if job["results"] and job["results"]["summary"]:
                 rows = job["results"]["summary"]
                 say(format_table(rows, [entry["class"] for entry in rows[0]["per_class"]]))

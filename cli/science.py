@@ -261,7 +261,7 @@ def run_command(
     from models.runtime import configure_threads
     from models.spec import LOCAL_FILES, ExperimentSpec
     from models.table import format_quality, format_table
-    from models.verdict import design_notice
+    from models.verdict import design_notice, verdict_lines
 
     settings = get_settings()
     configure_threads(settings.torch_threads)
@@ -319,14 +319,11 @@ def run_command(
         results = run_experiment(dataset, spec, out_dir, TqdmObserver())
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    for line in results["verdicts"]["lines"]:
+    for line in verdict_lines(results["verdicts"]):
         click.echo(line)
     if results["verdicts"]["lines"]:
         spreads = "; ".join(dict.fromkeys(c["spread"] for c in results["verdicts"]["comparisons"]))
-        click.echo(f"(macro F1 points, 95 % intervals; Holm-adjusted; intervals cover {spreads})")
-        for plan in results["verdicts"].get("plans") or []:
-            click.echo(f"plan: {plan}")
-        click.echo("")
+        click.echo(f"(macro F1 points, 95 % intervals; Holm-adjusted; intervals cover {spreads})\n")
     click.echo(format_table(results["summary"], dataset.class_names))
     if results.get("quality"):
         network = results["quality"][0].get("feature_net") or "n/a"

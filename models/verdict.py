@@ -353,6 +353,11 @@ def plan_text(c: dict[str, Any]) -> str | None:
             f"(estimated from the spread of these {plan['from_units']} {unit})")  # fmt: skip
 
 
+def verdict_lines(verdicts: dict[str, Any]) -> list[str]:
+    """What a reader sees first, in the CLI and the demo: one verdict per comparison, then each plan."""
+    return [*(verdicts.get("lines") or []), *(f"plan: {plan}" for plan in verdicts.get("plans") or [])]
+
+
 def _key(record: dict[str, Any]) -> Key:
     return record["arm"], record.get("generator"), record.get("variant")
 
