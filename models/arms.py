@@ -137,8 +137,7 @@ class GenMixArm(Arm):
             seed=self.seed,
             value_divisor=255.0,
         )
-        del images  # the mixer's pool holds the real rows: keep one uint8 copy, not two
-        return self.mixer.pool_images[: len(real)], labels
+        return self.mixer.real_images, labels  # the mixer's real rows are these images: one uint8 copy
 
     def batch(self, index: torch.Tensor) -> Batch:
         mixed = self.mixer.mix(index, check_range=False)  # a permutation of the real rows: no host round trip

@@ -5,12 +5,13 @@ paper) or from the synthetic images only, and ``λ ~ Beta(α, β)`` is drawn per
 so half the mixed images are at least 90 % real). The real–real MixUp baseline (Zhang et al.) lives here
 too because it is the same blend with a different pairing and λ law.
 
-Speed: the blend of two gathered rows is done as one ``embedding_bag`` call (weighted sum of two pool
-rows per output row), which reads each partner once and writes the output once, the same memory traffic
-as ``torch.lerp`` over tensors that were already gathered; soft labels are one ``scatter_add_`` of the
-same weights, so a mixed batch costs a handful of kernel launches whatever its size.
+Speed: the blend is one ``embedding_bag`` call (a weighted sum of gathered rows per output row); soft labels
+are one ``scatter_add_`` of the same weights, so a mixed batch costs a handful of kernel launches whatever its
+size. Real and synthetic images stay two tensors (a concatenated pool would copy the whole training set), so
+each output row gathers its real image and its partner from both tensors and weighs the one not drawn by zero:
+one more row read per output row, no data-dependent shapes, no host round trip (docs/BENCHMARKS.md, Mixer).
 
-Memory: a uint8 pool stays uint8 (1 byte per pixel, on the device too); only the two rows each output row
+Memory: a uint8 pool stays uint8 (1 byte per pixel, on the device too); only the rows each output row
 blends are gathered and converted per batch (``value_divisor`` maps them to the caller's scale, 255 for
 [0, 1]). The float values the blend sees are the ones a float pool of ``u / value_divisor`` would hold, so
 a uint8 pool gives bit-identical batches. Mixed images are produced on first access (or chunk by chunk
@@ -64,8 +65,8 @@ class GenMixConfig:
 class MixBatch:
     """One mixed batch and everything needed to reproduce it.
 
-    ``lam`` is the weight of the partner. ``pool_index`` indexes the mixer's concatenated pool (real rows
-    first); ``partner_pool`` (``REAL`` 0 / ``SYNTHETIC`` 1) and ``partner_index`` (into that pool's tensors
+    ``lam`` is the weight of the partner. ``pool_index`` is a global pool index (real rows first, then
+    synthetic); ``partner_pool`` (``REAL`` 0 / ``SYNTHETIC`` 1) and ``partner_index`` (into that pool's tensors
     as passed to :class:`GenMixer`) are derived from it on first access, so a training step never pays
     for bookkeeping it does not read. Rows with ``lam == 0`` (see ``mix_prob``) are the real image unchanged;
     their partner was drawn but carries no weight. ``images`` is blended from the mixer's pool on first access;
@@ -137,9 +138,9 @@ class GenMixer:
 
     Built once per training run; owns a private generator so its draws are reproducible from ``seed`` and
     never disturb the training loop's RNG. Image tensors are (N, C, H, W), floats at any value scale or uint8;
-    they are kept as one concatenated pool (real rows first) in their own dtype, so memory is one copy of
-    real + synthetic (1 byte per pixel for uint8; a channels-last view such as a permuted (N, H, W, C) array
-    is kept in that order, without a layout copy). Mixed images are float32: a uint8 pool's rows are
+    they are kept as the caller's two tensors in their own dtype (views where the layout allows), so the mixer
+    adds no copy of either set (uint8 stays 1 byte per pixel; a channels-last view such as a permuted (N, H, W,
+    C) array is kept in that order, without a layout copy). Mixed images are float32: a uint8 pool's rows are
     converted per batch and divided by ``value_divisor`` (255 for [0, 1]; 1 keeps the 0–255 scale).
     """
 
@@ -188,15 +189,13 @@ class GenMixer:
             raise ValueError(f"value_divisor must be > 0, got {value_divisor}")
         self.value_divisor = float(value_divisor)
         pool_dtype = torch.uint8 if real_images.dtype == torch.uint8 else DTYPE
-        real_rows, self._channels_last = _flat_rows(real_images.to(pool_dtype))
-        if self.n_synthetic:
-            syn = synthetic_images.to(pool_dtype)
-            if self._channels_last:
-                syn = syn.permute(0, 2, 3, 1)
-            pool = torch.cat([real_rows, syn.reshape(self.n_synthetic, -1)])
-        else:
-            pool = real_rows
-        self._pool = pool
+        # Real and synthetic rows stay two tensors, each a view of the caller's images where the layout allows:
+        # a concatenated pool would copy the real set (1 byte per pixel of the whole training set at uint8).
+        self._real, self._channels_last = _flat_rows(real_images.to(pool_dtype))
+        syn = synthetic_images.to(pool_dtype)
+        if self._channels_last:
+            syn = syn.permute(0, 2, 3, 1)
+        self._synthetic = syn.reshape(self.n_synthetic, self._real.shape[1])
         self._uint8 = pool_dtype == torch.uint8
         self._pool_labels = torch.cat([real_labels.long(), synthetic_labels.long()])
         self._weight_base = torch.tensor([1.0, 0.0], device=device, dtype=DTYPE)
@@ -215,12 +214,20 @@ class GenMixer:
         self._present_classes = torch.nonzero(counts).flatten()
 
     @property
-    def pool_images(self) -> torch.Tensor:
-        """The pool (real rows first) as an (N, C, H, W) view in its stored dtype, no copy."""
+    def real_images(self) -> torch.Tensor:
+        """The real rows as an (N, C, H, W) view in their stored dtype, no copy."""
+        return self._as_images(self._real)
+
+    @property
+    def synthetic_images(self) -> torch.Tensor:
+        """The synthetic rows as an (N, C, H, W) view in their stored dtype, no copy."""
+        return self._as_images(self._synthetic)
+
+    def _as_images(self, flat: torch.Tensor) -> torch.Tensor:
         if self._channels_last:
             c, h, w = self.image_shape
-            return self._pool.view(len(self._pool), h, w, c).permute(0, 3, 1, 2)
-        return self._pool.view(len(self._pool), *self.image_shape)
+            return flat.view(len(flat), h, w, c).permute(0, 3, 1, 2)
+        return flat.view(len(flat), *self.image_shape)
 
     @property
     def generator(self) -> torch.Generator:
@@ -287,21 +294,35 @@ class GenMixer:
     def _blend(self, rows: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Float (n, C, H, W) images ``weights[:, 0]·pool[rows[:, 0]] + weights[:, 1]·pool[rows[:, 1]]``.
 
-        A uint8 pool gathers just these 2n rows and converts them, so the blend reads the same floats a float
-        pool of ``u / value_divisor`` would (bit-identical output) at 1 byte per stored pixel."""
+        Real and synthetic rows are two tensors (no concatenated copy of the real set), so the gathered table
+        holds, per output row, its real image, its partner read from the real rows and its partner read from the
+        synthetic rows (indices clamped in range), and the blend weighs the partner that was not drawn by zero:
+        ``(1-λ)·a + λ·b + 0·c`` is ``(1-λ)·a + λ·b`` bit for bit, with no data-dependent shape (no host round
+        trip). A uint8 table is converted after the gather, so the blend reads the same floats a float pool of
+        ``u / value_divisor`` would, at 1 byte per stored pixel."""
         count = len(rows)
+        if self.n_synthetic:
+            partner = rows[:, 1]
+            drawn_synthetic = partner >= self.n_real
+            real_rows, synthetic_rows = rows.clamp(max=self.n_real - 1), (partner - self.n_real).clamp_(min=0)
+            zero = weights.new_zeros(())
+            weights = torch.stack(
+                [weights[:, 0], torch.where(drawn_synthetic, zero, weights[:, 1]),
+                 torch.where(drawn_synthetic, weights[:, 1], zero)], 1)  # fmt: skip
+            table = self._real.new_empty((3 * count, self._real.shape[1]))
+            torch.index_select(self._real, 0, real_rows.reshape(-1), out=table[: 2 * count])
+            torch.index_select(self._synthetic, 0, synthetic_rows, out=table[2 * count :])
+            local = torch.arange(3 * count, device=self.device)
+            local = torch.cat([local[: 2 * count].view(count, 2), local[2 * count :, None]], 1)
+        else:
+            table = self._real.index_select(0, rows.reshape(-1))
+            local = torch.arange(2 * count, device=self.device).view(count, 2)
         if self._uint8:
-            table = self._pool.index_select(0, rows.reshape(-1)).to(DTYPE)
+            table = table.to(DTYPE)
             if self.value_divisor != 1.0:
                 table.div_(self.value_divisor)
-            local = torch.arange(2 * count, device=self.device).view(count, 2)
-            flat = F.embedding_bag(local, table, per_sample_weights=weights, mode="sum")
-        else:
-            flat = F.embedding_bag(rows, self._pool, per_sample_weights=weights, mode="sum")
-        if self._channels_last:
-            c, h, w = self.image_shape
-            return flat.view(count, h, w, c).permute(0, 3, 1, 2)
-        return flat.view(count, *self.image_shape)
+        flat = F.embedding_bag(local, table, per_sample_weights=weights, mode="sum")
+        return self._as_images(flat)
 
     def mix_export(self, count: int, seed: int | None = None) -> MixBatch:
         """``count`` mixed images over uniformly drawn real images, e.g. to export a GenMix data set.

@@ -41,7 +41,7 @@ def test_uint8_pool_gives_the_float_pools_batches_bit_for_bit(class_balanced: bo
     config = GenMixConfig(class_balanced=class_balanced, mix_prob=0.8)
     as_float = GenMixer(real.float() / 255.0, real_labels, syn.float() / 255.0, syn_labels, 3, config, seed=4)
     as_uint8 = GenMixer(real, real_labels, syn, syn_labels, 3, config, seed=4, value_divisor=255.0)
-    assert as_uint8.pool_images.dtype == torch.uint8 and as_float.pool_images.dtype == torch.float32
+    assert as_uint8.real_images.dtype == torch.uint8 and as_float.real_images.dtype == torch.float32
     index = torch.arange(50).repeat(3)
     for a, b in ((as_float.mix(index), as_uint8.mix(index)), (as_float.mix_export(64), as_uint8.mix_export(64))):
         for name in ("images", "soft_labels", "lam", "partner_pool", "partner_index", "real_index"):
@@ -57,7 +57,7 @@ def test_channels_last_view_is_the_pool_itself_and_chunks_equal_the_whole() -> N
     real = Split(rng.integers(0, 256, (40, 7, 5, 3), dtype=np.uint8), np.arange(40) % 2)
     syn = Split(rng.integers(0, 256, (0, 7, 5, 3), dtype=np.uint8), np.zeros(0, np.int64))
     mixer = build_mixer(real, syn, 2, GenMixConfig(), seed=1)
-    assert mixer.pool_images.data_ptr() == torch.from_numpy(real.images).data_ptr()  # no copy, no float
+    assert mixer.real_images.data_ptr() == torch.from_numpy(real.images).data_ptr()  # no copy, no float
     batch = mixer.mix_export(33, seed=2)
     nchw = torch.from_numpy(real.images).permute(0, 3, 1, 2).double()
     lam = batch.lam.double()[:, None, None, None]
@@ -74,8 +74,11 @@ def test_genmix_arm_keeps_one_uint8_pool_and_its_batches_match_a_float_pool() ->
     syn = Split(rng.integers(0, 256, (12, 8, 8, 1), dtype=np.uint8), np.arange(12) % 2)
     settings = ArmSettings(genmix=GenMixConfig(alpha=0.3))
     arm = build_arm("genmix", real, 2, CPU, seed=5, synthetic=syn, settings=settings)
-    assert arm.images.dtype == torch.uint8 and arm.mixer.pool_images.dtype == torch.uint8
-    assert arm.images.data_ptr() == arm.mixer.pool_images.data_ptr()  # the arm's real rows are the mixer's
+    assert arm.images.dtype == torch.uint8 and arm.mixer.synthetic_images.dtype == torch.uint8
+    assert arm.images.data_ptr() == arm.mixer.real_images.data_ptr()  # the arm's real rows are the mixer's
+    # gray images: real ∪ synthetic costs no copy of either set (a concatenated pool copied the whole training set)
+    assert arm.mixer.real_images.data_ptr() == torch.from_numpy(real.images).data_ptr()
+    assert arm.mixer.synthetic_images.data_ptr() == torch.from_numpy(syn.images).data_ptr()
     # the pre-uint8 arm: a float pool of images / 255 and the same seed
     as_float = GenMixer(
         torch.from_numpy(real.images).permute(0, 3, 1, 2).float().div_(255.0),
@@ -165,3 +168,17 @@ def test_quality_and_export_peaks_stay_far_below_a_whole_set_float_copy(tmp_path
     assert figures["exp_control"] > 15, figures  # 1500 float images at once
     assert figures["exp"] < 10, figures
     json.dumps(figures)
+
+
+@pytest.mark.parametrize("uint8", [True, False])
+def test_two_part_pool_blends_what_a_concatenated_pool_would_bit_for_bit(uint8: bool) -> None:
+    real, real_labels, syn, syn_labels = _uint8_pools(3)
+    if not uint8:
+        real, syn = real.float(), syn.float()
+    divisor = 255.0 if uint8 else 1.0
+    mixer = GenMixer(real, real_labels, syn, syn_labels, 3, GenMixConfig(), seed=2, value_divisor=divisor)
+    batch = mixer.mix(torch.randperm(50, generator=torch_rng(1))[:40])
+    assert bool((batch.partner_pool == 1).any()) and bool((batch.partner_pool == 0).any())  # both kinds drawn
+    pool = torch.cat([real, syn]).flatten(1).float() / divisor  # the copy the mixer no longer makes
+    expected = torch.nn.functional.embedding_bag(batch.rows, pool, per_sample_weights=batch.weights, mode="sum")
+    assert torch.equal(batch.images, expected.view_as(batch.images))
