@@ -261,7 +261,7 @@ def run_command(
     from models.runtime import configure_threads
     from models.spec import LOCAL_FILES, ExperimentSpec
     from models.table import format_quality, format_table
-    from models.verdict import design_notice, verdict_lines
+    from models.verdict import design_notice, interval_cover, verdict_lines
 
     settings = get_settings()
     configure_threads(settings.torch_threads)
@@ -322,8 +322,8 @@ def run_command(
     for line in verdict_lines(results["verdicts"]):
         click.echo(line)
     if results["verdicts"]["lines"]:
-        spreads = "; ".join(dict.fromkeys(c["spread"] for c in results["verdicts"]["comparisons"]))
-        click.echo(f"(macro F1 points, 95 % intervals; Holm-adjusted; intervals cover {spreads})\n")
+        cover = interval_cover(results["verdicts"])
+        click.echo(f"(macro F1 points, 95 % intervals; Holm-adjusted; intervals cover {cover})\n")
     click.echo(format_table(results["summary"], dataset.class_names))
     if results.get("quality"):
         network = results["quality"][0].get("feature_net") or "n/a"

@@ -18,7 +18,7 @@ from models.datasets.options import describe_decode
 from models.selection import selections, study_records
 from models.spec import fixed_setting
 from models.table import GENERATOR_LABELS, format_quality, format_table, row_label
-from models.verdict import PLAN_EFFECT
+from models.verdict import PLAN_EFFECT, interval_cover
 from models.verdict import verdicts as compute_verdicts
 
 
@@ -118,8 +118,7 @@ def verdict_section(verdicts: dict[str, Any]) -> list[str]:
         reasons = sorted({s["reason"] for s in verdicts.get("skipped") or []}) or ["no GenMix arm with a reference"]
         return [*lines, f"No verdict: {'; '.join(reasons)}.", ""]
     lines += [f"- {c['line']}" for c in done]
-    spreads = list(dict.fromkeys(c["spread"] for c in done))
-    lines += ["", f"What the intervals cover: {'; '.join(spreads)}.", ""]
+    lines += ["", f"What the intervals cover: {interval_cover(verdicts)}.", ""]
     if verdicts.get("plans"):
         effect = f"{PLAN_EFFECT * 100:g} points"
         heading = f"To see {effect} (from this run's variance parts; the test set's part does not shrink with seeds):"

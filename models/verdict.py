@@ -353,6 +353,11 @@ def plan_text(c: dict[str, Any]) -> str | None:
             f"(estimated from the spread of these {plan['from_units']} {unit})")  # fmt: skip
 
 
+def interval_cover(verdicts: dict[str, Any]) -> str:
+    """What the run's intervals cover, each distinct spread once (the comparisons of one design share it)."""
+    return "; ".join(dict.fromkeys(c["spread"] for c in verdicts.get("comparisons") or []))
+
+
 def verdict_lines(verdicts: dict[str, Any]) -> list[str]:
     """What a reader sees first, in the CLI and the demo: one verdict per comparison, then each plan."""
     return [*(verdicts.get("lines") or []), *(f"plan: {plan}" for plan in verdicts.get("plans") or [])]
