@@ -87,6 +87,16 @@ def _status_kb(pid: int, *fields: str) -> dict[str, int]:
     return found
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of the process so far (all its threads; ``/proc/<pid>/stat``), None once gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _reset_peak(pid: int) -> bool:
     """Reset the process's VmHWM to its current RSS (``/proc/<pid>/clear_refs``, Linux); whether it worked."""
     try:
@@ -104,12 +114,14 @@ class StagePeaks:
     moment the reader sees a stage's progress line (:meth:`enter`), and read every ``period`` s in between, so
     no short spike is missed; otherwise the maximum of ``VmRSS`` sampled every ``period`` s. A stage starts when
     its line reaches the reader (milliseconds late); what the child does after its last sample before exiting
-    (at most ``period`` s) is counted in ``ru_maxrss`` only."""
+    (at most ``period`` s) is counted in ``ru_maxrss`` only. The child's CPU seconds are read at each stage's
+    start too (:attr:`cpu_starts`): per-stage CPU time, the clock that other processes on the machine disturb least."""
 
     def __init__(self, pid: int, period: float = SAMPLE_PERIOD) -> None:
         self.pid, self.period = pid, period
         self.current = "start-up"
         self.peaks: dict[str, int] = {}
+        self.cpu_starts: list[tuple[str, float]] = [("start-up", 0.0)]
         self.exact = _reset_peak(pid)
         self._lock = threading.Lock()
         self._done = threading.Event()
@@ -129,6 +141,9 @@ class StagePeaks:
             if self.exact:
                 _reset_peak(self.pid)
             self.current = stage
+            cpu = _cpu_seconds(self.pid)
+            if cpu is not None:
+                self.cpu_starts.append((stage, cpu))
 
     def _run(self) -> None:
         while not self._done.wait(self.period):
@@ -140,12 +155,18 @@ class StagePeaks:
         self._thread.join(timeout=5)
         return dict(self.peaks)
 
+    def stage_cpu(self, total: float) -> dict[str, float]:
+        """CPU seconds per stage: from its start to the next stage's start, the last one to ``total``."""
+        ends = [cpu for _, cpu in self.cpu_starts[1:]] + [total]
+        return {name: round(end - cpu, 1) for (name, cpu), end in zip(self.cpu_starts, ends, strict=True)}
+
 
 def run_child(
     argv: list[str], env: dict[str, str]
-) -> tuple[int, float, int, list[tuple[float, str]], float, dict[str, int]]:
+) -> tuple[int, float, int, list[tuple[float, str]], float, dict[str, int], dict[str, float]]:
     """Run ``argv``; returns (exit code, wall s, peak RSS bytes, [(t, stage name)] in order of appearance,
-    CPU s of the child: the steadier clock on a shared machine, {stage name: peak RSS bytes in that stage})."""
+    CPU s of the child: the steadier clock on a shared machine, {stage name: peak RSS bytes in that stage},
+    {stage name: CPU s in that stage})."""
     start = time.monotonic()
     proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peaks = StagePeaks(proc.pid)
@@ -179,7 +200,23 @@ def run_child(
     if proc.returncode:
         print("\n".join(tail[-15:]), file=sys.stderr)
     cpu = usage.ru_utime + usage.ru_stime
-    return proc.returncode, time.monotonic() - start, usage.ru_maxrss * 1024, stages, cpu, stage_peaks
+    stage_cpu = peaks.stage_cpu(cpu)
+    return proc.returncode, time.monotonic() - start, usage.ru_maxrss * 1024, stages, cpu, stage_peaks, stage_cpu
+
+
+def print_linearity(rows: list[dict]) -> None:
+    """Each classifier stage's CPU µs per training image and epoch, and its ratio to the smallest set's: a
+    ratio near 1 at every size is time linear in N (validation and test grow with N too, at N/10 each)."""
+    if len(rows) < 2:
+        return
+    first = rows[0]
+    for stage, base in first["classifier_cpu_us_per_image_epoch"].items():
+        cells = []
+        for row in rows:
+            value = row["classifier_cpu_us_per_image_epoch"].get(stage)
+            if value:
+                cells.append(f"{row['train_images']}: {value} µs ({value / base:.2f} ×)")
+        print(f"linearity, CPU per training image and epoch, {stage}: " + ", ".join(cells))
 
 
 def main() -> int:
@@ -208,7 +245,7 @@ def main() -> int:
     if args.glibc_tunables == "none":
         env.pop("GLIBC_TUNABLES")
         entry = [sys.executable, "-c", "import sys; from cli.main import main; sys.exit(main())"]
-    code, _, footprint, _, _, _ = run_child([sys.executable, "-c", FOOTPRINT], env)
+    code, _, footprint, *_ = run_child([sys.executable, "-c", FOOTPRINT], env)
     if code:
         return code
     scratch = Path(tempfile.mkdtemp(prefix="genmix-scale-", dir=args.scratch))
@@ -228,7 +265,7 @@ def main() -> int:
                 "--generator-config", json.dumps({"dcgan": {"iterations": args.generator_iterations}}),
                 "--out", str(out), "--device", "cpu",
             ]  # fmt: skip
-            code, wall, peak, stages, cpu, stage_peaks = run_child(argv, env)
+            code, wall, peak, stages, cpu, stage_peaks, stage_cpu = run_child(argv, env)
             ends = [t for t, _ in stages[1:]] + [wall]
             per_stage = {name: round(end - t, 1) for (t, name), end in zip(stages, ends, strict=True)}
             epoch_s = {k: round(v / args.epochs, 1) for k, v in per_stage.items() if k.startswith("classifier")}
@@ -247,6 +284,10 @@ def main() -> int:
                 "cpu_s": round(cpu, 1),
                 "stage_s": per_stage,
                 "classifier_s_per_epoch": epoch_s,
+                "stage_cpu_s": stage_cpu,
+                "classifier_cpu_us_per_image_epoch": {
+                    k: round(v / (n * args.epochs) * 1e6) for k, v in stage_cpu.items() if k.startswith("classifier")
+                },
                 "stage_peak_rss_bytes": stage_peaks,
                 "stage_peak_beyond_footprint_bytes": {k: v - footprint for k, v in stage_peaks.items()},
                 "exit_code": code,
@@ -263,7 +304,10 @@ def main() -> int:
             )
             for name, value in stage_peaks.items():
                 beyond_stage = (value - footprint) / 2**30
-                print(f"{'':>9}peak in {name:<40} {value / 2**30:5.2f} GiB  beyond start-up {beyond_stage:5.2f} GiB")
+                print(
+                    f"{'':>9}peak in {name:<40} {value / 2**30:5.2f} GiB  beyond start-up {beyond_stage:5.2f} GiB  "
+                    f"CPU {stage_cpu.get(name, float('nan')):7.1f} s"
+                )
             if stage_peaks and peak > max(stage_peaks.values()) + (64 << 20):
                 print(f"{'':>9}the run's peak came after the last sample (its last {SAMPLE_PERIOD} s, or exit)")
             if not args.keep:
@@ -273,6 +317,7 @@ def main() -> int:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
     print(f"start-up footprint {footprint / 2**30:.2f} GiB ({FOOTPRINT})")
+    print_linearity(rows)
     if args.json:
         args.json.write_text(json.dumps({"footprint_bytes": footprint, "rows": rows}, indent=2))
     return 0 if all(r["exit_code"] == 0 for r in rows) else 1

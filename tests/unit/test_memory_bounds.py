@@ -68,15 +68,16 @@ def test_channels_last_view_is_the_pool_itself_and_chunks_equal_the_whole() -> N
         next(batch.image_chunks(0))
 
 
-def test_genmix_arm_keeps_one_uint8_pool_and_its_batches_match_a_float_pool() -> None:
+@pytest.mark.parametrize("channels", [1, 3])
+def test_genmix_arm_keeps_one_uint8_pool_and_its_batches_match_a_float_pool(channels: int) -> None:
     rng = np.random.default_rng(1)
-    real = Split(rng.integers(0, 256, (30, 8, 8, 1), dtype=np.uint8), np.arange(30) % 2)
-    syn = Split(rng.integers(0, 256, (12, 8, 8, 1), dtype=np.uint8), np.arange(12) % 2)
+    real = Split(rng.integers(0, 256, (30, 8, 8, channels), dtype=np.uint8), np.arange(30) % 2)
+    syn = Split(rng.integers(0, 256, (12, 8, 8, channels), dtype=np.uint8), np.arange(12) % 2)
     settings = ArmSettings(genmix=GenMixConfig(alpha=0.3))
     arm = build_arm("genmix", real, 2, CPU, seed=5, synthetic=syn, settings=settings)
     assert arm.images.dtype == torch.uint8 and arm.mixer.synthetic_images.dtype == torch.uint8
     assert arm.images.data_ptr() == arm.mixer.real_images.data_ptr()  # the arm's real rows are the mixer's
-    # gray images: real ∪ synthetic costs no copy of either set (a concatenated pool copied the whole training set)
+    # gray and RGB: real ∪ synthetic costs no copy of either set (RGB rows keep the split's channels-last memory)
     assert arm.mixer.real_images.data_ptr() == torch.from_numpy(real.images).data_ptr()
     assert arm.mixer.synthetic_images.data_ptr() == torch.from_numpy(syn.images).data_ptr()
     # the pre-uint8 arm: a float pool of images / 255 and the same seed
@@ -93,6 +94,24 @@ def test_genmix_arm_keeps_one_uint8_pool_and_its_batches_match_a_float_pool() ->
     for (x, y), start in zip(arm.epoch(8), range(0, 30, 8), strict=True):
         expected = as_float.mix(order[start : start + 8])
         assert torch.equal(x, expected.images) and torch.equal(y, expected.soft_labels)
+        assert x.is_contiguous()  # the NCHW layout the classifiers trained on before
+
+
+@pytest.mark.parametrize("name", ["baseline", "mixup", "augmix", "generative"])
+def test_rgb_arms_read_the_split_in_place_and_batch_contiguous_nchw(name: str) -> None:
+    """No arm keeps an NCHW copy of an RGB split (the baseline's pool is the split's memory); batches are the
+    contiguous NCHW floats an arm built from a contiguous copy gives, seed for seed."""
+    rng = np.random.default_rng(2)
+    real = Split(rng.integers(0, 256, (20, 6, 5, 3), dtype=np.uint8), np.arange(20) % 2)
+    syn = Split(rng.integers(0, 256, (8, 6, 5, 3), dtype=np.uint8), np.arange(8) % 2)
+    arm = build_arm(name, real, 2, CPU, seed=3, synthetic=syn)
+    if name != "generative":  # the generative arm's pool is real ∪ synthetic, one concatenation
+        assert arm.images.data_ptr() == torch.from_numpy(real.images).data_ptr()
+    reference = build_arm(name, real, 2, CPU, seed=3, synthetic=syn)
+    reference.images = reference.images.contiguous()  # what the arm held before: an NCHW copy
+    assert reference.images.data_ptr() != torch.from_numpy(real.images).data_ptr()
+    for (x, y), (x_ref, y_ref) in zip(arm.epoch(6), reference.epoch(6), strict=True):
+        assert x.is_contiguous() and torch.equal(x, x_ref) and torch.equal(y, y_ref)
 
 
 def test_export_file_matches_the_batch(tmp_path) -> None:
