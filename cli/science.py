@@ -215,6 +215,12 @@ def _choices(field: str) -> click.Choice:
     show_default=True,
     help="Output directory; rerunning with the same one resumes.",
 )
+@click.option(
+    "--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+    help="Run the experiment's units (generator seeds, classifiers) on this many processes side by side, each "
+    "with GENMIX_TORCH_THREADS torch threads (default: the cores shared out); with the same threads the results "
+    "are a one-process run's.",
+)  # fmt: skip
 def run_command(
     dataset_path: Path,
     image_size: int | None,
@@ -248,10 +254,12 @@ def run_command(
     device: str,
     figures: bool,
     out_dir: Path,
+    workers: int,
 ) -> None:
     """Train generators, run every arm per seed, print the Table-1-style table and write DIR/results.json."""
     from pydantic import ValidationError
 
+    from cli.parallel import UnitFailed, default_threads, run_units_in_parallel
     from core.jobspec import with_server_settings
     from core.settings import get_settings
     from models.datasets import DatasetError, PixelRules, ReadOptions, load_dataset
@@ -296,8 +304,9 @@ def run_command(
         pixels = PixelRules.from_fields(window, window_width, window_level, frames, roi, roi_margin)
     except DatasetError as exc:
         raise click.UsageError(str(exc)) from None
+    read_options = ReadOptions(image_size=image_size, pixels=pixels)
     try:
-        dataset = load_dataset(dataset_path, ReadOptions(image_size=image_size, pixels=pixels))
+        dataset = load_dataset(dataset_path, read_options)
     except DatasetError as exc:
         raise click.ClickException(str(exc)) from None
     counts = dataset.counts()
@@ -316,8 +325,14 @@ def run_command(
         click.echo(f"note: {notice}", err=True)
     started = time.monotonic()
     try:
-        results = run_experiment(dataset, spec, out_dir, TqdmObserver())
-    except ValueError as exc:
+        if workers > 1:
+            threads = settings.torch_threads or default_threads(workers)
+            results = run_units_in_parallel(
+                dataset, dataset_path, read_options, spec, out_dir, workers, threads, TqdmObserver()
+            )
+        else:
+            results = run_experiment(dataset, spec, out_dir, TqdmObserver())
+    except (ValueError, UnitFailed) as exc:
         raise click.ClickException(str(exc)) from None
     for line in verdict_lines(results["verdicts"]):
         click.echo(line)

@@ -120,6 +120,57 @@ def test_rerun_with_the_same_directory_reuses_finished_work(run_dir, breast_slic
     assert (out / "seed0" / "dcgan" / "synthetic.npz").stat().st_mtime_ns == stamp
 
 
+def _run_args(dataset: Path, out: Path, *extra: str) -> list[str]:
+    return ["run", "--dataset", str(dataset), "--generator", "dcgan", "--seeds", "0,1", "--epochs", "2",
+            "--generator-config", TINY_DCGAN, "--out", str(out), *extra]  # fmt: skip
+
+
+def test_workers_run_the_units_side_by_side_with_a_one_process_runs_results(
+    run_dir, breast_slice, tmp_path, monkeypatch
+) -> None:
+    """``--workers 2``: every unit in its own process, two at a time; each unit seeds itself, so with the same
+    torch threads the records, synthetic sets and verdicts are those of the one-process run of the same command."""
+    import torch
+
+    from core.settings import get_settings
+
+    sequential, _ = run_dir
+    out = tmp_path / "parallel"
+    monkeypatch.setenv("GENMIX_TORCH_THREADS", str(torch.get_num_threads()))  # the fixture's run: torch's default
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(main, _run_args(breast_slice, out, "--workers", "2", "--no-figures"))
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "units" in result.stderr and "GenMix (DCGAN)" in result.output
+    one = json.loads((sequential / "results.json").read_text())
+    two = json.loads((out / "results.json").read_text())
+    by_id = {r["run_id"]: r for r in one["records"]}
+    assert sorted(by_id) == sorted(r["run_id"] for r in two["records"])
+    for record in two["records"]:
+        twin = by_id[record["run_id"]]
+        assert record["metrics"] == twin["metrics"] and record["history"] == twin["history"], record["run_id"]
+    assert two["verdicts"] == one["verdicts"] and two["summary"] == one["summary"]
+    for seed in (0, 1):
+        a = np.load(sequential / f"seed{seed}" / "dcgan" / "synthetic.npz")
+        b = np.load(out / f"seed{seed}" / "dcgan" / "synthetic.npz")
+        assert np.array_equal(a["images"], b["images"]) and np.array_equal(a["labels"], b["labels"])
+
+
+def test_a_failing_unit_stops_the_workers_with_its_name_and_error(breast_slice, tmp_path) -> None:
+    import multiprocessing
+
+    out = tmp_path / "broken"
+    out.mkdir()
+    (out / "seed0").write_text("a file where the seed's folder goes")  # the seed-0 generator cannot write
+    result = CliRunner().invoke(main, _run_args(breast_slice, out, "--workers", "2", "--no-figures"))
+    assert result.exit_code == 1
+    assert "unit generator:dcgan:0 failed" in result.output and "Error" in result.output
+    assert not (out / "results.json").exists()
+    assert multiprocessing.active_children() == []  # no unit process left behind
+
+
 def test_mix_exports_a_traceable_genmix_batch(run_dir, breast_slice, tmp_path) -> None:
     out, _ = run_dir
     target = tmp_path / "mixed.npz"
