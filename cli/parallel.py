@@ -107,11 +107,15 @@ class _Progress:
 
     def show(self, key: str, step: int, total: int) -> None:
         self.running[key] = f"{100 * step // max(total, 1)}%"
-        self.bar.set_postfix_str(", ".join(f"{k} {v}" for k, v in self.running.items()), refresh=True)
+        self._postfix()
 
     def finished(self, key: str) -> None:
         self.running.pop(key, None)
         self.bar.update(1)
+        self._postfix()
+
+    def _postfix(self) -> None:
+        self.bar.set_postfix_str(", ".join(f"{k} {v}" for k, v in self.running.items()), refresh=True)
 
     def write(self, line: str) -> None:
         self.bar.write(line)
