@@ -3,9 +3,10 @@
 Without the service a lab still has several cores (or GPUs' worth of work queued on one); generator seeds and
 classifiers are independent units (:mod:`models.units`) that each write their own files atomically and read
 only their dependencies' finished files, which is what lets the service fan them out over Celery workers. Here
-each unit runs in a fresh spawned process (its own memory, so one unit's heap never adds to the next; a crashed
-or killed unit is seen by its exit code), at most N at a time in the one-process order, and the parent
-assembles the results itself. Each unit seeds itself, so the results are those of a one-process run with the
+N spawned processes each read the set and build the runner once, then take unit after unit from the parent (as the
+service's workers go on with their next ready unit in-process), in the one-process order as dependencies allow; a
+unit that raises is reported with its traceback, a process that dies by its exit code, and the parent assembles the
+results itself. Each unit seeds itself, so the results are those of a one-process run with the
 same torch threads (``GENMIX_TORCH_THREADS``; other thread counts change float rounding, not the design).
 """
 
@@ -72,8 +73,10 @@ class _ChildObserver:
         return None
 
 
-def _run_one(job: _Job, key: str, events: Any) -> None:
-    """The body of a unit process: load the set, rebuild the runner, run the unit ``key``."""
+def _work(job: _Job, tasks: Any, events: Any) -> None:
+    """A unit process: load the set and build the runner once, then run each unit key the parent sends until
+    it sends None (the set is read once per process, not once per unit)."""
+    key = None
     try:
         from models.datasets import load_dataset
         from models.experiment import ExperimentRunner
@@ -81,13 +84,16 @@ def _run_one(job: _Job, key: str, events: Any) -> None:
 
         configure_threads(job.threads)
         dataset = load_dataset(job.dataset_path, job.read_options)
-        runner = ExperimentRunner(dataset, job.spec, job.out_dir, _ChildObserver(events, key))
-        unit = next(u for u in runner.units() if u.key == key)
-        runner.run_unit(unit)
+        observer = _ChildObserver(events, "")
+        runner = ExperimentRunner(dataset, job.spec, job.out_dir, observer)
+        units = {unit.key: unit for unit in runner.units()}
+        while (key := tasks.get()) is not None:
+            observer.key = key
+            runner.run_unit(units[key])
+            events.put(("done", key, 0, 0))
     except BaseException as exc:  # reported to the parent, which stops the others
         events.put(("error", key, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}", 0))
         raise SystemExit(1) from None
-    events.put(("done", key, 0, 0))
 
 
 @dataclass
@@ -133,9 +139,7 @@ def run_units_in_parallel(
     ``observer`` gets ``run_finished`` for each classifier a unit process finished, and the assemble unit's
     stages (figures). Raises :class:`UnitFailed` (the other units stopped; finished ones stay and a rerun
     resumes) when a unit raises or its process dies."""
-    from models.checkpoint import read_json
     from models.experiment import ExperimentRunner
-    from models.units import planned_run_id
 
     runner = ExperimentRunner(dataset, spec, out_dir, observer)
     runner.write_config()
@@ -146,56 +150,74 @@ def run_units_in_parallel(
     job = _Job(dataset_path, read_options, spec, out_dir, threads)
     context = mp.get_context("spawn")
     events = context.Queue()
-    children: dict[str, Any] = {}
-    errors: dict[str, str] = {}
+    processes: list[tuple[Any, Any]] = []  # (process, its task queue)
+    busy: dict[int, str] = {}  # process number -> the unit it runs
     progress = _Progress(len(pending))
     try:
-        while pending or children:
-            for unit in [u for u in pending if set(u.deps) <= finished][: workers - len(children)]:
+        for number in range(min(workers, len(pending))):
+            tasks = context.Queue()
+            process = context.Process(target=_work, args=(job, tasks, events), name=f"genmix-unit-{number}")
+            process.daemon = True
+            process.start()
+            processes.append((process, tasks))
+        while pending or busy:
+            idle = [number for number in range(len(processes)) if number not in busy]
+            ready = [unit for unit in pending if set(unit.deps) <= finished]
+            for number, unit in zip(idle, ready, strict=False):  # in one-process order: generators first
                 pending.remove(unit)
-                child = context.Process(target=_run_one, args=(job, unit.key, events), name=unit.key, daemon=True)
-                child.start()
-                children[unit.key] = child
+                processes[number][1].put(unit.key)
+                busy[number] = unit.key
                 progress.show(unit.key, 0, 1)
-            if not children:
+            if not busy:
                 raise UnitFailed(f"units wait on units that cannot run: {', '.join(u.key for u in pending)}")
-            _drain(events, progress, errors, timeout=POLL_S)
-            for key, child in list(children.items()):
-                if child.exitcode is None:
-                    continue
-                child.join()
-                del children[key]
-                _drain(events, progress, errors, timeout=0)
-                if child.exitcode != 0 or not runner.unit_done(by_key[key]):
-                    reason = errors.get(key) or f"its process ended with exit code {child.exitcode}"
-                    raise UnitFailed(f"unit {key} failed: {reason}")
-                finished.add(key)
-                progress.finished(key)
-                unit = by_key[key]
-                if unit.kind == "classifier" and unit.run is not None:
-                    rid = planned_run_id(spec, runner.runs[unit.run])
-                    observer.run_finished(read_json(runner.layout.run_record(rid)))
-                else:
-                    progress.write(f"{unit.stage}: done")
+            for kind, key, a, b in _events(events, timeout=POLL_S):
+                if kind == "progress" and key in progress.running:
+                    progress.show(key, a, b)
+                elif kind == "error":
+                    raise UnitFailed(f"unit {key} failed: {a}" if key else f"a unit process could not start: {a}")
+                elif kind == "done":
+                    busy = {number: running for number, running in busy.items() if running != key}
+                    if not runner.unit_done(by_key[key]):
+                        raise UnitFailed(f"unit {key} failed: it ended without writing its output")
+                    finished.add(key)
+                    progress.finished(key)
+                    _report(by_key[key], spec, runner, observer, progress)
+            for number, key in busy.items():
+                code = processes[number][0].exitcode
+                if code is not None:
+                    raise UnitFailed(f"unit {key} failed: its process ended with exit code {code}")
+        for _, tasks in processes:
+            tasks.put(None)
+        for process, _ in processes:
+            process.join(timeout=30)
     finally:
-        for child in children.values():
-            child.terminate()
-        for child in children.values():
-            child.join(timeout=10)
+        for process, _ in processes:
+            if process.is_alive():
+                process.terminate()
+        for process, _ in processes:
+            process.join(timeout=10)
         progress.close()
     return runner.run_unit(assemble) or {}
 
 
-def _drain(events: Any, progress: _Progress, errors: dict[str, str], timeout: float) -> None:
-    """Read every event the unit processes sent (waiting up to ``timeout`` s for the first)."""
-    deadline = time.monotonic() + timeout
+def _report(unit: Any, spec: Any, runner: Any, observer: Any, progress: _Progress) -> None:
+    """A finished unit's line: the classifier's metrics (the one-process run's line), else its stage."""
+    from models.checkpoint import read_json
+    from models.units import planned_run_id
+
+    if unit.kind == "classifier" and unit.run is not None:
+        observer.run_finished(read_json(runner.layout.run_record(planned_run_id(spec, runner.runs[unit.run]))))
+    else:
+        progress.write(f"{unit.stage}: done")
+
+
+def _events(events: Any, timeout: float) -> list[tuple[str, Any, Any, Any]]:
+    """Every event the unit processes sent, waiting up to ``timeout`` s for the first."""
+    found = []
+    wait = timeout
     while True:
         try:
-            kind, key, a, b = events.get(timeout=max(0.0, deadline - time.monotonic()))
+            found.append(events.get(timeout=wait))
         except queue.Empty:
-            return
-        if kind == "progress" and key in progress.running:
-            progress.show(key, a, b)
-        elif kind == "error":
-            errors[key] = str(a)
-        deadline = time.monotonic()  # the first event waited; the rest are read without waiting
+            return found
+        wait = 0.0  # the first event waited; the rest are read without waiting
