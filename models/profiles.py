@@ -47,6 +47,10 @@ CLASSIFIER_DEFAULTS: dict[str, Any] = {
     "warmup_epochs": 0,  # linear warm-up of the learning rate over this many epochs
     "backbone_lr_mult": 1.0,  # the backbone's learning rate = lr × this (the head and adapter take lr)
     "augment": [],  # light augmentation of every arm's batches: any of CLASSIFIER_AUGMENTATIONS
+    # Validate, keep and test an exponential moving average of the weights (and BatchNorm statistics) whose
+    # half-life is this many epochs (0: off, the trained weights themselves). In epochs, not a per-step decay,
+    # so one value means the same averaging window on 500 images as on 50,000.
+    "ema_half_life": 0.0,
     "eval_batch_size": 256,
 }
 """Every classifier setting and its default (the fields of ``models.train.ClassifierConfig``)."""
@@ -382,6 +386,7 @@ SETTING_BOUNDS: dict[str, Bound] = {
     "epochs": Bound(1, 10_000),
     "patience": Bound(1, 10_000),
     "warmup_epochs": Bound(0, 10_000),
+    "ema_half_life": Bound(0, 10_000),
     "iterations": Bound(1, MAX_STEPS),
     "steps": Bound(1, MAX_STEPS),
     "checkpoint_every": Bound(1, MAX_STEPS),

@@ -204,6 +204,8 @@ def fine_tuning_text(clf: dict[str, Any]) -> str:
         parts.append(f"backbone lr ×{clf['backbone_lr_mult']}")
     if clf.get("augment"):
         parts.append(f"augment {'+'.join(clf['augment'])}")
+    if clf.get("ema_half_life"):
+        parts.append(f"weight EMA (half-life {clf['ema_half_life']:g} epochs)")
     return "".join(f"{part}, " for part in parts)
 
 

@@ -2,10 +2,11 @@
 
 One loop serves every arm (arms yield soft labels). The fine-tuning recipe of a pretrained network lives here
 too: a linear learning-rate warm-up, an optional cosine decay, a lower learning rate for the backbone than for
-the new head, and light augmentation (:mod:`models.augment`) of every arm's batches alike. The learning rate is
-a pure function of the step, and the augmenter's RNG is checkpointed, so a resumed run repeats an uninterrupted
-one. It checkpoints after every epoch when asked, so a redelivered job resumes at the next epoch instead of
-starting over.
+the new head, light augmentation (:mod:`models.augment`) of every arm's batches alike, and optionally an
+exponential moving average of the weights (:mod:`models.averaging`), validated and kept in their place. The
+learning rate is a pure function of the step, and the augmenter's RNG is checkpointed, so a resumed run repeats
+an uninterrupted one. It checkpoints after every epoch when asked, so a redelivered job resumes at the next epoch
+instead of starting over.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from torch import nn
 
 from models.arms import Arm
 from models.augment import BatchAugment
+from models.averaging import WeightAverage, decay_for
 from models.checkpoint import (
     CheckpointDir,
     load_optimizer_state,
@@ -72,6 +74,7 @@ class ClassifierConfig:
     warmup_epochs: int = _D["warmup_epochs"]
     backbone_lr_mult: float = _D["backbone_lr_mult"]
     augment: list[str] = field(default_factory=lambda: list(_D["augment"]))
+    ema_half_life: float = _D["ema_half_life"]
     eval_batch_size: int = _D["eval_batch_size"]
 
     def __post_init__(self) -> None:
@@ -86,8 +89,8 @@ class ClassifierConfig:
             raise ValueError(f"unknown augment {sorted(unknown)}; choose from {', '.join(CLASSIFIER_AUGMENTATIONS)}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.patience < 1:
             raise ValueError("epochs, batch_size and patience must be ≥ 1 and lr > 0")
-        if self.warmup_epochs < 0 or self.backbone_lr_mult < 0:
-            raise ValueError("warmup_epochs and backbone_lr_mult must be ≥ 0")
+        if self.warmup_epochs < 0 or self.backbone_lr_mult < 0 or self.ema_half_life < 0:
+            raise ValueError("warmup_epochs, backbone_lr_mult and ema_half_life must be ≥ 0")
         problems = classifier_problems(asdict(self))
         if problems:
             raise ValueError("; ".join(problems))
@@ -254,12 +257,16 @@ def train_classifier(
     place_model(model, device)  # channels_last, cudnn.benchmark and TF32 on CUDA (models.runtime)
     optimizer = build_optimizer(model, config)
     augment = BatchAugment(config.augment, arm.seed, device)
-    state = _State(best=copy.deepcopy(model.state_dict()))
+    steps_per_epoch = -(-len(arm) // config.batch_size)
+    average = (
+        WeightAverage(model, decay_for(config.ema_half_life, steps_per_epoch)) if config.ema_half_life > 0 else None
+    )
+    scored = average.module if average is not None else model  # the weights validated, kept and tested
+    state = _State(best=copy.deepcopy(scored.state_dict()))
     store = CheckpointDir(hooks.checkpoint_dir, keep=1) if hooks.checkpoint_dir else None
     if store is not None:
-        state.restore(store, model, optimizer, arm, device, augment)
+        state.restore(store, model, optimizer, arm, device, augment, average)
 
-    steps_per_epoch = -(-len(arm) // config.batch_size)
     total = config.epochs * steps_per_epoch
     if state.epoch > 0:
         hooks.resumed(state.epoch * steps_per_epoch, total)
@@ -279,11 +286,13 @@ def train_classifier(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if average is not None:
+                average.update(model)
             loss_sum += loss.detach()
             steps += 1
             if step % REPORT_EVERY == 0:
                 hooks.progress(epoch * steps_per_epoch + step, total, {"loss": loss.item()})
-        val_metrics = evaluate(model, val, class_names, device)
+        val_metrics = evaluate(scored, val, class_names, device)
         row = {
             "epoch": epoch + 1,
             "train_loss": loss_sum.item() / max(1, steps),
@@ -296,18 +305,18 @@ def train_classifier(
         score = _score(val_metrics, config.monitor)
         if score > state.best_score:
             state.best_score, state.best_epoch, state.stale = score, epoch + 1, 0
-            state.best = copy.deepcopy(model.state_dict())
+            state.best = copy.deepcopy(scored.state_dict())
         else:
             state.stale += 1
         state.epoch = epoch + 1
         hooks.progress(state.epoch * steps_per_epoch, total, {"loss": row["train_loss"], "val_loss": row["val_loss"]})
         stop = state.stale >= config.patience
         if store is not None:
-            state.save(store, model, optimizer, arm, stop, augment)
+            state.save(store, model, optimizer, arm, stop, augment, average)
         if stop:
             break
     model.load_state_dict(state.best)
-    del optimizer, augment
+    del optimizer, augment, average, scored
     state.best = {}  # its weights are in the model now
     release_freed_memory()  # the training working set, before evaluation and figures
     return TrainResult(model, state.best_epoch, state.epoch, state.history, stopped_early=state.epoch < config.epochs)
@@ -355,10 +364,12 @@ class _State:
         arm: Arm,
         done: bool,
         augment: BatchAugment,
+        average: WeightAverage | None = None,
     ) -> None:
         opt_tensors, opt_meta = optimizer_state(optimizer, "optimizer")
         tensors = {
             **prefixed("model", model.state_dict()),
+            **(prefixed("average", average.module.state_dict()) if average is not None else {}),
             **prefixed("best", self.best),
             **opt_tensors,
             "rng/arm": arm.rng.get_state(),
@@ -387,11 +398,14 @@ class _State:
         arm: Arm,
         device: torch.device,
         augment: BatchAugment,
+        average: WeightAverage | None = None,
     ) -> None:
         ckpt = store.latest(device)
         if ckpt is None:
             return
         model.load_state_dict(unprefixed("model", ckpt.tensors))
+        if average is not None:
+            average.module.load_state_dict(unprefixed("average", ckpt.tensors))
         self.best = unprefixed("best", ckpt.tensors)
         load_optimizer_state(optimizer, "optimizer", ckpt.tensors, ckpt.meta["optimizer"])
         # Device-side RNGs resume exactly on the device kind that wrote them, else reseed (models.checkpoint).

@@ -45,21 +45,18 @@ _sweeper: Any = None
 
 @worker_ready.connect
 def _recover(**_: Any) -> None:
-    """Sweep for orphaned and lost jobs now, then every ``sweep_interval`` s (``workers.sweep``), in this
-    parent process, so it goes on while the children train."""
+    """Sweep for orphaned and lost jobs now, then every ``sweep_interval`` s (``workers.sweep``), in a process
+    of its own beside this one, so it goes on while the children train and shares no lock with their forks."""
     global _sweeper
     from celery.exceptions import CPendingDeprecationWarning
 
-    from workers.sweep import Sweeper
+    from workers.sweep import SweepProcess
 
     # The behaviour on a lost broker connection is set (core.queue: running jobs go on); Celery 5 warns about
     # its future default even so, on every reconnect.
     warnings.filterwarnings("ignore", message=r"\s*In Celery 5.1 we introduced an optional breaking change",
                             category=CPendingDeprecationWarning)  # fmt: skip
-    _sweeper = Sweeper(settings)
-    requeued = _sweeper.once()
-    if requeued:
-        log.warning("re-queued %d orphaned or lost job(s): %s", len(requeued), ", ".join(requeued))
+    _sweeper = SweepProcess()
     _sweeper.start()
 
 

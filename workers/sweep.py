@@ -1,6 +1,6 @@
-"""The sweep every live worker runs when it starts and then every ``sweep_interval`` seconds (a thread in the
-worker's parent process, so it runs while the worker's children train): the database is the source of truth
-for which jobs must run, the broker only carries them.
+"""The sweep every live worker runs when it starts and then every ``sweep_interval`` seconds (a process of its
+own beside the worker, :class:`SweepProcess`, so it runs while the worker's children train): the database is the
+source of truth for which jobs must run, the broker only carries them.
 
 * A ``running`` job whose worker is gone (same host: its pid is dead; another host: its heartbeat is older
   than ``stale_after``) is published again: a worker killed outright (its message stays unacknowledged in
@@ -23,8 +23,11 @@ and within ``stale_after + sweep_interval`` (150 s) from another host; a lost qu
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import socket
-import threading
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select
@@ -36,7 +39,7 @@ from core.db.session import Database
 from core.janitor import remove_stale_files
 from core.jobstate import JobStatus
 from core.queue import BrokerView, broker_view, enqueue_job
-from core.settings import Settings
+from core.settings import Settings, get_settings
 from workers.liveness import owner_alive
 
 log = logging.getLogger("genmix.worker")
@@ -96,18 +99,22 @@ def sweep(settings: Settings, db: Database | None = None) -> list[str]:
     return published
 
 
-class Sweeper(threading.Thread):
-    """Runs :func:`sweep` every ``settings.sweep_interval`` seconds until :meth:`stop`."""
+class Sweeper:
+    """Runs :func:`sweep` now and every ``settings.sweep_interval`` seconds, logging an outage once."""
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(name="genmix-sweeper", daemon=True)
         self.settings = settings
-        self._stopping = threading.Event()
         self._failing = False
 
-    def run(self) -> None:
-        while not self._stopping.wait(self.settings.sweep_interval):
-            self.once()
+    def run_while(self, keep_going: Callable[[], bool]) -> None:
+        """Sweep now, then every interval while ``keep_going()``."""
+        requeued = self.once()
+        if requeued:
+            log.warning("re-queued %d orphaned or lost job(s): %s", len(requeued), ", ".join(requeued))
+        while keep_going():
+            time.sleep(self.settings.sweep_interval)
+            if keep_going():
+                self.once()
 
     def once(self) -> list[str]:
         try:
@@ -124,5 +131,32 @@ class Sweeper(threading.Thread):
             log.info("the sweep for orphaned and lost jobs works again")
         return published
 
-    def stop(self) -> None:
-        self._stopping.set()
+
+def _sweep_for(worker_pid: int, log_level: int) -> None:
+    """The sweep process's body: sweep until the worker that started it is gone (stopped, or killed outright)."""
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    Sweeper(get_settings()).run_while(lambda: os.getppid() == worker_pid)
+
+
+class SweepProcess:
+    """The sweep in a process of its own, started (not forked) beside a Celery worker.
+
+    Not a thread of the worker's parent: that process forks a pool child for every task, and a child forked
+    while a sweep thread held a lock inside SQLite or the broker client inherits the lock held by nobody and
+    hangs on its first database call (seen: an embedded worker's child stuck for minutes on a message it only
+    had to drop). A spawned process shares no locks with the worker and exits on its own if the worker dies."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.process = context.Process(
+            target=_sweep_for, args=(os.getpid(), logging.getLogger().getEffectiveLevel()),
+            name="genmix-sweeper", daemon=True,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        self.process.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join(timeout)

@@ -148,13 +148,13 @@ def _dark_bright(n: int, size: int = 12) -> Split:
     return Split(images.astype(np.uint8), labels.astype(np.int64))
 
 
-@pytest.mark.parametrize("arm_name", ["baseline", "genmix"])
-def test_classifier_steps_sync_only_when_a_report_is_due(arm_name: str) -> None:
+@pytest.mark.parametrize(("arm_name", "ema"), [("baseline", 0.0), ("genmix", 0.0), ("baseline", 1.0)])
+def test_classifier_steps_sync_only_when_a_report_is_due(arm_name: str, ema: float) -> None:
     train, val = _dark_bright(24, 8), _dark_bright(8, 8)
     synthetic = _dark_bright(12, 8) if arm_name == "genmix" else None
     torch.manual_seed(0)
     model = build_classifier("smallcnn", 1, 2, (8, 8))
-    config = classifier_config("quick", {"epochs": 1, "batch_size": 2, "patience": 5})
+    config = classifier_config("quick", {"epochs": 1, "batch_size": 2, "patience": 5, "ema_half_life": ema})
     arm = build_arm(arm_name, train, 2, CPU, seed=0, synthetic=synthetic)
     syncs = HostSyncs()
     reports: list[int] = []

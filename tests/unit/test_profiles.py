@@ -89,6 +89,9 @@ def test_fine_tuning_settings_are_validated() -> None:
     assert check_settings("classifier", "quick", {"input_size": 64.0})
     assert check_settings("classifier", "quick", {"warmup_epochs": -1})
     assert check_settings("classifier", "quick", {"backbone_lr_mult": -0.1})
+    assert check_settings("classifier", "quick", {"ema_half_life": 1}) == []  # an int passes for a float
+    assert check_settings("classifier", "quick", {"ema_half_life": -1})
+    assert check_settings("classifier", "quick", {"ema_half_life": "1"})
     assert check_settings("classifier", "quick", {"pretrained": 1})
 
 

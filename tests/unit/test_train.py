@@ -9,10 +9,11 @@ import torch.nn.functional as F
 from support.hooks import stop_after
 
 from models.arms import build_arm
+from models.averaging import WeightAverage, decay_for
 from models.classifiers import build_classifier
 from models.datasets import Split
 from models.hooks import Cancelled, TrainHooks
-from models.train import build_optimizer, classifier_config, lr_factor, soft_cross_entropy, train_classifier
+from models.train import build_optimizer, classifier_config, evaluate, lr_factor, soft_cross_entropy, train_classifier
 
 CPU = torch.device("cpu")
 NAMES = ["dark", "bright"]
@@ -104,6 +105,7 @@ FINE_TUNE = {
     "warmup_epochs": 1,
     "backbone_lr_mult": 0.1,
     "augment": ["hflip", "shift", "rotate"],
+    "ema_half_life": 0.5,
 }
 
 
@@ -137,8 +139,9 @@ def _fine_tune(epochs: int, hooks: TrainHooks | None = None, seed: int = 0):
 
 
 def test_a_resumed_fine_tuning_run_equals_an_uninterrupted_one(tmp_path) -> None:
-    """Warm-up, cosine, two parameter groups and augmentation: a run killed in epoch 3 and resumed from its
-    checkpoint repeats the unbroken run exactly (the lr is a function of the step, the augmenter's RNG is saved)."""
+    """Warm-up, cosine, two parameter groups, augmentation and the weight EMA: a run killed in epoch 3 and resumed
+    from its checkpoint repeats the unbroken run exactly (the lr is a function of the step, the augmenter's RNG and
+    the averaged weights are saved)."""
     unbroken = _fine_tune(epochs=4)
     with pytest.raises(Cancelled):
         _fine_tune(epochs=4, hooks=TrainHooks(checkpoint_dir=tmp_path, should_stop=stop_after(9)))
@@ -169,3 +172,38 @@ def test_bad_fine_tuning_settings_are_rejected() -> None:
     with pytest.raises(ValueError, match="no ImageNet weights"):
         classifier_config("quick", {"pretrained": True})  # smallcnn
     assert classifier_config("pretrained").name == "efficientnet_lite0"
+
+
+def test_the_weight_average_follows_the_model_with_the_half_life_asked_for() -> None:
+    assert decay_for(2.0, 10) ** 20 == pytest.approx(0.5)  # 2 epochs of 10 steps halve the old weights' share
+    model = build_classifier("smallcnn", 1, 2, (12, 12))
+    average = WeightAverage(model, decay=0.75)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+        for buffer in model.buffers():
+            buffer.add_(4 if buffer.is_floating_point() else 3)
+    average.update(model)
+    now = model.state_dict()
+    for name, tensor in average.module.state_dict().items():
+        if tensor.is_floating_point():
+            assert torch.allclose(tensor, 0.75 * before[name] + 0.25 * now[name]), name
+        else:
+            assert torch.equal(tensor, now[name]), name  # BatchNorm's batch counter is copied, not averaged
+
+
+def test_with_the_average_the_kept_weights_are_the_averaged_ones() -> None:
+    """Validation scores the averaged weights and the restored model is the best epoch's average: the run differs
+    from one without it in its validation rows but not in its training losses (the same trajectory)."""
+    runs = {}
+    for ema in (0.0, 1.0):
+        torch.manual_seed(0)
+        config = classifier_config("quick", {"epochs": 3, "batch_size": 16, "ema_half_life": ema, "lr": 3e-3})
+        arm = build_arm("baseline", TRAIN, 2, CPU, seed=0)
+        runs[ema] = train_classifier(build_classifier("smallcnn", 1, 2, (12, 12)), arm, VAL, NAMES, config, CPU)
+    plain, averaged = runs[0.0].history, runs[1.0].history
+    assert [r["train_loss"] for r in plain] == [r["train_loss"] for r in averaged]
+    assert [r["val_loss"] for r in plain] != [r["val_loss"] for r in averaged]
+    kept = runs[1.0]
+    assert evaluate(kept.model, VAL, NAMES, CPU)["loss"] == pytest.approx(averaged[kept.best_epoch - 1]["val_loss"])
