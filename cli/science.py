@@ -265,11 +265,9 @@ def run_command(
     from models.datasets import DatasetError, PixelRules, ReadOptions, load_dataset
     from models.datasets.options import describe_decode
     from models.experiment import run_experiment
-    from models.report import markdown_report
     from models.runtime import configure_threads
     from models.spec import LOCAL_FILES, ExperimentSpec
-    from models.table import format_quality, format_table
-    from models.verdict import design_notice, interval_cover, verdict_lines
+    from models.verdict import design_notice
 
     settings = get_settings()
     configure_threads(settings.torch_threads)
@@ -334,22 +332,61 @@ def run_command(
             results = run_experiment(dataset, spec, out_dir, TqdmObserver())
     except (ValueError, UnitFailed) as exc:
         raise click.ClickException(str(exc)) from None
+    _show_and_report(results, out_dir)
+    click.echo(
+        f"\nresults: {out_dir / 'results.json'}  figures: {out_dir / 'figures'}  ({time.monotonic() - started:.0f} s)",
+        err=True,
+    )
+
+
+def _show_and_report(results: dict[str, Any], out_dir: Path) -> None:
+    """Print the verdict lines, the table and the quality rows, and write ``out_dir/report.md``."""
+    from models.report import markdown_report
+    from models.table import format_quality, format_table
+    from models.verdict import interval_cover, verdict_lines
+
     for line in verdict_lines(results["verdicts"]):
         click.echo(line)
     if results["verdicts"]["lines"]:
         cover = interval_cover(results["verdicts"])
         click.echo(f"(macro F1 points, 95 % intervals; Holm-adjusted; intervals cover {cover})\n")
-    click.echo(format_table(results["summary"], dataset.class_names))
+    click.echo(format_table(results["summary"], results["dataset"]["class_names"]))
     if results.get("quality"):
         network = results["quality"][0].get("feature_net") or "n/a"
         click.echo(f"\nGenerator quality (KID and diversity on features of {network}; see docs/GENERATORS.md):")
         click.echo(format_quality(results["quality"]))
     command = "genmix " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
     (out_dir / "report.md").write_text(markdown_report(results, command), encoding="utf-8")
-    click.echo(
-        f"\nresults: {out_dir / 'results.json'}  figures: {out_dir / 'figures'}  ({time.monotonic() - started:.0f} s)",
-        err=True,
-    )
+
+
+@click.command("merge")
+@click.argument("parts", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the merged results.json and report.md.",
+)  # fmt: skip
+def merge_command(parts: tuple[Path, ...], out_dir: Path) -> None:
+    """Merge runs of one study that differ only in their seeds (``genmix run`` folders or their results.json,
+    from other machines or sessions) into one results.json and report.md, verdicts over all the seeds."""
+    from models.checkpoint import write_json
+    from models.studies import MergeError, merge_results
+
+    loaded = []
+    for part in parts:
+        path = part / "results.json" if part.is_dir() else part
+        try:
+            loaded.append((str(part), json.loads(path.read_text(encoding="utf-8"))))
+        except (OSError, ValueError) as exc:
+            raise click.ClickException(f"{path}: not a readable results.json ({exc})") from None
+    try:
+        merged = merge_results(loaded)
+    except (MergeError, KeyError) as exc:
+        what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise click.ClickException(f"cannot merge: {what}") from None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "results.json", merged)
+    _show_and_report(merged, out_dir)
+    click.echo(f"\nmerged {len(parts)} runs, seeds {merged['config']['seeds']}: {out_dir / 'results.json'}", err=True)
 
 
 def _problems(exc: Any) -> str:
@@ -413,3 +450,4 @@ def mix_command(
 def register(group: click.Group) -> None:
     group.add_command(run_command)
     group.add_command(mix_command)
+    group.add_command(merge_command)

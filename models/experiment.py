@@ -33,12 +33,10 @@ from models.hooks import TrainHooks, stop_if_asked
 from models.layout import OutputLayout, run_id, variant_tag
 from models.quality import quality_report
 from models.runtime import pick_device, seed_everything
-from models.selection import selections
 from models.spec import ExperimentSpec, PlannedRun, classifier_seed
-from models.table import quality_rows, summary_rows
+from models.studies import summarize
 from models.train import classifier_config, evaluate, extract_features, predict, train_classifier
 from models.units import Unit, plan_units
-from models.verdict import verdicts
 
 EXPORT_MAX = 2000
 
@@ -174,17 +172,15 @@ class ExperimentRunner:
             self._next_stage("figures")
             self.sample_figures(synthetic)
         self._stop_if_asked()
+        generators = {f"{g}-seed{s}": self.generator_info(g, s) for g, s in self.stages}
         results = {
             "config": self.resolved_config(),
             "versions": versions(),
             "dataset": self.dataset_info(),
             "records": records,
-            "generators": {f"{g}-seed{s}": self.generator_info(g, s) for g, s in self.stages},
-            "summary": summary_rows(records, self.data.class_names, self.fixed_ratio),
-            "verdicts": verdicts(records, self.fixed_ratio),
-            "selection": selections(records),
+            "generators": generators,
+            **summarize(records, generators, self.data.class_names, self.fixed_ratio),
         }
-        results["quality"] = quality_rows(results["generators"])
         path = self.layout.results
         write_json(path, results)
         self.observer.artifact("results", path, {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -169,6 +170,59 @@ def test_a_failing_unit_stops_the_workers_with_its_name_and_error(breast_slice, 
     assert "unit generator:dcgan:0 failed" in result.output and "Error" in result.output
     assert not (out / "results.json").exists()
     assert multiprocessing.active_children() == []  # no unit process left behind
+
+
+def _one_seed_run(run_dir: Path, dataset: Path, seed: int, out: Path) -> Path:
+    """The joint run's seed as a run of its own: its folders copied, then the same command with ``--seeds S``
+    (nothing to train: it only assembles), as a second machine's run of that seed would leave it."""
+    shutil.copytree(run_dir / f"seed{seed}", out / f"seed{seed}")
+    (out / "runs").mkdir()
+    for record in (run_dir / "runs").glob(f"*-seed{seed}.json"):
+        shutil.copy(record, out / "runs" / record.name)
+    args = _run_args(dataset, out, "--no-figures")
+    args[args.index("--seeds") + 1] = str(seed)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_merge_of_one_seed_runs_gives_the_joint_runs_results(run_dir, breast_slice, tmp_path) -> None:
+    """Seeds run apart (other machines, other sessions) and merged: the records, the table, the verdicts, the
+    selections and the quality rows of one run over both seeds; report.md is written and the CLI prints the table."""
+    joint_dir, _ = run_dir
+    parts = [_one_seed_run(joint_dir, breast_slice, seed, tmp_path / f"part{seed}") for seed in (0, 1)]
+    result = CliRunner().invoke(main, ["merge", str(parts[1]), str(parts[0] / "results.json"), "--out",
+                                       str(tmp_path / "merged")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "GenMix (DCGAN)" in result.output and "seeds [0, 1]" in result.stderr
+    joint = json.loads((joint_dir / "results.json").read_text())
+    merged = json.loads((tmp_path / "merged" / "results.json").read_text())
+    assert [r["run_id"] for r in merged["records"]] == [r["run_id"] for r in joint["records"]]
+    assert merged["records"] == joint["records"]
+    for key in ("summary", "verdicts", "selection", "quality", "dataset", "generators"):
+        assert merged[key] == joint[key], key
+    assert merged["config"]["seeds"] == [0, 1] and [p["seeds"] for p in merged["merged_from"]] == [[1], [0]]
+    assert "GenMix (DCGAN)" in (tmp_path / "merged" / "report.md").read_text()
+
+
+def test_merge_refuses_runs_of_different_studies_and_conflicting_records(run_dir, tmp_path) -> None:
+    joint_dir, _ = run_dir
+    joint = json.loads((joint_dir / "results.json").read_text())
+    other = {**joint, "config": {**joint["config"], "alpha": 1.0}}
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    result = CliRunner().invoke(main, ["merge", str(joint_dir), str(tmp_path / "other.json"), "--out",
+                                       str(tmp_path / "out")])  # fmt: skip
+    assert result.exit_code == 1 and "not one study: they differ in alpha" in result.output
+    changed = json.loads(json.dumps(joint))
+    changed["records"][0]["metrics"]["accuracy"] = 0.0
+    (tmp_path / "changed.json").write_text(json.dumps(changed))
+    result = CliRunner().invoke(main, ["merge", str(joint_dir), str(tmp_path / "changed.json"), "--out",
+                                       str(tmp_path / "out")])  # fmt: skip
+    assert result.exit_code == 1 and f"run {joint['records'][0]['run_id']} differs between" in result.output
+    (tmp_path / "broken.json").write_text("{")
+    result = CliRunner().invoke(main, ["merge", str(tmp_path / "broken.json"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "not a readable results.json" in result.output
+    assert not (tmp_path / "out").exists()
 
 
 def test_mix_exports_a_traceable_genmix_batch(run_dir, breast_slice, tmp_path) -> None:

@@ -1,0 +1,88 @@
+"""A study's results from its run records, and several runs of one study merged into one.
+
+``results.json`` keeps every run record with its per-image test predictions, so the summary table, the verdicts
+(paired bootstrap over seeds and test images), the settings chosen on validation and the generator quality rows
+can be computed again from records alone. That lets a lab run a study's seeds on several machines, or in several
+sessions, and merge the results: the merged verdict is the one a single run over all the seeds gives. Torch-free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from models.selection import selections
+from models.table import quality_rows, summary_rows
+from models.verdict import verdicts
+
+MAY_DIFFER = ("seeds", "figures", "device")
+"""Configuration keys in which the runs of one study may differ; everything else is the study's design."""
+
+
+class MergeError(ValueError):
+    """The parts are not runs of one study, or disagree about a run they share."""
+
+
+def summarize(
+    records: list[dict[str, Any]], generators: dict[str, Any], class_names: list[str], fixed_ratio: float
+) -> dict[str, Any]:
+    """The derived parts of ``results.json``: summary table, verdicts, selections and quality rows."""
+    return {
+        "summary": summary_rows(records, class_names, fixed_ratio),
+        "verdicts": verdicts(records, fixed_ratio),
+        "selection": selections(records),
+        "quality": quality_rows(generators),
+    }
+
+
+def _design(config: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in config.items() if key not in MAY_DIFFER}
+
+
+def _union(kind: str, parts: Sequence[tuple[str, dict[str, Any]]], items: Any) -> dict[str, Any]:
+    """Key -> item over all parts; an item two parts share must be the same in both."""
+    merged: dict[str, Any] = {}
+    where: dict[str, str] = {}
+    for name, part in parts:
+        for key, item in items(part):
+            if key in merged and merged[key] != item:
+                raise MergeError(f"{kind} {key} differs between {where[key]} and {name}: they are not one study's")
+            merged.setdefault(key, item)
+            where.setdefault(key, name)
+    return merged
+
+
+def merge_results(parts: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """One ``results.json`` from runs of one study (``(name, results)`` pairs) that differ in their seeds.
+
+    The design (dataset, arms, generators, classifier and GenMix settings, filter) must be the same in every
+    part; a run or a generator seed found in two parts must have the same record in both. Records are ordered
+    by seed, each seed's as its part planned them."""
+    if not parts:
+        raise MergeError("nothing to merge")
+    first_name, first = parts[0]
+    for name, part in parts[1:]:
+        if part["dataset"] != first["dataset"]:
+            raise MergeError(f"{name} is on another dataset than {first_name}")
+        if _design(part["config"]) != _design(first["config"]):
+            keys = sorted(k for k in set(_design(part["config"])) | set(_design(first["config"]))
+                          if part["config"].get(k) != first["config"].get(k))  # fmt: skip
+            raise MergeError(f"{name} and {first_name} are not one study: they differ in {', '.join(keys)}")
+    records = _union("run", parts, lambda part: ((r["run_id"], r) for r in part["records"]))
+    generators = _union("generator", parts, lambda part: part.get("generators", {}).items())
+    ordered = sorted(records.values(), key=lambda r: r["seed"])
+    seeds = sorted({seed for _, part in parts for seed in part["config"]["seeds"]})
+    devices = sorted({str(part["config"].get("device")) for _, part in parts})
+    config = {**first["config"], "seeds": seeds, "device": "+".join(devices)}
+    fixed_ratio = float(config["genmix_fixed"]["synthetic_ratio"])
+    merged_generators = dict(sorted(generators.items(), key=lambda item: item[1]["seed"]))
+    return {
+        "config": config,
+        "versions": first["versions"],
+        "dataset": first["dataset"],
+        "records": ordered,
+        "generators": merged_generators,
+        **summarize(ordered, merged_generators, first["dataset"]["class_names"], fixed_ratio),
+        "merged_from": [{"part": name, "seeds": part["config"]["seeds"], "versions": part["versions"]}
+                        for name, part in parts],  # fmt: skip
+    }
