@@ -83,6 +83,7 @@ def merge_results(parts: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]
         "records": ordered,
         "generators": merged_generators,
         **summarize(ordered, merged_generators, first["dataset"]["class_names"], fixed_ratio),
-        "merged_from": [{"part": name, "seeds": part["config"]["seeds"], "versions": part["versions"]}
-                        for name, part in parts],  # fmt: skip
+        "merged_from": [
+            {"part": name, "seeds": part["config"]["seeds"], "versions": part["versions"]} for name, part in parts
+        ],  # fmt: skip
     }
