@@ -23,9 +23,10 @@ and within ``stale_after + sweep_interval`` (150 s) from another host; a lost qu
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -139,24 +140,32 @@ def _sweep_for(worker_pid: int, log_level: int) -> None:
 
 
 class SweepProcess:
-    """The sweep in a process of its own, started (not forked) beside a Celery worker.
+    """The sweep in a process of its own (``python -m workers.sweep``), started beside a Celery worker.
 
     Not a thread of the worker's parent: that process forks a pool child for every task, and a child forked
     while a sweep thread held a lock inside SQLite or the broker client inherits the lock held by nobody and
     hangs on its first database call (seen: an embedded worker's child stuck for minutes on a message it only
-    had to drop). A spawned process shares no locks with the worker and exits on its own if the worker dies."""
+    had to drop). A separate interpreter shares no locks with the worker, stops with it, and exits on its own
+    if the worker dies."""
 
     def __init__(self) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.process = context.Process(
-            target=_sweep_for, args=(os.getpid(), logging.getLogger().getEffectiveLevel()),
-            name="genmix-sweeper", daemon=True,
-        )  # fmt: skip
+        self.command = [sys.executable, "-m", "workers.sweep", str(os.getpid()),
+                        str(logging.getLogger().getEffectiveLevel())]  # fmt: skip
+        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.process.start()
+        self.process = subprocess.Popen(self.command)
 
     def stop(self, timeout: float = 5.0) -> None:
-        if self.process.is_alive():
-            self.process.terminate()
-        self.process.join(timeout)
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout)
+
+
+if __name__ == "__main__":
+    _sweep_for(int(sys.argv[1]), int(sys.argv[2]))
