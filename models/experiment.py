@@ -34,7 +34,7 @@ from models.layout import OutputLayout, run_id, variant_tag
 from models.quality import quality_report
 from models.runtime import pick_device, seed_everything
 from models.spec import ExperimentSpec, PlannedRun, classifier_seed
-from models.studies import summarize
+from models.studies import check_folder, summarize
 from models.train import classifier_config, evaluate, extract_features, predict, train_classifier
 from models.units import Unit, plan_units
 
@@ -163,8 +163,13 @@ class ExperimentRunner:
         return self.assemble(records, synthetic)
 
     def write_config(self) -> None:
+        """Write ``config.json``, the resolved configuration and the dataset it ran on; refuse (before anything is
+        written) a folder whose finished runs were made with other settings, which a rerun would reuse."""
+        asked = {**self.resolved_config(), "dataset": self.dataset_info()}
+        if self.layout.config.is_file():
+            check_folder(read_json(self.layout.config), asked, str(self.out))
         self.out.mkdir(parents=True, exist_ok=True)
-        write_json(self.layout.config, self.resolved_config())
+        write_json(self.layout.config, asked)
 
     def assemble(self, records: list[dict[str, Any]], synthetic: dict[tuple[str, int], Split]) -> dict[str, Any]:
         """The last stage: sample figures, then ``results.json`` from every run's record and generator's files."""

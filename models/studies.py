@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from models.errors import clip
 from models.selection import selections
 from models.table import quality_rows, summary_rows
 from models.verdict import verdicts
@@ -19,8 +20,20 @@ MAY_DIFFER = ("seeds", "figures", "device")
 """Configuration keys in which the runs of one study may differ; everything else is the study's design."""
 
 
+GROWS = ("arms", "generators", "classifier_seeds_per_generator", "alpha", "mix_prob", "partner_pool")
+"""Keys a rerun into a study's folder may widen: the new runs join the finished ones, whose ids and meaning stay
+(the fixed GenMix settings, which the un-tagged GenMix run ids stand for, are ``genmix_fixed``: not among them)."""
+
+RESTATED = ("classifier", "classifier_settings")
+"""The classifier as asked; ``classifier_resolved`` (what ran) is compared instead."""
+
+
 class MergeError(ValueError):
     """The parts are not runs of one study, or disagree about a run they share."""
+
+
+class FolderConflictError(ValueError):
+    """A rerun into a study folder asks for settings other than those its finished runs were made with."""
 
 
 def summarize(
@@ -50,6 +63,32 @@ def _union(kind: str, parts: Sequence[tuple[str, dict[str, Any]]], items: Any) -
             merged.setdefault(key, item)
             where.setdefault(key, name)
     return merged
+
+
+def _same(found: Any, asked: Any) -> bool:
+    """Equal, where a nested key only the newer configuration has (an option added since) counts as its default."""
+    if isinstance(found, dict) and isinstance(asked, dict):
+        return all(_same(found[key], asked[key]) for key in found.keys() & asked.keys())
+    return bool(found == asked)
+
+
+def folder_conflicts(found: dict[str, Any], asked: dict[str, Any]) -> list[str]:
+    """The keys in which a folder's ``config.json`` (``found``) and a rerun's configuration (``asked``) differ in a
+    way that changes what the folder's finished records mean: reusing them would report one design's numbers as
+    another's (more epochs asked, the same records shown). Seeds, arms, generators and grid values may grow."""
+    ignored = {*MAY_DIFFER, *GROWS, *RESTATED}
+    return sorted(key for key in found.keys() - ignored if not _same(found[key], asked.get(key)))
+
+
+def check_folder(found: dict[str, Any], asked: dict[str, Any], folder: str) -> None:
+    """Raise :class:`FolderConflictError` naming each differing key with the folder's and the asked value."""
+    keys = folder_conflicts(found, asked)
+    if keys:
+        shown = "; ".join(f"{key}: {clip(found[key], 80)} here, {clip(asked.get(key), 80)} asked" for key in keys)
+        raise FolderConflictError(
+            f"{clip(folder)} holds runs made with other settings ({shown}); its finished runs would be reused as if "
+            "made with these: choose another output folder, or rerun with the folder's settings"
+        )
 
 
 def merge_results(parts: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
