@@ -163,6 +163,7 @@ def _workflow(page: Any, service: Service, breast_npz: Path, shots: Path, tmp_pa
     assert page.get_by_label("GenMix α").get_attribute("aria-invalid") == "true"
     page.screenshot(path=str(shots / "04-new-experiment-invalid.png"), full_page=True)
     page.get_by_label("GenMix α").fill("0.3")
+    page.get_by_label("Synthetic filter τ").fill("0.5")  # its drop counts show on the generator cards (step 7)
     page.get_by_role("button", name="Launch experiment").click()
 
     # 4. The job page follows the job live (server-sent events, no reload) to 100 %.
@@ -222,6 +223,13 @@ def _workflow(page: Any, service: Service, breast_npz: Path, shots: Path, tmp_pa
     for prefix in ("Sample grid", "t-SNE", "Confusion matrix", "Learning curves"):
         assert any(name.startswith(prefix) for name in figure_names), figure_names
     assert page.locator("#quality article").count() == 2  # DCGAN, seeds 0 and 1
+    for card in page.locator("#quality article").all():  # what the filter dropped, of the images each seed sampled
+        sampled = re.search(r"Synthetic images per class: (\d+), (\d+)\.", card.inner_text())
+        line = card.locator(".filter-line").inner_text()
+        dropped = re.fullmatch(r"Synthetic filter \(τ = 0\.5\): dropped (\d+) of (\d+) malignant, (\d+) of (\d+) "
+                               r"normal_or_benign images, .+", line)  # fmt: skip
+        assert sampled and dropped, (card.inner_text(), line)
+        assert (dropped[2], dropped[4]) == sampled.groups() and int(dropped[1]) <= int(dropped[2]), line
 
     # 8. The sample browser: real images, a class filter, keyboard tabs, GenMix with λ and both parents.
     grid = page.locator("#samples-grid")

@@ -187,6 +187,12 @@ function show(value) {
   return Math.abs(value) >= 1000 || Math.abs(value) < 0.001 ? value.toExponential(3) : value.toFixed(4);
 }
 
+/** What the synthetic filter dropped from one generator seed's set, per class (results.json's ``filter``). */
+function filterLine(filter, classes) {
+  const parts = filter.dropped_per_class.map((dropped, k) => `${dropped} of ${filter.sampled_per_class[k]} ${classes[k] ?? `class ${k}`}`);
+  return `Synthetic filter (τ = ${filter.tau}): dropped ${parts.join(", ")} images, which the same seed's baseline classifier gave their class a lower probability.`;
+}
+
 /** One table per trained generator (and seed): quality figures if recorded, else its training statistics. */
 export function qualityTables(results) {
   const generators = results?.generators || {};
@@ -203,6 +209,7 @@ export function qualityTables(results) {
       { class: "card quality" },
       el("h3", { text: title }),
       perClass ? el("p", { class: "muted", text: perClass }) : null,
+      info.filter ? el("p", { class: "muted filter-line", text: filterLine(info.filter, results.dataset?.class_names || []) }) : null,
       sections.length
         ? sections.map(([name, pairs]) =>
             el(
