@@ -127,7 +127,11 @@ class SummaryRow(BaseModel):
     label: str
     arm: str
     generator: str | None
-    variant: str | None = Field(None, description="'tuned': GenMix settings chosen per seed on validation")
+    variant: str | None = Field(
+        None,
+        description="'tuned': GenMix settings chosen per seed on validation; 'filtered': on the synthetic "
+        "images the filter kept",
+    )
     seeds: list[int] = Field(description="each run's seed (repeated when a seed has several classifier seeds)")
     classifier_seeds: list[int] = Field([], description="each run's classifier seed")
     accuracy: Stat

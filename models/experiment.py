@@ -30,13 +30,14 @@ from models.export import build_mixer, save_export
 from models.generators import build_generator, generator_class
 from models.genmix import GenMixConfig
 from models.hooks import TrainHooks, stop_if_asked
-from models.layout import OutputLayout, run_id, variant_tag
+from models.layout import OutputLayout, run_id
 from models.quality import quality_report
 from models.runtime import pick_device, seed_everything
+from models.selection import FILTERED
 from models.spec import ExperimentSpec, PlannedRun, classifier_seed
 from models.studies import check_folder, summarize
 from models.train import classifier_config, evaluate, extract_features, predict, train_classifier
-from models.units import Unit, plan_units
+from models.units import Unit, plan_units, planned_run_id
 
 EXPORT_MAX = 2000
 
@@ -132,7 +133,7 @@ class ExperimentRunner:
         self.filtering = spec.filter_tau is not None and bool(self.generators)
         self.filters: dict[tuple[str, int], np.ndarray] = {}  # (generator, seed) -> baseline confidence per image
         self.filter_counts: dict[tuple[str, int, float], dict[str, list[int]]] = {}
-        self._subsets: dict[tuple[str, int, float], Split] = {}
+        self._subsets: dict[tuple[str, int, float, bool], Split] = {}  # (generator, seed, ratio, filtered)
         filter_stages = len(spec.seeds) if self.filtering else 0
         self.stage_count = len(self.stages) + filter_stages + len(self.runs) + (1 if spec.figures else 0)
         self.stage_index = 0
@@ -228,7 +229,7 @@ class ExperimentRunner:
             planned = self.runs[unit.run]
             syn = None
             if planned.generator is not None and not self.layout.run_record(self._run_id(planned)).is_file():
-                if self.filtering:
+                if planned.filtered:
                     self._load_filters(planned.seed)
                 syn = self.synthetic_for(planned, self._synthetic_of(planned.seed, [planned.generator]))
             return self.classifier_run(planned, syn)
@@ -336,14 +337,15 @@ class ExperimentRunner:
     # -- synthetic subsets and the confidence filter ---------------------------------------------
     def synthetic_for(self, planned: PlannedRun, synthetic: dict[tuple[str, int], Split]) -> Split:
         """The synthetic images one run trains with: the first images per class of its generator's set (sampled at
-        the largest ratio any run needs, so a single ratio takes it whole), less those the filter drops."""
+        the largest ratio any run needs, so a single ratio takes it whole), less those the filter drops from a
+        filtered run's."""
         assert planned.generator is not None
         ratio = float((planned.genmix or {}).get("synthetic_ratio", self.fixed_ratio))
-        key = (planned.generator, planned.seed, ratio)
+        key = (planned.generator, planned.seed, ratio, planned.filtered)
         if key not in self._subsets:
             raw = synthetic[(planned.generator, planned.seed)]
             wanted = synthetic_counts(self.data.train.counts(self.data.num_classes), ratio)
-            confidence = self.filters.get((planned.generator, planned.seed))
+            confidence = self.filters.get((planned.generator, planned.seed)) if planned.filtered else None
             index, sampled, dropped = [], [], []
             for k, n in enumerate(wanted):
                 rows = np.flatnonzero(raw.labels == k)[:n]
@@ -362,7 +364,8 @@ class ExperimentRunner:
                 dropped.append(len(rows) - len(kept))
             chosen = np.sort(np.concatenate(index))
             self._subsets[key] = raw if len(chosen) == len(raw) else raw.take(chosen)
-            self.filter_counts[key] = {"sampled_per_class": sampled, "dropped_per_class": dropped}
+            if planned.filtered:
+                self.filter_counts[key[:3]] = {"sampled_per_class": sampled, "dropped_per_class": dropped}
         return self._subsets[key]
 
     def filter_stage(self, seed: int, synthetic: dict[tuple[str, int], Split]) -> None:
@@ -387,10 +390,7 @@ class ExperimentRunner:
 
     # -- classifiers ------------------------------------------------------------------------------
     def _run_id(self, planned: PlannedRun) -> str:
-        variant = None
-        if planned.arm == "genmix" and not planned.fixed:
-            variant = variant_tag(planned.genmix or {}, self.fixed)
-        return run_id(planned.arm, planned.generator, planned.seed, planned.replicate, variant)
+        return planned_run_id(self.config, planned)
 
     def _fit(self, planned: PlannedRun, syn: Split | None) -> tuple[Any, Any]:
         """Train one classifier (resuming from its checkpoint); returns the training result and the arm."""
@@ -451,7 +451,7 @@ class ExperimentRunner:
         record.update(self._grid_role(planned))
         if syn is not None:
             record["synthetic_per_class"] = syn.counts(self.data.num_classes)
-        if self.config.figures and planned.replicate == 0 and planned.fixed:
+        if self.config.figures and planned.replicate == 0 and planned.fixed and not planned.filtered:
             self.run_figures(rid, record, result.model, syn, planned.seed)
         write_json(record_path, record)
         self.observer.run_finished(record)
@@ -463,7 +463,8 @@ class ExperimentRunner:
         plan, so a folder first run with fixed settings and rerun with a grid counts its fixed run as a candidate."""
         if planned.genmix is None:
             return {}
-        return {"genmix_settings": dict(planned.genmix), "fixed": planned.fixed, "candidate": planned.candidate}
+        role = {"genmix_settings": dict(planned.genmix), "fixed": planned.fixed, "candidate": planned.candidate}
+        return {**role, "variant": FILTERED} if planned.filtered else role
 
     # -- figures ----------------------------------------------------------------------------------
     def run_figures(

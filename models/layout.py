@@ -61,6 +61,12 @@ def variant_tag(settings: dict[str, object], fixed: dict[str, object]) -> str | 
     return "-".join(parts) or None
 
 
+def filter_tag(tau: float) -> str:
+    """The tag of a synthetic arm's run on the images the filter at ``tau`` kept (``f0p5``): the threshold is in the
+    id, so a folder holds the runs of several thresholds and the unfiltered runs side by side."""
+    return "f" + f"{float(tau):g}".replace(".", "p").replace("-", "m")
+
+
 @dataclass(frozen=True)
 class OutputLayout:
     """Paths under one experiment's output folder ``root``."""

@@ -16,6 +16,8 @@ from typing import Any
 
 TUNED = "tuned"
 """The ``variant`` of the records of the arm tuned on validation."""
+FILTERED = "filtered"
+"""The ``variant`` of a synthetic arm's runs on the images the filter kept (``filter_tau``): rows of their own."""
 
 
 def is_candidate(record: dict[str, Any]) -> bool:

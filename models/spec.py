@@ -106,7 +106,8 @@ class PlannedRun(NamedTuple):
     ``seed`` is the generator seed (the generator of that seed supplies the synthetic images), ``replicate``
     the classifier replicate j < k of that seed, trained with ``classifier_seed``. ``genmix`` holds the GenMix
     settings of a GenMix run (the synthetic ratio alone for the generator-alone arm); ``fixed`` marks the
-    fixed (paper) combination, ``candidate`` a combination of a list-valued grid (both can hold).
+    fixed (paper) combination, ``candidate`` a combination of a list-valued grid (both can hold); ``filtered``
+    a synthetic arm's run on the images the filter kept (``filter_tau``), next to the same arm unfiltered.
     """
 
     arm: str
@@ -117,6 +118,7 @@ class PlannedRun(NamedTuple):
     genmix: dict[str, Any] | None
     fixed: bool = True
     candidate: bool = False
+    filtered: bool = False
 
 
 LOCAL_FILES = "local_files"
@@ -231,8 +233,8 @@ class ExperimentSpec(BaseModel):
         None,
         gt=0.0,
         lt=1.0,
-        description="drop synthetic images the same seed's baseline classifier gives their class a probability "
-        "below this (off when empty)",
+        description="also run each synthetic arm without the synthetic images the same seed's baseline "
+        "classifier gives their class a probability below this, next to the unfiltered arm (off when empty)",
     )
     device: Device = Field("auto", description="auto takes CUDA when the worker has it")
     figures: bool = Field(True, description="draw sample grids, t-SNE, confusion matrices and curves")
@@ -347,23 +349,29 @@ class ExperimentSpec(BaseModel):
 
     def planned_runs(self) -> list[PlannedRun]:
         """Every classifier the experiment trains, in order: per seed, per classifier replicate, per arm (and per
-        generator, and per GenMix combination: the fixed one first, then the grid's others)."""
+        generator, and per GenMix combination: the fixed one first, then the grid's others; with ``filter_tau``
+        each synthetic arm's fixed run is followed by its filtered twin)."""
         fixed = self.fixed_genmix()
         grid = self.genmix_grid() if self.has_grid else []
         combos = [(fixed, True, fixed in grid)] + [(g, False, True) for g in grid if g != fixed]
+        filtering = self.filter_tau is not None
         runs: list[PlannedRun] = []
         for seed in self.seeds:
             for replicate in range(self.classifier_seeds_per_generator):
                 cseed = classifier_seed(seed, replicate)
                 for arm in self.arms:
-                    if arm == "genmix":
-                        runs += [PlannedRun(arm, gen, seed, replicate, cseed, dict(settings), is_fixed, candidate)
-                                 for gen in self.generators for settings, is_fixed, candidate in combos]  # fmt: skip
-                    elif arm in GENERATIVE_ARMS:
-                        ratio = {"synthetic_ratio": fixed["synthetic_ratio"]}
-                        runs += [PlannedRun(arm, gen, seed, replicate, cseed, dict(ratio)) for gen in self.generators]
-                    else:
+                    if arm not in GENERATIVE_ARMS:
                         runs.append(PlannedRun(arm, None, seed, replicate, cseed, None))
+                        continue
+                    ratio = {"synthetic_ratio": fixed["synthetic_ratio"]}
+                    arm_combos = combos if arm == "genmix" else [(ratio, True, False)]
+                    for gen in self.generators:
+                        for settings, is_fixed, candidate in arm_combos:
+                            runs.append(PlannedRun(arm, gen, seed, replicate, cseed, dict(settings), is_fixed,
+                                                   candidate))  # fmt: skip
+                            if filtering and is_fixed:
+                                runs.append(PlannedRun(arm, gen, seed, replicate, cseed, dict(settings), True, False,
+                                                       filtered=True))  # fmt: skip
         return runs
 
 

@@ -20,9 +20,10 @@ MAY_DIFFER = ("seeds", "figures", "device")
 """Configuration keys in which the runs of one study may differ; everything else is the study's design."""
 
 
-GROWS = ("arms", "generators", "classifier_seeds_per_generator", "alpha", "mix_prob", "partner_pool")
-"""Keys a rerun into a study's folder may widen: the new runs join the finished ones, whose ids and meaning stay
-(the fixed GenMix settings, which the un-tagged GenMix run ids stand for, are ``genmix_fixed``: not among them)."""
+GROWS = ("arms", "generators", "classifier_seeds_per_generator", "alpha", "mix_prob", "partner_pool", "filter_tau")
+"""Keys a rerun into a study's folder may change: the new runs join the finished ones, whose ids and meaning stay
+(a filtered run's id names its threshold; the fixed GenMix settings, which the un-tagged GenMix run ids stand for,
+are ``genmix_fixed``: not among them)."""
 
 RESTATED = ("classifier", "classifier_settings")
 """The classifier as asked; ``classifier_resolved`` (what ran) is compared instead."""

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from models.names import ARMS
-from models.selection import TUNED, study_records
+from models.selection import FILTERED, TUNED, study_records
 
 ARM_LABELS = {"baseline": "Baseline (Real)", "mixup": "MixUp (Real)", "augmix": "AugMix (Real)"}
 GENERATOR_LABELS = {
@@ -22,6 +22,8 @@ GENERATOR_LABELS = {
     "textual_inversion": "Textual Inversion",
 }
 HEADLINE = ("accuracy", "macro_f1", "balanced_accuracy", "auc")
+VARIANT_LABELS = {FILTERED: "filtered", TUNED: "tuned on val"}
+"""Row labels of an arm's variants, in the order their rows follow the arm's own row."""
 
 
 def summarise(values: Sequence[float | None]) -> dict[str, float | int | None]:
@@ -39,12 +41,13 @@ def summarise(values: Sequence[float | None]) -> dict[str, float | int | None]:
 
 def row_label(arm: str, generator: str | None, ratio: float, variant: str | None = None) -> str:
     """``Baseline (Real)``, ``DCGAN (50%)``, ``GenMix (DCGAN)`` as in the paper's Table 1; the GenMix arm whose
-    settings were chosen on validation is ``GenMix (DCGAN), tuned on val``."""
+    settings were chosen on validation is ``GenMix (DCGAN), tuned on val``, a run on the images the synthetic
+    filter kept ``GenMix (DCGAN), filtered``."""
     if generator is None:
         return ARM_LABELS.get(arm, arm)
     name = GENERATOR_LABELS.get(generator, generator)
     label = f"GenMix ({name})" if arm == "genmix" else f"{name} ({ratio * 100:.0f}%)"
-    return f"{label}, tuned on val" if variant == TUNED else label
+    return f"{label}, {VARIANT_LABELS[variant]}" if variant in VARIANT_LABELS else label
 
 
 def _arm_rank(arm: str) -> int:
@@ -53,8 +56,8 @@ def _arm_rank(arm: str) -> int:
 
 def summary_rows(records: list[dict[str, Any]], class_names: list[str], ratio: float) -> list[dict[str, Any]]:
     """Aggregate raw run records by (arm, generator, variant): arms in Table 1's order (``models.names.ARMS``), each
-    arm's generators in the order they first appear, the fixed arm before the one tuned on validation, so the
-    table reads the same however the runs' records arrived (one worker or several).
+    arm's generators in the order they first appear, the fixed arm before its filtered twin and the one tuned on
+    validation, so the table reads the same however the runs' records arrived (one worker or several).
 
     The records are first turned into the study's (:func:`models.selection.study_records`): GenMix combinations of
     a list-valued grid are not rows; the one chosen on validation per seed makes the "tuned on val" row. ``seeds``
@@ -65,9 +68,10 @@ def summary_rows(records: list[dict[str, Any]], class_names: list[str], ratio: f
         groups.setdefault((record["arm"], record.get("generator"), record.get("variant")), []).append(record)
     first = {key: index for index, key in enumerate(groups)}
 
-    def rank(key: tuple[str, str | None, str | None]) -> tuple[int, int, bool]:
+    def rank(key: tuple[str, str | None, str | None]) -> tuple[int, int, int]:
         arm, generator, variant = key
-        return _arm_rank(arm), first.get((arm, generator, None), first[key]), variant is not None
+        order = 1 + list(VARIANT_LABELS).index(variant) if variant in VARIANT_LABELS else 0
+        return _arm_rank(arm), first.get((arm, generator, None), first[key]), order
 
     order = sorted(groups, key=rank)
     rows = []

@@ -8,10 +8,10 @@ of the units it depends on and writing its own outputs atomically (:mod:`models.
 * ``filter:<seed>`` (only with ``filter_tau``) — score every generator's synthetic images of ``seed`` with that
   seed's baseline classifier. Needs the seed's generator units.
 * ``classifier:<run id>`` — one classifier (arm, generator, seed, replicate). The real-only arms (baseline,
-  MixUp, AugMix) need nothing; an arm with synthetic images needs its generator unit, and with ``filter_tau``
-  that seed's filter unit. With ``filter_tau`` the baseline replicate 0 of a seed also needs the filter unit,
-  which trains that very classifier (the baseline then resumes from its finished checkpoint, so it is trained
-  once and two hosts never train it at the same time).
+  MixUp, AugMix) need nothing; an arm with synthetic images needs its generator unit, and its filtered twin
+  (with ``filter_tau``) that seed's filter unit too. With ``filter_tau`` the baseline replicate 0 of a seed also
+  needs the filter unit, which trains that very classifier (the baseline then resumes from its finished
+  checkpoint, so it is trained once and two hosts never train it at the same time).
 * ``assemble`` — figures, ``results.json`` and the report's tables, from every other unit's files.
 
 :func:`plan_units` lists them in the order one worker runs them one after another, which is the order the
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
-from models.layout import run_id, variant_tag
+from models.layout import filter_tag, run_id, variant_tag
 from models.spec import ExperimentSpec, PlannedRun
 
 UnitKind = Literal["generator", "filter", "classifier", "assemble"]
@@ -53,10 +53,13 @@ def filter_key(seed: int) -> str:
 
 
 def planned_run_id(spec: ExperimentSpec, planned: PlannedRun) -> str:
-    """The run id of one planned classifier (the same as the pipeline's)."""
+    """The run id of one planned classifier: a grid combination's settings tag, or a filtered run's threshold."""
     variant = None
     if planned.arm == "genmix" and not planned.fixed:
         variant = variant_tag(planned.genmix or {}, spec.fixed_genmix())
+    if planned.filtered:
+        assert spec.filter_tau is not None
+        variant = filter_tag(spec.filter_tau)
     return run_id(planned.arm, planned.generator, planned.seed, planned.replicate, variant)
 
 
@@ -83,7 +86,7 @@ def plan_units(spec: ExperimentSpec) -> list[Unit]:
         deps: tuple[str, ...] = ()
         if planned.generator is not None:
             deps = (generator_key(planned.generator, planned.seed),)
-            if filtering:
+            if planned.filtered:
                 deps += (filter_key(planned.seed),)
         elif filtering and planned.arm == "baseline" and planned.replicate == 0:
             deps = (filter_key(planned.seed),)

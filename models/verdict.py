@@ -47,8 +47,8 @@ from typing import Any
 
 import numpy as np
 
-from models.selection import TUNED, study_records
-from models.table import GENERATOR_LABELS, row_label
+from models.selection import FILTERED, TUNED, study_records
+from models.table import GENERATOR_LABELS, VARIANT_LABELS, row_label
 
 ALPHA = 0.05
 POWER = 0.8
@@ -370,22 +370,28 @@ def _key(record: dict[str, Any]) -> Key:
 def _label(key: Key, ratio: float) -> str:
     arm, generator, variant = key
     if arm == "generative" and generator is not None:
-        return f"{GENERATOR_LABELS.get(generator, generator)} alone"
+        alone = f"{GENERATOR_LABELS.get(generator, generator)} alone"
+        return f"{alone}, {VARIANT_LABELS[variant]}" if variant in VARIANT_LABELS else alone
     return row_label(arm, generator, ratio, variant)
 
 
 def planned_comparisons(records: list[dict[str, Any]]) -> list[tuple[Key, Key]]:
-    """(GenMix arm, reference) for every GenMix arm of the records and every reference they hold."""
+    """(GenMix arm, reference) for every GenMix arm of the records and every reference they hold. A filtered GenMix
+    arm's generator alone is the filtered one where the records hold it, and the unfiltered GenMix arm is one more
+    reference of it: does the filter help?"""
     keys = list(dict.fromkeys(_key(r) for r in records))
     present = set(keys)
     out = []
     for target in keys:
-        if target[0] != "genmix":
+        arm_, generator, variant = target
+        if arm_ != "genmix":
             continue
-        for arm, same_generator in REFERENCES:
-            reference = (arm, target[1] if same_generator else None, None)
-            if reference in present:
-                out.append((target, reference))
+        references = [(arm, generator if same_generator else None, None) for arm, same_generator in REFERENCES]
+        if variant == FILTERED:
+            references = [(arm, g, FILTERED) if g and (arm, g, FILTERED) in present else (arm, g, v)
+                          for arm, g, v in references]  # fmt: skip
+            references.append(("genmix", generator, None))
+        out += [(target, reference) for reference in references if reference in present]
     return out
 
 

@@ -190,21 +190,24 @@ def _workflow(page: Any, service: Service, breast_npz: Path, shots: Path, tmp_pa
     assert box.evaluate("b => b.firstElementChild.id") == "verdicts"  # above the table
     lines = verdicts.locator("li").all_inner_texts()
     expected = api.get(f"/jobs/{job_id}").json()["results"]["verdicts"]["lines"]
-    assert lines == expected and len(lines) == 3, lines  # vs baseline, MixUp and DCGAN alone
+    assert lines == expected and len(lines) == 7, lines  # vs baseline, MixUp and DCGAN alone; filtered too, and
+    # the filtered GenMix against the unfiltered one
+    assert sum(line.startswith("GenMix (DCGAN), filtered vs ") for line in lines) == 4, lines
     number = r"[+-]\d+\.\d macro F1 \[-?\d+\.\d, -?\d+\.\d\]"
     # two seeds are two seed units: too few for a verdict, and the line says so with its numbers
     few = rf"2 seeds, too few for a verdict \({number}; a verdict needs 3 or more seeds\)"
-    verdict = re.compile(rf"^GenMix \(DCGAN\) vs .+: {few}$")
+    verdict = re.compile(rf"^GenMix \(DCGAN\)(, filtered)? vs .+: {few}$")
     assert all(verdict.match(line) for line in lines), lines
     assert "2 seeds" in verdicts.inner_text()  # what the intervals cover
     plans = api.get(f"/jobs/{job_id}").json()["results"]["verdicts"]["plans"]
-    assert len(plans) == 3 and page.locator("#verdict-plans").inner_text() == f"Planning: {'; '.join(plans)}."
+    assert len(plans) == 7 and page.locator("#verdict-plans").inner_text() == f"Planning: {'; '.join(plans)}."
 
     # 6. The results table: one row per method, mean ± std over the two seeds, best values marked.
     table = page.locator("#results-table")
     table.wait_for()
     methods = table.locator("tbody th").all_inner_texts()
-    assert methods == ["Baseline (Real)", "MixUp (Real)", "DCGAN (50%)", "GenMix (DCGAN)"]
+    assert methods == ["Baseline (Real)", "MixUp (Real)", "DCGAN (50%)", "DCGAN (50%), filtered", "GenMix (DCGAN)",
+                       "GenMix (DCGAN), filtered"]  # fmt: skip
     headers = table.locator("thead").inner_text()
     for name in ("Acc.", "Macro F1", "AUC", "malignant", "normal_or_benign", "Sens.", "Spec."):
         assert name in headers

@@ -41,7 +41,9 @@ def test_the_filter_waits_for_its_seed_s_generators_and_the_baseline_for_the_fil
     units = {unit.key: unit for unit in plan_units(_spec(filter_tau=0.5))}
     assert units["filter:1"].deps == ("generator:dcgan:1", "generator:stylegan:1")
     assert units["classifier:baseline-seed1"].deps == ("filter:1",)  # the filter trains that classifier
-    assert units["classifier:genmix-dcgan-seed1"].deps == ("generator:dcgan:1", "filter:1")
+    assert units["classifier:genmix-dcgan-seed1"].deps == ("generator:dcgan:1",)  # unfiltered: no filter to wait for
+    assert units["classifier:genmix-dcgan-seed1-f0p5"].deps == ("generator:dcgan:1", "filter:1")
+    assert units["classifier:generative-stylegan-seed0-f0p5"].deps == ("generator:stylegan:0", "filter:0")
     assert units["classifier:mixup-seed0"].deps == ()
 
 

@@ -122,12 +122,16 @@ def test_rerun_with_the_same_directory_reuses_finished_work(run_dir, breast_slic
 
 
 def test_rerun_with_other_settings_is_refused_before_anything_is_written(run_dir, breast_slice) -> None:
-    """More epochs, a filter or another dataset asked of a finished folder: its records would be shown as the new
+    """More epochs, another GenMix β or MixUp α asked of a finished folder: its records would be shown as the new
     design's; the CLI says which settings differ and leaves the folder as it was."""
     out, _ = run_dir
     snapshot = {path: path.stat().st_mtime_ns for path in out.rglob("*")}
-    for extra, named in ((["--epochs", "3"], "classifier_resolved"), (["--epochs", "2", "--filter-tau", "0.5"],
-                         "filter_tau"), (["--epochs", "2", "--mixup-alpha", "1.0"], "mixup_alpha")):  # fmt: skip
+    refused = {
+        "classifier_resolved": ["--epochs", "3"],
+        "beta": ["--epochs", "2", "--beta", "0.5"],
+        "mixup_alpha": ["--epochs", "2", "--mixup-alpha", "1.0"],
+    }
+    for named, extra in refused.items():
         args = ["run", "--dataset", str(breast_slice), "--seeds", "0,1", "--no-figures", "--generator-config",
                 TINY_DCGAN, "--out", str(out), *extra]  # fmt: skip
         result = CliRunner().invoke(main, args)

@@ -82,7 +82,8 @@ def test_k_classifier_seeds_per_generator_seed_and_the_grid_have_their_run_ids(s
     assert results["config"] == results["config"] | {k: v for k, v in SPEC.items() if k not in (
         "classifier_settings", "generator_settings")}  # fmt: skip
     ids = [r["run_id"] for r in results["records"]]
-    per_replicate = ["baseline-seed0", "genmix-dcgan-seed0", "genmix-dcgan-seed0-a0p1", "genmix-dcgan-seed0-a1"]
+    per_replicate = ["baseline-seed0", "genmix-dcgan-seed0", "genmix-dcgan-seed0-f0p5", "genmix-dcgan-seed0-a0p1",
+                     "genmix-dcgan-seed0-a1"]  # fmt: skip
     assert ids == per_replicate + [rid.replace("seed0", "seed0-c1") for rid in per_replicate]
     assert len(list((out / "seed0").iterdir())) == 1  # one generator training for both classifier seeds
     seeds = {(r["replicate"], r["classifier_seed"]) for r in results["records"]}
@@ -91,7 +92,7 @@ def test_k_classifier_seeds_per_generator_seed_and_the_grid_have_their_run_ids(s
         assert len(record["test_predictions"]) == len(record["test_labels"]) == 60
         assert record["val_macro_f1"] == record["history"][record["best_epoch"] - 1]["val_macro_f1"]
     labels = [row["label"] for row in results["summary"]]
-    assert labels == ["Baseline (Real)", "GenMix (DCGAN)", "GenMix (DCGAN), tuned on val"]
+    assert labels == ["Baseline (Real)", "GenMix (DCGAN)", "GenMix (DCGAN), filtered", "GenMix (DCGAN), tuned on val"]
     assert all(row["seeds"] == [0, 0] for row in results["summary"])
 
 
@@ -99,12 +100,14 @@ def test_the_verdicts_are_in_results_report_and_cli_output(study) -> None:
     out, output, _ = study
     verdicts = _results(out)["verdicts"]
     assert [(c["target"], c["reference"]) for c in verdicts["comparisons"]] == [
-        ("GenMix (DCGAN)", "Baseline (Real)"), ("GenMix (DCGAN), tuned on val", "Baseline (Real)")]  # fmt: skip
+        ("GenMix (DCGAN)", "Baseline (Real)"), ("GenMix (DCGAN), filtered", "Baseline (Real)"),
+        ("GenMix (DCGAN), filtered", "GenMix (DCGAN)"), ("GenMix (DCGAN), tuned on val", "Baseline (Real)"),
+    ]  # fmt: skip
     for c in verdicts["comparisons"]:
         assert c["pairs"] == 2 and c["ci_low"] <= c["mean_diff"] <= c["ci_high"] and c["p_holm"] >= c["p_value"]
         assert "one generator seed with 2 classifier seeds" in c["spread"]
         assert c["verdict"] == "too few seeds" and "2 classifier seeds, too few for a verdict" in c["line"]
-    assert len(verdicts["plans"]) == 2  # two seed units cannot decide: what would, per comparison
+    assert len(verdicts["plans"]) == 4  # two seed units cannot decide: what would, per comparison
     for plan in verdicts["plans"]:
         assert f"plan: {plan}" in output and f"- {plan}" in (out / "report.md").read_text()
     notice = "note: 1 seed × 2 classifier seeds: 2 seed units, too few for a verdict on GenMix"
@@ -133,9 +136,11 @@ def test_filter_drops_what_the_baseline_doubts_and_counts_it(study, tiny) -> Non
         assert info["dropped_per_class"][k] == (below if below < sampled else sampled - 1)  # a class keeps one
     kept = [s - d for s, d in zip(info["sampled_per_class"], info["dropped_per_class"], strict=True)]
     assert sum(info["dropped_per_class"]) > 0
-    for record in results["records"]:
+    for record in results["records"]:  # the filtered twin trains on what was kept, every other GenMix run on all
         if record["arm"] == "genmix":
-            assert record["synthetic_per_class"] == kept
+            filtered = record["run_id"].endswith("-f0p5")
+            assert record.get("variant") == ("filtered" if filtered else None)
+            assert record["synthetic_per_class"] == (kept if filtered else info["sampled_per_class"])
 
 
 def test_the_choice_never_sees_the_test_split(study, tiny, tmp_path) -> None:
@@ -153,7 +158,7 @@ def test_the_choice_never_sees_the_test_split(study, tiny, tmp_path) -> None:
     again = run_experiment(corrupted, ExperimentSpec(**{**SPEC, "classifier_seeds_per_generator": 1}), other)
     first = _results(out)
     assert again["selection"] == first["selection"][:1] and first["selection"][0]["replicate"] == 0
-    assert [r["val_macro_f1"] for r in again["records"]] == [r["val_macro_f1"] for r in first["records"][:4]]
+    assert [r["val_macro_f1"] for r in again["records"]] == [r["val_macro_f1"] for r in first["records"][:5]]
     assert json.loads((other / "seed0/dcgan/filter.json").read_text()) == json.loads(
         (out / "seed0/dcgan/filter.json").read_text())  # fmt: skip
     assert [r["test_labels"] for r in again["records"]] != [r["test_labels"] for r in first["records"]]
@@ -173,3 +178,26 @@ def test_a_grid_added_to_a_finished_folder_counts_its_fixed_run_as_a_candidate(t
     assert [c["run_id"] for c in selection["candidates"]] == ["genmix-dcgan-seed0", "genmix-dcgan-seed0-a1"]
     reused = next(r for r in again["records"] if r["run_id"] == "genmix-dcgan-seed0")
     assert reused["candidate"] is True and reused["history"] == fixed["history"]  # read back, not retrained
+
+
+def test_a_filter_added_to_a_finished_folder_trains_only_the_filtered_twin(tiny, tmp_path) -> None:
+    """Run without a filter, then with τ = 0.5 in the same folder: the baseline and GenMix runs are read back, not
+    retrained; the filtered twin joins them with its own id, row and comparisons (against the unfiltered arm too)."""
+    out = tmp_path / "out"
+    _seed_generator_stage(tiny, out)
+    plain = {**SPEC, "alpha": 0.3, "classifier_seeds_per_generator": 1, "filter_tau": None}
+    first = run_experiment(tiny, ExperimentSpec(**plain), out)
+    assert [r["run_id"] for r in first["records"]] == ["baseline-seed0", "genmix-dcgan-seed0"]
+    written = {path.name: path.read_text() for path in (out / "runs").glob("*.json")}
+    again = run_experiment(tiny, ExperimentSpec(**{**plain, "filter_tau": 0.5}), out)
+    ids = ["baseline-seed0", "genmix-dcgan-seed0", "genmix-dcgan-seed0-f0p5"]
+    assert [r["run_id"] for r in again["records"]] == ids
+    assert all((out / "runs" / name).read_text() == text for name, text in written.items())  # read back
+    assert [row["label"] for row in again["summary"]] == ["Baseline (Real)", "GenMix (DCGAN)",
+                                                          "GenMix (DCGAN), filtered"]  # fmt: skip
+    pairs = [(c["target"], c["reference"]) for c in again["verdicts"]["comparisons"]]
+    assert pairs == [("GenMix (DCGAN)", "Baseline (Real)"), ("GenMix (DCGAN), filtered", "Baseline (Real)"),
+                     ("GenMix (DCGAN), filtered", "GenMix (DCGAN)")]  # fmt: skip
+    info = again["generators"]["dcgan-seed0"]["filter"]
+    kept = [s - d for s, d in zip(info["sampled_per_class"], info["dropped_per_class"], strict=True)]
+    assert again["records"][2]["synthetic_per_class"] == kept != again["records"][1]["synthetic_per_class"]
