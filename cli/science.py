@@ -366,8 +366,8 @@ def _show_and_report(results: dict[str, Any], out_dir: Path) -> None:
     help="Folder for the merged results.json and report.md.",
 )  # fmt: skip
 def merge_command(parts: tuple[Path, ...], out_dir: Path) -> None:
-    """Merge runs of one study that differ only in their seeds (``genmix run`` folders or their results.json,
-    from other machines or sessions) into one results.json and report.md, verdicts over all the seeds."""
+    """Merge runs of one study that differ in their seeds, arms, generators or filter (``genmix run`` folders or
+    their results.json, from other machines or sessions) into one results.json and report.md, verdicts over all."""
     from models.checkpoint import write_json
     from models.studies import MergeError, merge_results
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from models.errors import clip
+from models.names import ARMS
 from models.selection import selections
 from models.table import quality_rows, summary_rows
 from models.verdict import verdicts
@@ -24,6 +25,10 @@ GROWS = ("arms", "generators", "classifier_seeds_per_generator", "alpha", "mix_p
 """Keys a rerun into a study's folder may change: the new runs join the finished ones, whose ids and meaning stay
 (a filtered run's id names its threshold; the fixed GenMix settings, which the un-tagged GenMix run ids stand for,
 are ``genmix_fixed``: not among them)."""
+
+JOINED = ("arms", "generators", "filter_tau")
+"""Keys in which the parts of a merge may differ too: their runs have distinct ids (an arm's, a generator's, a
+filtered twin's), so the merged study holds every part's runs; one filter threshold at most."""
 
 RESTATED = ("classifier", "classifier_settings")
 """The classifier as asked; ``classifier_resolved`` (what ran) is compared instead."""
@@ -50,18 +55,29 @@ def summarize(
 
 
 def _design(config: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in config.items() if key not in MAY_DIFFER}
+    return {key: value for key, value in config.items() if key not in (*MAY_DIFFER, *JOINED)}
 
 
-def _union(kind: str, parts: Sequence[tuple[str, dict[str, Any]]], items: Any) -> dict[str, Any]:
-    """Key -> item over all parts; an item two parts share must be the same in both."""
+def _equal(a: Any, b: Any) -> Any:
+    return a if a == b else None
+
+
+def _extended(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any] | None:
+    """A generator seed's information from two parts: what both hold must agree (one may add its filter counts)."""
+    return {**a, **b} if all(a[key] == b[key] for key in a.keys() & b.keys()) else None
+
+
+def _union(kind: str, parts: Sequence[tuple[str, dict[str, Any]]], items: Any, combine: Any = _equal) -> dict[str, Any]:
+    """Key -> item over all parts; an item two parts share must agree (``combine`` gives None where not)."""
     merged: dict[str, Any] = {}
     where: dict[str, str] = {}
     for name, part in parts:
         for key, item in items(part):
-            if key in merged and merged[key] != item:
-                raise MergeError(f"{kind} {key} differs between {where[key]} and {name}: they are not one study's")
-            merged.setdefault(key, item)
+            if key in merged:
+                item = combine(merged[key], item)
+                if item is None:
+                    raise MergeError(f"{kind} {key} differs between {where[key]} and {name}: they are not one study's")
+            merged[key] = item
             where.setdefault(key, name)
     return merged
 
@@ -93,11 +109,12 @@ def check_folder(found: dict[str, Any], asked: dict[str, Any], folder: str) -> N
 
 
 def merge_results(parts: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-    """One ``results.json`` from runs of one study (``(name, results)`` pairs) that differ in their seeds.
+    """One ``results.json`` from runs of one study (``(name, results)`` pairs) that differ in their seeds, arms,
+    generators or filter (:data:`JOINED`): seeds run on several machines, references or a filter run later.
 
-    The design (dataset, arms, generators, classifier and GenMix settings, filter) must be the same in every
-    part; a run or a generator seed found in two parts must have the same record in both. Records are ordered
-    by seed, each seed's as its part planned them."""
+    The design (dataset, classifier and GenMix settings) must be the same in every part; a run or a generator
+    seed found in two parts must have the same record in both. Records are ordered by seed, each seed's as its
+    parts planned them."""
     if not parts:
         raise MergeError("nothing to merge")
     first_name, first = parts[0]
@@ -109,11 +126,21 @@ def merge_results(parts: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]
                           if part["config"].get(k) != first["config"].get(k))  # fmt: skip
             raise MergeError(f"{name} and {first_name} are not one study: they differ in {', '.join(keys)}")
     records = _union("run", parts, lambda part: ((r["run_id"], r) for r in part["records"]))
-    generators = _union("generator", parts, lambda part: part.get("generators", {}).items())
+    generators = _union("generator", parts, lambda part: part.get("generators", {}).items(), _extended)
     ordered = sorted(records.values(), key=lambda r: r["seed"])
     seeds = sorted({seed for _, part in parts for seed in part["config"]["seeds"]})
     devices = sorted({str(part["config"].get("device")) for _, part in parts})
-    config = {**first["config"], "seeds": seeds, "device": "+".join(devices)}
+    taus = sorted({tau for _, part in parts if (tau := part["config"].get("filter_tau")) is not None})
+    if len(taus) > 1:
+        raise MergeError(f"the parts filter at different thresholds ({', '.join(map(str, taus))}): one at a time")
+    config = {
+        **first["config"],
+        "seeds": seeds,
+        "device": "+".join(devices),
+        "arms": [arm for arm in ARMS if any(arm in part["config"]["arms"] for _, part in parts)],
+        "generators": list(dict.fromkeys(g for _, part in parts for g in part["config"]["generators"])),
+        "filter_tau": taus[0] if taus else None,
+    }
     fixed_ratio = float(config["genmix_fixed"]["synthetic_ratio"])
     merged_generators = dict(sorted(generators.items(), key=lambda item: item[1]["seed"]))
     return {

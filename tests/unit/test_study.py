@@ -9,6 +9,7 @@ are tested elsewhere (test_cli_run), and these tests are about what comes after.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from cli.main import main
 from models.datasets import ImageSet, Split, load_dataset, save_npz, save_synthetic_npz, slice_imageset
 from models.experiment import run_experiment, synthetic_counts
 from models.spec import ExperimentSpec, classifier_seed
+from models.studies import MergeError, merge_results
 
 TINY_DCGAN = {"dcgan": {"iterations": 30, "batch_size": 16, "ngf": 8, "ndf": 8, "z_dim": 16, "embed_dim": 8,
                         "log_every": 10}}  # fmt: skip
@@ -201,3 +203,29 @@ def test_a_filter_added_to_a_finished_folder_trains_only_the_filtered_twin(tiny,
     info = again["generators"]["dcgan-seed0"]["filter"]
     kept = [s - d for s, d in zip(info["sampled_per_class"], info["dropped_per_class"], strict=True)]
     assert again["records"][2]["synthetic_per_class"] == kept != again["records"][1]["synthetic_per_class"]
+
+
+def test_a_filter_run_merges_with_the_references_run_into_the_joint_study(tiny, tmp_path) -> None:
+    """References in one folder, the filtered GenMix in another (its generator, baseline and GenMix copied in):
+    ``merge_results`` gives the records, table, verdicts and filter counts of one run with all of them."""
+    plain = {**SPEC, "alpha": 0.3, "classifier_seeds_per_generator": 1, "filter_tau": None}
+    refs, filtered, joint = tmp_path / "refs", tmp_path / "filtered", tmp_path / "joint"
+    _seed_generator_stage(tiny, refs)
+    first = run_experiment(tiny, ExperimentSpec(**{**plain, "arms": ["baseline", "mixup", "genmix"]}), refs)
+    for folder in (filtered, joint):
+        shutil.copytree(refs / "seed0", folder / "seed0")
+        shutil.copytree(refs / "runs", folder / "runs", ignore=shutil.ignore_patterns("mixup-*"))
+    second = run_experiment(tiny, ExperimentSpec(**{**plain, "filter_tau": 0.5}), filtered)
+    shutil.copy(filtered / "runs" / "genmix-dcgan-seed0-f0p5.json", joint / "runs")
+    shutil.copy(refs / "runs" / "mixup-seed0.json", joint / "runs")
+    shutil.copy(filtered / "seed0" / "dcgan" / "filter.json", joint / "seed0" / "dcgan")
+    whole = run_experiment(tiny, ExperimentSpec(**{**plain, "arms": ["baseline", "mixup", "genmix"],
+                                                   "filter_tau": 0.5}), joint)  # fmt: skip
+    merged = merge_results([("refs", first), ("filtered", second)])
+    assert [r["run_id"] for r in merged["records"]] == [r["run_id"] for r in whole["records"]] == [
+        "baseline-seed0", "mixup-seed0", "genmix-dcgan-seed0", "genmix-dcgan-seed0-f0p5"]  # fmt: skip
+    for key in ("records", "summary", "verdicts", "generators"):
+        assert merged[key] == whole[key], key
+    assert merged["config"]["arms"] == ["baseline", "mixup", "genmix"] and merged["config"]["filter_tau"] == 0.5
+    with pytest.raises(MergeError, match="different thresholds"):
+        merge_results([("filtered", second), ("other", {**second, "config": {**second["config"], "filter_tau": 0.7}})])
