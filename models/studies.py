@@ -92,7 +92,8 @@ def _same(found: Any, asked: Any) -> bool:
 def folder_conflicts(found: dict[str, Any], asked: dict[str, Any]) -> list[str]:
     """The keys in which a folder's ``config.json`` (``found``) and a rerun's configuration (``asked``) differ in a
     way that changes what the folder's finished records mean: reusing them would report one design's numbers as
-    another's (more epochs asked, the same records shown). Seeds, arms, generators and grid values may grow."""
+    another's (more epochs asked, the same records shown). Seeds, arms, generators, grid values and the filter may
+    change."""
     ignored = {*MAY_DIFFER, *GROWS, *RESTATED}
     return sorted(key for key in found.keys() - ignored if not _same(found[key], asked.get(key)))
 
