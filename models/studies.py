@@ -30,6 +30,9 @@ JOINED = ("arms", "generators", "filter_tau")
 """Keys in which the parts of a merge may differ too: their runs have distinct ids (an arm's, a generator's, a
 filtered twin's), so the merged study holds every part's runs; one filter threshold at most."""
 
+FETCHING = ("allow_download",)
+"""Nested settings of how weights may be fetched (the machine's network), not of what was trained: not compared."""
+
 RESTATED = ("classifier", "classifier_settings")
 """The classifier as asked; ``classifier_resolved`` (what ran) is compared instead."""
 
@@ -82,11 +85,12 @@ def _union(kind: str, parts: Sequence[tuple[str, dict[str, Any]]], items: Any, c
     return merged
 
 
-def _same(found: Any, asked: Any) -> bool:
-    """Equal, where a nested key only the newer configuration has (an option added since) counts as its default."""
-    if isinstance(found, dict) and isinstance(asked, dict):
-        return all(_same(found[key], asked[key]) for key in found.keys() & asked.keys())
-    return bool(found == asked)
+def _same(a: Any, b: Any) -> bool:
+    """Equal as designs: a nested key only one side has (an option added since) counts as its default, and how
+    weights may be fetched (:data:`FETCHING`) is not compared."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return all(_same(a[key], b[key]) for key in (a.keys() & b.keys()) - set(FETCHING))
+    return bool(a == b)
 
 
 def folder_conflicts(found: dict[str, Any], asked: dict[str, Any]) -> list[str]:
@@ -122,9 +126,9 @@ def merge_results(parts: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]
     for name, part in parts[1:]:
         if part["dataset"] != first["dataset"]:
             raise MergeError(f"{name} is on another dataset than {first_name}")
-        if _design(part["config"]) != _design(first["config"]):
-            keys = sorted(k for k in set(_design(part["config"])) | set(_design(first["config"]))
-                          if part["config"].get(k) != first["config"].get(k))  # fmt: skip
+        ours, theirs = _design(part["config"]), _design(first["config"])
+        keys = sorted(k for k in ours.keys() | theirs.keys() if not _same(ours.get(k), theirs.get(k)))
+        if keys:
             raise MergeError(f"{name} and {first_name} are not one study: they differ in {', '.join(keys)}")
     records = _union("run", parts, lambda part: ((r["run_id"], r) for r in part["records"]))
     generators = _union("generator", parts, lambda part: part.get("generators", {}).items(), _extended)

@@ -138,6 +138,26 @@ def test_rerun_with_other_settings_is_refused_before_anything_is_written(run_dir
         assert result.exit_code == 1, result.output
         assert "holds runs made with other settings" in result.output and named in result.output, result.output
     assert {path: path.stat().st_mtime_ns for path in out.rglob("*")} == snapshot
+    before = (out / "runs" / "genmix-dcgan-seed1.json").read_text()
+    offline = [
+        "run",
+        "--dataset",
+        str(breast_slice),
+        "--seeds",
+        "0,1",
+        "--epochs",
+        "2",
+        "--no-figures",
+        "--classifier-config",
+        '{"allow_download": false}',
+        "--generator-config",
+        TINY_DCGAN,
+        "--out",
+        str(out),
+    ]
+    result = CliRunner().invoke(main, offline)  # how weights may be fetched is not what was trained: reused
+    assert result.exit_code == 0, result.output
+    assert (out / "runs" / "genmix-dcgan-seed1.json").read_text() == before
 
 
 def _run_args(dataset: Path, out: Path, *extra: str) -> list[str]:
@@ -232,6 +252,13 @@ def test_merge_refuses_runs_of_different_studies_and_conflicting_records(run_dir
     result = CliRunner().invoke(main, ["merge", str(joint_dir), str(tmp_path / "other.json"), "--out",
                                        str(tmp_path / "out")])  # fmt: skip
     assert result.exit_code == 1 and "not one study: they differ in alpha" in result.output
+    resolved = {**joint["config"]["classifier_resolved"], "allow_download": False}  # another machine's network
+    (tmp_path / "offline.json").write_text(
+        json.dumps({**joint, "config": {**joint["config"], "classifier_resolved": resolved}})
+    )
+    result = CliRunner().invoke(main, ["merge", str(joint_dir), str(tmp_path / "offline.json"), "--out",
+                                       str(tmp_path / "fine")])  # fmt: skip
+    assert result.exit_code == 0, result.output
     changed = json.loads(json.dumps(joint))
     changed["records"][0]["metrics"]["accuracy"] = 0.0
     (tmp_path / "changed.json").write_text(json.dumps(changed))
