@@ -17,8 +17,8 @@ from scipy import stats
 from models.datasets.options import describe_decode
 from models.selection import selections, study_records
 from models.spec import fixed_setting
-from models.table import GENERATOR_LABELS, format_quality, format_table, row_label
-from models.verdict import PLAN_EFFECT, interval_cover
+from models.table import GENERATOR_LABELS, format_quality, format_table
+from models.verdict import PLAN_EFFECT, comparison_label, interval_cover, planned_comparisons
 from models.verdict import verdicts as compute_verdicts
 
 
@@ -63,21 +63,21 @@ def paired_comparison(
     }
 
 
+T_TEST_REFERENCES = (("baseline", False), ("mixup", False), ("augmix", False), ("generative", True))
+"""The verdicts' references and AugMix (which the verdicts leave out: the issue's comparisons are baseline, MixUp
+and the generator alone)."""
+
+
 def genmix_comparisons(records: list[dict[str, Any]], metric: str = "macro_f1") -> list[dict[str, Any]]:
-    """GenMix with each generator (fixed, and tuned on validation when the settings were lists) against baseline,
-    MixUp, AugMix and the same generator alone; from raw run records."""
+    """The verdicts' comparisons (:func:`models.verdict.planned_comparisons`: each GenMix arm, fixed, filtered and
+    tuned on validation) and each against AugMix, as per-seed paired t-tests; from raw run records."""
     records = study_records(records)
-    arms = sorted({(r["generator"], r.get("variant") or "") for r in records if r["arm"] == "genmix"})
     out = []
-    for gen, variant in arms:
-        for ref in [("baseline", None), ("mixup", None), ("augmix", None), ("generative", gen)]:
-            result = paired_comparison(records, ("genmix", gen, variant or None), (*ref, None), metric)
-            if result is not None:
-                result["target"] = row_label("genmix", gen, 0.5, variant or None)
-                result["reference"] = (
-                    row_label(ref[0], ref[1], 0.5) if ref[1] is None else f"{GENERATOR_LABELS.get(gen, gen)} alone"
-                )
-                out.append(result)
+    for target, reference in planned_comparisons(records, T_TEST_REFERENCES):
+        result = paired_comparison(records, target, reference, metric)
+        if result is not None:
+            out.append({**result, "target": comparison_label(target, 0.5),
+                        "reference": comparison_label(reference, 0.5)})  # fmt: skip
     return out
 
 

@@ -367,7 +367,7 @@ def _key(record: dict[str, Any]) -> Key:
     return record["arm"], record.get("generator"), record.get("variant")
 
 
-def _label(key: Key, ratio: float) -> str:
+def comparison_label(key: Key, ratio: float) -> str:
     arm, generator, variant = key
     if arm == "generative" and generator is not None:
         alone = f"{GENERATOR_LABELS.get(generator, generator)} alone"
@@ -375,7 +375,9 @@ def _label(key: Key, ratio: float) -> str:
     return row_label(arm, generator, ratio, variant)
 
 
-def planned_comparisons(records: list[dict[str, Any]]) -> list[tuple[Key, Key]]:
+def planned_comparisons(
+    records: list[dict[str, Any]], reference_arms: tuple[tuple[str, bool], ...] = REFERENCES
+) -> list[tuple[Key, Key]]:
     """(GenMix arm, reference) for every GenMix arm of the records and every reference they hold. A filtered GenMix
     arm's generator alone is the filtered one where the records hold it, and the unfiltered GenMix arm is one more
     reference of it: does the filter help?"""
@@ -386,7 +388,7 @@ def planned_comparisons(records: list[dict[str, Any]]) -> list[tuple[Key, Key]]:
         arm_, generator, variant = target
         if arm_ != "genmix":
             continue
-        references = [(arm, generator if same_generator else None, None) for arm, same_generator in REFERENCES]
+        references = [(arm, generator if same_generator else None, None) for arm, same_generator in reference_arms]
         if variant == FILTERED:
             references = [(arm, g, FILTERED) if g and (arm, g, FILTERED) in present else (arm, g, v)
                           for arm, g, v in references]  # fmt: skip
@@ -504,7 +506,7 @@ def verdicts(
     records = study_records(records)
     done, skipped = [], []
     for index, (target, reference) in enumerate(planned_comparisons(records)):
-        names = {"target": _label(target, ratio), "reference": _label(reference, ratio)}
+        names = {"target": comparison_label(target, ratio), "reference": comparison_label(reference, ratio)}
         result = compare(records, target, reference, replicates, seed + index)
         keys = {"target_key": dict(zip(("arm", "generator", "variant"), target, strict=True)),
                 "reference_key": dict(zip(("arm", "generator", "variant"), reference, strict=True))}  # fmt: skip

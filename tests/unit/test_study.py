@@ -120,6 +120,7 @@ def test_the_verdicts_are_in_results_report_and_cli_output(study) -> None:
         assert f"- {line}" in report and line in output
         assert output.index(line) < output.index("Baseline (Real)  ")  # above the table
     assert "chosen per seed on validation macro F1" in report and "dropped / sampled per class" in report
+    assert "| GenMix (DCGAN), filtered | GenMix (DCGAN) | " in report  # the per-seed t-tests: the same comparisons
 
 
 def test_filter_drops_what_the_baseline_doubts_and_counts_it(study, tiny) -> None:
