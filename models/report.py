@@ -174,7 +174,7 @@ def filter_section(generators: dict[str, Any], class_names: list[str], tau: floa
         return []
     lines = [
         f"Synthetic images dropped by the filter (τ = {tau}: the same seed's baseline classifier gives the intended "
-        "class a lower probability), dropped / sampled per class:",
+        "class a lower probability; the rows marked filtered train on the rest), dropped / sampled per class:",
         "",
         "| generator | seed | " + " | ".join(class_names) + " |",
         "|---|---|" + "---|" * len(class_names),
@@ -233,7 +233,7 @@ def markdown_report(results: dict[str, Any], command: str) -> str:
         f"{config['synthetic_ratio']}; GenMix "
         f"α = {config['alpha']}, β = {config['beta']}, pool {config['partner_pool']}, class-balanced partners "
         f"{'on' if config.get('class_balanced') else 'off'}, mix probability {config.get('mix_prob', 1.0)}"
-        + (f"; synthetic filter τ = {tau}" if tau is not None else "")
+        + (f"; synthetic filter τ = {tau} (the filtered rows)" if tau is not None else "")
         + f"; device {config['device']}.",
         "",
         *([f"Pixels: {describe_decode(data['decode'])}.", ""] if data.get("decode") else []),
