@@ -97,25 +97,17 @@ def test_run_writes_synthetic_set_export_and_figures(run_dir) -> None:
     assert "confusion-baseline-seed0.png" in figures and "curves-genmix-dcgan-seed1.png" in figures
 
 
+def _rerun_args(dataset: Path, out: Path, *extra: str) -> list[str]:
+    """The run of ``run_dir`` again (its generator already trained), without figures, with ``extra`` flags."""
+    return ["run", "--dataset", str(dataset), "--seeds", "0,1", "--no-figures", "--generator-config", TINY_DCGAN,
+            "--out", str(out), *extra]  # fmt: skip
+
+
 def test_rerun_with_the_same_directory_reuses_finished_work(run_dir, breast_slice) -> None:
     out, _ = run_dir
     before = (out / "runs" / "genmix-dcgan-seed1.json").read_text()
     stamp = (out / "seed0" / "dcgan" / "synthetic.npz").stat().st_mtime_ns
-    args = [
-        "run",
-        "--dataset",
-        str(breast_slice),
-        "--seeds",
-        "0,1",
-        "--epochs",
-        "2",
-        "--no-figures",
-        "--generator-config",
-        TINY_DCGAN,
-        "--out",
-        str(out),
-    ]
-    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    result = CliRunner().invoke(main, _rerun_args(breast_slice, out, "--epochs", "2"), catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert (out / "runs" / "genmix-dcgan-seed1.json").read_text() == before
     assert (out / "seed0" / "dcgan" / "synthetic.npz").stat().st_mtime_ns == stamp
@@ -132,29 +124,12 @@ def test_rerun_with_other_settings_is_refused_before_anything_is_written(run_dir
         "mixup_alpha": ["--epochs", "2", "--mixup-alpha", "1.0"],
     }
     for named, extra in refused.items():
-        args = ["run", "--dataset", str(breast_slice), "--seeds", "0,1", "--no-figures", "--generator-config",
-                TINY_DCGAN, "--out", str(out), *extra]  # fmt: skip
-        result = CliRunner().invoke(main, args)
+        result = CliRunner().invoke(main, _rerun_args(breast_slice, out, *extra))
         assert result.exit_code == 1, result.output
         assert "holds runs made with other settings" in result.output and named in result.output, result.output
     assert {path: path.stat().st_mtime_ns for path in out.rglob("*")} == snapshot
     before = (out / "runs" / "genmix-dcgan-seed1.json").read_text()
-    offline = [
-        "run",
-        "--dataset",
-        str(breast_slice),
-        "--seeds",
-        "0,1",
-        "--epochs",
-        "2",
-        "--no-figures",
-        "--classifier-config",
-        '{"allow_download": false}',
-        "--generator-config",
-        TINY_DCGAN,
-        "--out",
-        str(out),
-    ]
+    offline = _rerun_args(breast_slice, out, "--epochs", "2", "--classifier-config", '{"allow_download": false}')
     result = CliRunner().invoke(main, offline)  # how weights may be fetched is not what was trained: reused
     assert result.exit_code == 0, result.output
     assert (out / "runs" / "genmix-dcgan-seed1.json").read_text() == before
