@@ -321,6 +321,10 @@ def run_command(
     notice = design_notice(len(spec.seeds), spec.classifier_seeds_per_generator, spec.arms)
     if notice is not None:
         click.echo(f"note: {notice}", err=True)
+    runs = spec.planned_runs()
+    if twins := sum(planned.filtered for planned in runs):
+        click.echo(f"note: filter τ = {spec.filter_tau}: {twins} of the {len(runs)} classifiers are filtered twins of "
+                   "synthetic arms, trained on the synthetic images the filter keeps", err=True)  # fmt: skip
     started = time.monotonic()
     try:
         if workers > 1:

@@ -114,6 +114,7 @@ def test_the_verdicts_are_in_results_report_and_cli_output(study) -> None:
         assert f"plan: {plan}" in output and f"- {plan}" in (out / "report.md").read_text()
     notice = "note: 1 seed × 2 classifier seeds: 2 seed units, too few for a verdict on GenMix"
     assert notice in output and output.index(notice) < output.index(verdicts["lines"][0])  # said before training
+    assert "note: filter τ = 0.5: 2 of the 10 classifiers are filtered twins of synthetic arms" in output
     report = (out / "report.md").read_text()
     assert report.index("**Verdicts**") < report.index("| Method |")  # the verdicts come first
     for line in verdicts["lines"]:
