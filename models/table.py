@@ -75,8 +75,8 @@ def summary_rows(records: list[dict[str, Any]], class_names: list[str], ratio: f
 
     order = sorted(groups, key=rank)
     rows = []
-    for arm, generator, variant in order:
-        group = groups[(arm, generator, variant)]
+    for arm, generator, variant in order:  # each row's runs by seed, so its seeds and sums never follow arrival
+        group = sorted(groups[(arm, generator, variant)], key=lambda r: (int(r["seed"]), int(r.get("replicate") or 0)))
         row: dict[str, Any] = {
             "label": row_label(arm, generator, ratio, variant),
             "arm": arm,

@@ -29,6 +29,13 @@ def test_summary_rows_average_over_seeds() -> None:
     assert "70.0±10.0" in table and "n/a" in table
 
 
+def test_summary_rows_do_not_depend_on_the_order_records_arrive_in() -> None:
+    """Units of a fanned-out job finish in any order: the rows (seeds listed, means summed) are the same."""
+    shuffled = [RECORDS[i] for i in (4, 2, 0, 5, 1, 3)]
+    assert summary_rows(shuffled, ["a", "b"], 0.5) == summary_rows(RECORDS, ["a", "b"], 0.5)
+    assert summary_rows(shuffled, ["a", "b"], 0.5)[1]["seeds"] == [0, 1, 2]
+
+
 def test_paired_comparison_pairs_by_seed() -> None:
     result = paired_comparison(RECORDS, ("genmix", "dcgan"), ("baseline", None))
     assert result is not None
