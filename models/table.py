@@ -46,7 +46,11 @@ def row_label(arm: str, generator: str | None, ratio: float, variant: str | None
     if generator is None:
         return ARM_LABELS.get(arm, arm)
     name = GENERATOR_LABELS.get(generator, generator)
-    label = f"GenMix ({name})" if arm == "genmix" else f"{name} ({ratio * 100:.0f}%)"
+    return with_variant(f"GenMix ({name})" if arm == "genmix" else f"{name} ({ratio * 100:.0f}%)", variant)
+
+
+def with_variant(label: str, variant: str | None) -> str:
+    """``label`` with its variant's suffix (``…, filtered``, ``…, tuned on val``); as it is for the plain arm."""
     return f"{label}, {VARIANT_LABELS[variant]}" if variant in VARIANT_LABELS else label
 
 

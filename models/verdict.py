@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from models.selection import FILTERED, TUNED, study_records
-from models.table import GENERATOR_LABELS, VARIANT_LABELS, row_label
+from models.table import GENERATOR_LABELS, row_label, with_variant
 
 ALPHA = 0.05
 POWER = 0.8
@@ -370,8 +370,7 @@ def _key(record: dict[str, Any]) -> Key:
 def comparison_label(key: Key, ratio: float) -> str:
     arm, generator, variant = key
     if arm == "generative" and generator is not None:
-        alone = f"{GENERATOR_LABELS.get(generator, generator)} alone"
-        return f"{alone}, {VARIANT_LABELS[variant]}" if variant in VARIANT_LABELS else alone
+        return with_variant(f"{GENERATOR_LABELS.get(generator, generator)} alone", variant)
     return row_label(arm, generator, ratio, variant)
 
 
