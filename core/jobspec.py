@@ -29,6 +29,13 @@ class JobCreate(ExperimentSpec):
         None, ge=0, le=10_000, description="PNGs materialised per class and kind (capped by the server)"
     )
     queue: Queue | None = Field(None, description="worker queue; default from the device / server setting")
+    extends: str | None = Field(
+        None,
+        max_length=36,
+        description="id of an ended job of yours on the same dataset whose finished runs this job reuses: it may "
+        "add seeds, arms, generators, classifier seeds, GenMix list values or a filter; every other setting "
+        "must be that job's",
+    )
 
     def resolve_queue(self, settings: Settings) -> str:
         """An explicit queue, else the device's (``cuda`` → gpu, ``cpu`` → cpu), else the server's default."""

@@ -110,6 +110,17 @@ def versions() -> dict[str, str]:
     return found
 
 
+def resolved_config(spec: ExperimentSpec, device: torch.device | str) -> dict[str, Any]:
+    """What ``config.json`` and ``results.json`` record of a study's configuration: the spec, its fixed GenMix
+    settings, the classifier settings that ran (profile and overrides) and the device."""
+    return {
+        **spec.model_dump(mode="json"),
+        "genmix_fixed": spec.fixed_genmix(),
+        "classifier_resolved": asdict(classifier_config(spec.profile, spec.classifier_overrides())),
+        "device": str(device),
+    }
+
+
 class ExperimentRunner:
     """One experiment's stages: generators → synthetic sets → classifiers per arm and seed → figures → results."""
 
@@ -195,6 +206,12 @@ class ExperimentRunner:
     # -- one unit at a time (models.units: the service fans these out over workers) ---------------
     def units(self) -> list[Unit]:
         return plan_units(self.config)
+
+    def finished_records(self) -> list[dict[str, Any]]:
+        """The records of this plan's classifier runs already in the folder (a resumed or an extended job's), in plan
+        order, each in the role this plan gives it."""
+        paths = [(planned, self.layout.run_record(self._run_id(planned))) for planned in self.runs]
+        return [{**read_json(path), **self._grid_role(planned)} for planned, path in paths if path.is_file()]
 
     def unit_done(self, unit: Unit) -> bool:
         """Whether ``unit``'s output is on disk (a rerun skips it); the assemble unit: ``results.json``."""
@@ -516,12 +533,7 @@ class ExperimentRunner:
 
     # -- descriptions -----------------------------------------------------------------------------
     def resolved_config(self) -> dict[str, Any]:
-        return {
-            **self.config.model_dump(mode="json"),
-            "genmix_fixed": self.fixed,
-            "classifier_resolved": asdict(self.classifier_config),
-            "device": str(self.device),
-        }
+        return resolved_config(self.config, self.device)
 
     def dataset_info(self) -> dict[str, Any]:
         return {

@@ -13,7 +13,9 @@ from typing import Any
 
 from models.errors import clip
 from models.names import ARMS
+from models.profiles import profiles_of
 from models.selection import selections
+from models.spec import ExperimentSpec
 from models.table import quality_rows, summary_rows
 from models.verdict import verdicts
 
@@ -111,6 +113,41 @@ def check_folder(found: dict[str, Any], asked: dict[str, Any], folder: str) -> N
             f"{clip(folder)} holds runs made with other settings ({shown}); its finished runs would be reused as if "
             "made with these: choose another output folder, or rerun with the folder's settings"
         )
+
+
+def _resolved_design(spec: dict[str, Any]) -> dict[str, Any]:
+    """A stored experiment spec as the design its runs were made with: every field that may not change when a
+    study grows, the classifier's and each generator's settings laid over the profile (an override restating a
+    profile value is the same design)."""
+    growing = {*MAY_DIFFER, *GROWS, *RESTATED, "generator_settings"}
+    design = {key: spec.get(key) for key in ExperimentSpec.model_fields if key not in growing}
+    profile = str(spec.get("profile"))
+    chosen = {"name": spec["classifier"]} if spec.get("classifier") else {}
+    design["classifier"] = {**profiles_of("classifier")[profile], **chosen, **spec.get("classifier_settings", {})}
+    overrides = spec.get("generator_settings") or {}
+    for name in spec.get("generators") or []:
+        design[f"generator_settings.{name}"] = {**profiles_of(name)[profile], **overrides.get(name, {})}
+    return design
+
+
+def extension_conflicts(found: dict[str, Any], asked: dict[str, Any]) -> list[str]:
+    """Why the experiment ``asked`` cannot extend the finished one ``found`` (both specs as stored, JSON values):
+    each setting other than seeds, arms, generators, classifier seeds, grid values and the filter (:data:`GROWS`)
+    in which they differ, with both values; a generator only one of them trains may differ in its settings. The
+    same rule as :func:`folder_conflicts`, on specs instead of resolved configurations, so that a service can
+    refuse an extension before it queues anything."""
+    differing = sorted(_differences("", _resolved_design(found), _resolved_design(asked)))
+    return [f"{key}: {clip(a, 80)} in the job extended, {clip(b, 80)} asked" for key, a, b in differing]
+
+
+def _differences(prefix: str, a: Any, b: Any) -> list[tuple[str, Any, Any]]:
+    """(dotted key, a's value, b's value) where two designs differ, down to the nested key (as :func:`_same`)."""
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return [] if a == b else [(prefix, a, b)]
+    found = []
+    for key in sorted((a.keys() & b.keys()) - set(FETCHING), key=str):
+        found += _differences(f"{prefix}.{key}" if prefix else str(key), a[key], b[key])
+    return found
 
 
 def merge_results(parts: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:

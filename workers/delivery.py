@@ -33,6 +33,7 @@ from core.jobstate import JobStatus
 from core.settings import Settings
 from models.checkpoint import read_json
 from workers import dbretry
+from workers.extension import copy_extended
 from workers.liveness import owner_alive, unit_alive
 from workers.monitor import JobMonitor
 from workers.units import (
@@ -126,7 +127,7 @@ def _execute(db: Database, job_id: str, settings: Settings) -> Outcome:
         def record_all(session: Any) -> None:
             for record in results.get("records", []):
                 lifecycle.record_run(session, job_id=job_id, record=record, class_names=class_names,
-                                     announce=False)  # fmt: skip
+                                     announce="if_new")  # fmt: skip
 
         dbretry.write(db, record_all, seconds=settings.db_final_retry_seconds, what=f"job {job_id}: results")
         _wrap_up(ctx, db)
@@ -176,14 +177,27 @@ def _coordinate(db: Database, settings: Settings, ctx: JobContext, monitor: JobM
     from models.experiment import ExperimentRunner, NullObserver
 
     job_id = ctx.job_id
+    copied = copy_extended(ctx.extends[1], ctx.out_dir, ctx.extends[0]) if ctx.extends is not None else None
     runner = ExperimentRunner(ctx.imageset, ctx.spec, ctx.out_dir, NullObserver())
-    runner.write_config()
+    runner.write_config()  # an extension whose design differs from the copied runs' is refused here
     planned = [unit_crud.PlannedUnit(u.key, u.kind, u.stage, u.index, u.deps, runner.unit_done(u))
                for u in runner.units()]  # fmt: skip
 
     def write(what: str, fn: Any) -> Any:
         return dbretry.write(db, fn, seconds=settings.db_retry_seconds, what=f"job {job_id}: {what}")
 
+    if ctx.extends is not None and copied is not None:
+        reused = runner.finished_records()
+        write("reused runs", lambda session: lifecycle.record_extension(
+            session, job_id=job_id, extends=ctx.extends[0], files=copied, records=reused,
+            class_names=ctx.imageset.class_names))  # fmt: skip
+        log.info("job %s: extends job %s: %d files copied, %d runs reused", job_id, ctx.extends[0], copied, len(reused))
+        exports = (runner.layout.export(g, seed) for g in runner.generators for seed in ctx.spec.seeds)
+        for path in (p for p in exports if p.is_file()):
+            try:  # the reused seeds' GenMix samples (their synthetic ones come with the final sweep)
+                ctx.samples.from_export(path)
+            except Exception:
+                log.warning("job %s: could not materialise samples from %s", job_id, path, exc_info=True)
     write("plan units", lambda session: unit_crud.plan(session, job_id=job_id, units=planned))
     host = this_host()
     alive = partial(unit_alive, host=host, pid=os.getpid(), stale_after=settings.stale_after)

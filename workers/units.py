@@ -160,21 +160,28 @@ class JobContext:
     out_dir: Path
     recorder: ArtifactRecorder
     samples: SampleWriter
+    extends: tuple[str, Path] | None = None  # the ended job this one extends, and its folder
 
 
 def load_context(db: Database, settings: Settings, job_id: str, attempt: int) -> JobContext:
     """Read the job and its dataset (retrying an unreachable database) and build its writers."""
     store = ArtifactStore(settings.artifacts)
 
-    def read(session: Any) -> tuple[dict[str, Any], str, str, Path, str]:
+    def read(session: Any) -> tuple[dict[str, Any], str, str, Path, str, tuple[str, Path] | None]:
         job = session.get(Job, job_id)
         assert job is not None
         dataset = session.get(Dataset, job.dataset_id) if job.dataset_id else None
         if dataset is None:
             raise LookupError("the job's dataset was deleted")
-        return dict(job.spec), job.queue, job.out_dir, store.resolve(dataset.storage_path), dataset.name
+        extends = None
+        if job.spec.get("extends"):
+            parent = session.get(Job, job.spec["extends"])
+            if parent is None:
+                raise LookupError(f"job {job.spec['extends']}, which this job extends, was deleted")
+            extends = (parent.id, store.root / parent.out_dir)
+        return dict(job.spec), job.queue, job.out_dir, store.resolve(dataset.storage_path), dataset.name, extends
 
-    spec, queue, out_rel, data_path, dataset_name = dbretry.write(
+    spec, queue, out_rel, data_path, dataset_name, extends = dbretry.write(
         db, read, seconds=settings.db_retry_seconds, what=f"job {job_id}: read"
     )
     out_dir = store.root / out_rel
@@ -184,7 +191,7 @@ def load_context(db: Database, settings: Settings, job_id: str, attempt: int) ->
     samples = SampleWriter(db, store, job_id, out_dir, imageset.train.images, imageset.train.labels,
                            imageset.num_classes, int(spec.get("samples_per_class") or 0))  # fmt: skip
     return JobContext(job_id, attempt, queue, experiment_spec(spec, queue, settings), imageset, out_dir, recorder,
-                      samples)  # fmt: skip
+                      samples, extends)  # fmt: skip
 
 
 def publish_ready(db: Database, settings: Settings, job_id: str, queue: str) -> list[str]:

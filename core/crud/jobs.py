@@ -16,6 +16,8 @@ from core.db.orm import Dataset, IdempotencyKey, Job, Run
 from core.jobspec import JobCreate
 from core.jobstate import TERMINAL, JobStatus, move, record_created
 from core.settings import Settings
+from models.spec import spec_fields
+from models.studies import extension_conflicts
 
 
 class IdempotencyConflictError(Exception):
@@ -24,6 +26,38 @@ class IdempotencyConflictError(Exception):
 
 class DatasetNotFoundError(Exception):
     """The job names a dataset the caller does not own (or that does not exist)."""
+
+
+class ExtendedJobNotFoundError(Exception):
+    """The job extends a job the caller does not own (or that does not exist)."""
+
+
+class ExtendedJobActiveError(Exception):
+    """The job extends a job that has not ended: its folder is still being written."""
+
+
+class ExtensionConflictError(ValueError):
+    """The job cannot extend the one it names: another dataset, or settings its finished runs were not made with."""
+
+
+def check_extension(session: Session, *, owner: str, spec: JobCreate) -> None:
+    """Refuse, before anything is stored, an extension whose reused runs would not be runs of this job's design."""
+    if spec.extends is None:
+        return
+    parent = session.scalars(select(Job).where(Job.id == spec.extends, Job.owner == owner)).one_or_none()
+    if parent is None:
+        raise ExtendedJobNotFoundError(spec.extends)
+    if JobStatus(parent.status) not in TERMINAL:
+        raise ExtendedJobActiveError(f"job {parent.id} is {parent.status}: extend it once it has ended")
+    if parent.dataset_id != spec.dataset_id:
+        other = parent.spec.get("dataset_name")
+        raise ExtensionConflictError(
+            f"extends: job {parent.id} ran on another dataset ({other}); choose a job of this one"
+        )
+    conflicts = extension_conflicts(spec_fields(parent.spec), spec_fields(spec.model_dump(mode="json")))
+    if conflicts:
+        raise ExtensionConflictError(f"extends: job {parent.id}'s finished runs were made with other settings: "
+                                     f"{'; '.join(conflicts)}; keep its settings, or launch a new job")  # fmt: skip
 
 
 def request_fingerprint(spec: JobCreate) -> str:
@@ -59,6 +93,11 @@ def create_job(
     if dataset is None:
         session.rollback()
         raise DatasetNotFoundError(spec.dataset_id)
+    try:
+        check_extension(session, owner=owner, spec=spec)
+    except Exception:
+        session.rollback()
+        raise
     job_id = str(uuid.uuid4())
     stored: dict[str, Any] = spec.model_dump(mode="json")
     stored["dataset_name"] = dataset.name

@@ -151,12 +151,19 @@ def set_progress(
 
 
 def record_run(
-    session: Session, *, job_id: str, record: dict[str, Any], class_names: list[str], announce: bool = True
+    session: Session,
+    *,
+    job_id: str,
+    record: dict[str, Any],
+    class_names: list[str],
+    announce: Literal["always", "if_new", "never"] = "always",
 ) -> Run:
-    """Insert (or replace, on a resumed job) one arm x seed result with its metrics as columns."""
+    """Insert (or replace, on a resumed job) one arm x seed result with its metrics as columns; ``announce``: its
+    ``run_finished`` event always, only for a run not stored before (a job's final write of all its results), or
+    never (the runs an extended job reuses: they finished in the job it extends)."""
     metrics = record.get("metrics") or {}
     run = session.scalars(select(Run).where(Run.job_id == job_id, Run.run_id == record["run_id"])).one_or_none()
-    announce = announce or run is None
+    announced = announce == "always" or (announce == "if_new" and run is None)
     if run is None:
         run = Run(job_id=job_id, run_id=record["run_id"])
         session.add(run)
@@ -185,10 +192,21 @@ def record_run(
                 f1=_float(entry.get("f1")),
             )
         )
-    if announce:
+    if announced:
         _announce_run(session, job_id, run)
     session.commit()
     return run
+
+
+def record_extension(session: Session, *, job_id: str, extends: str, files: int, records: list[dict[str, Any]],
+                     class_names: list[str]) -> None:  # fmt: skip
+    """The runs an extended job reuses, stored as its own from the start (without a ``run_finished`` event each:
+    they ran in the job it extends), and one ``extended`` event that says what was reused."""
+    for record in records:
+        record_run(session, job_id=job_id, record=record, class_names=class_names, announce="never")
+    add_event(session, job_id=job_id, kind="extended", data={"extends": extends, "files": files,
+                                                             "runs_reused": len(records)})  # fmt: skip
+    session.commit()
 
 
 def _announce_run(session: Session, job_id: str, run: Run) -> None:

@@ -3,6 +3,7 @@ downloads and cancel, at 1280x800 and at a narrow 420x800, with screenshots of e
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -298,3 +299,29 @@ def _workflow(page: Any, service: Service, breast_npz: Path, shots: Path, tmp_pa
     row.locator(".badge", has_text="cancelled").wait_for(timeout=60_000)
     assert api.get(f"/jobs/{second}").json()["status"] == "cancelled"
     page.screenshot(path=str(shots / "10-jobs-cancelled.png"), full_page=True)
+
+    # 12. Extend the first study with a third seed: the form comes filled with its settings, only the new seed trains,
+    # and with three seed units the page can now give verdicts with intervals over all three seeds.
+    page.goto(service.base_url + f"/ui/#/jobs/{job_id}")
+    page.locator("#job-status", has_text="succeeded").wait_for()
+    page.get_by_role("link", name="Extend this study").click()
+    page.get_by_role("heading", name="New experiment", level=1).wait_for()
+    page.locator("#job-form-extends", has_text=f"Extending job {job_id[:8]}").wait_for()
+    assert page.locator("#f-seeds").input_value() == "0, 1, 2, 3"  # the job's seeds and two more
+    assert page.locator("#f-filter_tau").input_value() == "0.5"
+    assert json.loads(page.get_by_label("Generator settings").input_value()) == json.loads(QUICK_GENERATOR)
+    checked = page.locator("#f-arms input:checked").evaluate_all("boxes => boxes.map(b => b.value)")
+    assert checked == ["baseline", "mixup", "generative", "genmix"]
+    page.get_by_role("textbox", name=re.compile("^Seeds")).fill("0, 1, 2")
+    page.screenshot(path=str(shots / "11-extend-form.png"), full_page=True)
+    page.get_by_role("button", name="Launch experiment").click()
+    page.wait_for_url(re.compile(r"#/jobs/[0-9a-f-]+$"))
+    third = page.url.rsplit("/", 1)[1]
+    assert third != job_id and f"job {job_id[:8]}" in page.locator("#job-spec").inner_text()
+    page.locator("#job-status", has_text="succeeded").wait_for(timeout=240_000)
+    reused = api.get(f"/jobs/{third}").json()
+    assert reused["spec"]["extends"] == job_id and reused["spec"]["seeds"] == [0, 1, 2]
+    seeds_cell = page.locator("#results-table tbody tr").first.locator("td").first
+    seeds_cell.filter(has_text=re.compile(r"^3$")).wait_for()  # every row over the three seeds
+    assert "3 seeds" in page.locator("#verdicts").inner_text()
+    page.screenshot(path=str(shots / "12-extended-job.png"), full_page=True)

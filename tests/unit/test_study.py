@@ -231,3 +231,46 @@ def test_a_filter_run_merges_with_the_references_run_into_the_joint_study(tiny, 
     assert merged["config"]["arms"] == ["baseline", "mixup", "genmix"] and merged["config"]["filter_tau"] == 0.5
     with pytest.raises(MergeError, match="different thresholds"):
         merge_results([("filtered", second), ("other", {**second, "config": {**second["config"], "filter_tau": 0.7}})])
+
+
+GROWN = [
+    {"seeds": [0, 1, 2]},
+    {"arms": ["baseline", "genmix", "mixup", "generative"]},
+    {"generators": ["dcgan", "stylegan"]},
+    {"classifier_seeds_per_generator": 3},
+    {"alpha": [0.3, 1.0]},
+    {"filter_tau": 0.5},
+    {"figures": False, "device": "cpu"},
+    {"classifier": "smallcnn", "classifier_settings": {"epochs": 2, "batch_size": 32}},  # restates the profile's name
+    {"generator_settings": {"dcgan": {"iterations": 40, "lr": 0.0002}}},  # restates the profile's lr
+]
+CHANGED = [
+    ({"classifier_settings": {"epochs": 3}}, "classifier.epochs"),
+    ({"generator_settings": {"dcgan": {"iterations": 50}}}, "generator_settings.dcgan.iterations"),
+    ({"beta": 2.0}, "beta"),
+    ({"synthetic_ratio": 1.0}, "synthetic_ratio"),
+    ({"profile": "pretrained", "classifier_settings": {}, "generator_settings": {}}, "profile"),
+]
+
+
+def _stored(**changes: object) -> dict[str, object]:
+    base = {"arms": ["baseline", "genmix"], "seeds": [0], "classifier_settings": {"epochs": 2},
+            "generator_settings": {"dcgan": {"iterations": 40}}}  # fmt: skip
+    return ExperimentSpec.model_validate({**base, **changes}).model_dump(mode="json")
+
+
+@pytest.mark.parametrize(("changes", "refused"), [(c, None) for c in GROWN] + CHANGED)
+def test_the_services_extension_rule_is_the_folder_guards(changes: dict[str, object], refused: str | None) -> None:
+    """What ``POST /jobs`` with ``extends`` refuses at the door (specs only, no torch) is exactly what the worker's
+    folder guard would refuse (resolved configurations): a design change, named; a study that grows passes both."""
+    from models.experiment import resolved_config
+    from models.studies import extension_conflicts, folder_conflicts
+
+    found, asked = _stored(), _stored(**changes)
+    door = extension_conflicts(found, asked)
+    guard = folder_conflicts(*(resolved_config(ExperimentSpec.model_validate(s), "cpu") for s in (found, asked)))
+    assert bool(door) == bool(guard), (door, guard)
+    if refused is None:
+        assert door == []
+    else:
+        assert any(line.startswith(f"{refused}: ") for line in door), door

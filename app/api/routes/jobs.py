@@ -41,7 +41,10 @@ SSE_EVENT = {
     responses={
         **errors(404, 413, 503),
         200: {"model": JobOut, "description": "the job this Idempotency-Key already created (same body)"},
-        409: {**errors(409)[409], "description": "Idempotency-Key reused with a different body"},
+        409: {
+            **errors(409)[409],
+            "description": "Idempotency-Key reused with a different body, or the job to extend has not ended",
+        },
     },
 )
 def create_job(
@@ -52,7 +55,8 @@ def create_job(
     principal: PrincipalDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> Any:
-    """Queue an experiment. The message (only the job id) is published after the job row is committed."""
+    """Queue an experiment, or an extension of an ended one (``extends``: its finished runs are reused). The
+    message (only the job id) is published after the job row is committed."""
     problems = checkpoint_problems(spec, services.settings)
     if problems:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="; ".join(problems))
@@ -62,6 +66,12 @@ def create_job(
         )
     except crud.DatasetNotFoundError:
         raise not_found("dataset") from None
+    except crud.ExtendedJobNotFoundError:
+        raise not_found("job to extend") from None
+    except crud.ExtendedJobActiveError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    except crud.ExtensionConflictError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
     except crud.IdempotencyConflictError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
     if created:

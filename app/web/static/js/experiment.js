@@ -2,7 +2,7 @@
 // (422 ``detail`` items) appear next to the fields they name.
 
 import { ApiError, getJson, openApi, request } from "./api.js";
-import { $, el, fill, notify } from "./ui.js";
+import { $, el, fill, notify, shortId } from "./ui.js";
 
 /** Numbers the form sends as numbers (the API says what is wrong with anything else). */
 const NUMBER_FIELDS = [
@@ -58,10 +58,35 @@ function fillChecks(container, name, values, checked) {
 }
 
 let built = false;
+let defaults = {};
+/** The ended job this form extends (``extends``), or null for a new study. */
+let extending = null;
+
+/** Put a spec's values (the schema's defaults, or a job's spec to extend) into the form's controls. */
+function fillValues(values) {
+  for (const name of ["generators", "arms", "partner_pool"]) {
+    const chosen = [values[name]].flat();
+    for (const box of document.querySelectorAll(`#job-form input[name=${name}]`)) box.checked = chosen.includes(box.value);
+  }
+  for (const name of ["classifier", "profile", "device"]) $(`#f-${name}`).value = values[name] ?? "";
+  for (const name of ["synthetic_ratio", "alpha", "beta", "mixup_alpha", "mix_prob", "classifier_seeds_per_generator"]) {
+    $(`#f-${name}`).value = [values[name]].flat().join(", ");
+  }
+  $("#f-filter_tau").value = values.filter_tau ?? "";
+  $("#f-samples_per_class").value = values.samples_per_class ?? "";
+  $("#f-class_balanced").checked = values.class_balanced;
+  $("#f-figures").checked = values.figures;
+  $("#f-seeds").value = values.seeds.join(", ");
+  for (const name of ["classifier_settings", "generator_settings"]) {
+    const value = values[name] || {};
+    $(`#f-${name}`).value = Object.keys(value).length ? JSON.stringify(value) : "";
+  }
+}
 
 async function buildForm() {
   if (built) return;
-  const { choices: c, defaults } = await specSchema();
+  const { choices: c, defaults: found } = await specSchema();
+  defaults = found;
   fillChecks($("#f-generators"), "generators", c.generators, defaults.generators);
   fillChecks($("#f-arms"), "arms", c.arms, defaults.arms);
   fillSelect($("#f-classifier"), ["", ...c.classifier], defaults.classifier ?? "");
@@ -69,13 +94,7 @@ async function buildForm() {
   fillSelect($("#f-profile"), c.profile, defaults.profile);
   fillChecks($("#f-partner_pool"), "partner_pool", c.partner_pool, [defaults.partner_pool].flat());
   fillSelect($("#f-device"), c.device, defaults.device);
-  for (const name of ["synthetic_ratio", "alpha", "beta", "mixup_alpha", "mix_prob", "classifier_seeds_per_generator"]) {
-    $(`#f-${name}`).value = [defaults[name]].flat().join(", ");
-  }
-  $("#f-filter_tau").value = defaults.filter_tau ?? "";
-  $("#f-class_balanced").checked = defaults.class_balanced;
-  $("#f-figures").checked = defaults.figures;
-  $("#f-seeds").value = defaults.seeds.join(", ");
+  fillValues(defaults);
   // One error slot per field, announced with the field (aria-describedby).
   for (const box of document.querySelectorAll("#job-form [data-field]")) {
     const field = box.dataset.field;
@@ -145,6 +164,7 @@ function buildSpec(form) {
     .filter(Boolean)
     .map((t) => (/^-?\d+$/.test(t) ? Number(t) : t));
   if (form.elements.classifier.value) spec.classifier = form.elements.classifier.value;
+  if (extending) spec.extends = extending;
   for (const name of ["classifier_settings", "generator_settings"]) {
     const value = parseJsonField(name, problems);
     if (value) spec[name] = value;
@@ -225,6 +245,24 @@ export const experimentView = {
   async enter({ query }) {
     await buildForm();
     clearErrors();
-    await loadDatasets(query.get("dataset"));
+    const banner = $("#job-form-extends");
+    const parentId = query.get("extends");
+    const parent = parentId ? await getJson(`jobs/${encodeURIComponent(parentId)}`) : null;
+    const wasExtending = extending !== null;
+    extending = parent?.id ?? null;
+    banner.hidden = !parent;
+    if (parent) {
+      // The job's settings, with two more seeds: a verdict's power grows with seeds, and their runs are all new.
+      const seeds = parent.spec.seeds || [0];
+      const next = Math.max(...seeds) + 1;
+      fillValues({ ...defaults, ...parent.spec, seeds: [...seeds, next, next + 1] });
+      banner.textContent =
+        `Extending job ${shortId(parent.id)}: its finished runs are reused and only what you add trains ` +
+        "(seeds, arms, generators, classifier seeds, GenMix list values, a filter). Its other settings are filled in; " +
+        "changing them is refused, since its runs were made with them.";
+    } else if (wasExtending) {
+      fillValues(defaults); // a new study after an extension starts from the defaults, not the extended job's
+    }
+    await loadDatasets(parent ? parent.dataset_id : query.get("dataset"));
   },
 };

@@ -28,6 +28,9 @@ function renderHead(job) {
   error.hidden = !job.error;
   error.textContent = job.error || "";
   $("#job-cancel").hidden = !isActive(job) || job.cancel_requested;
+  const extend = $("#job-extend");
+  extend.hidden = isActive(job);
+  extend.href = `#/new?extends=${encodeURIComponent(job.id)}`;
 }
 
 /** {"epochs": 2, "lr": 0.01} -> "epochs 2, lr 0.01" (nested objects: "dcgan: iterations 40"). */
@@ -51,6 +54,7 @@ function renderSpec(job, datasetName) {
     ["Profile", s.profile],
     ["Seeds", (s.seeds || []).join(", ")],
   ];
+  if (s.extends) items.push(["Extends", `job ${shortId(s.extends)} (its finished runs reused)`]);
   if (job.design_note) items.push(["Verdict", job.design_note]);
   if (s.generator && Object.keys(s.generator).length) items.push(["Generator settings", settingsText(s.generator)]);
   fill($("#job-spec"), items.map(([k, v]) => el("div", {}, el("dt", { text: k }), el("dd", { text: String(v ?? "—") }))));
