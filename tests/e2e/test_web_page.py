@@ -317,10 +317,15 @@ def _workflow(page: Any, service: Service, breast_npz: Path, shots: Path, tmp_pa
     page.get_by_role("button", name="Launch experiment").click()
     page.wait_for_url(re.compile(r"#/jobs/[0-9a-f-]+$"))
     third = page.url.rsplit("/", 1)[1]
-    assert third != job_id and f"job {job_id[:8]}" in page.locator("#job-spec").inner_text()
+    assert third != job_id
+    page.locator("#job-spec", has_text=f"job {job_id[:8]} (its finished runs reused)").wait_for()
     page.locator("#job-status", has_text="succeeded").wait_for(timeout=240_000)
     reused = api.get(f"/jobs/{third}").json()
     assert reused["spec"]["extends"] == job_id and reused["spec"]["seeds"] == [0, 1, 2]
+    never_ran = [u for u in reused["units"] if not u["attempts"] and u["started_at"] is None]
+    assert {u["key"] for u in never_ran} >= {"generator:dcgan:0", "generator:dcgan:1", "classifier:baseline-seed1"}
+    assert not any("seed2" in u["key"] or u["key"].endswith(":2") for u in never_ran)  # the new seed trained
+    page.locator("#units td", has_text="succeeded (reused)").nth(len(never_ran) - 1).wait_for()
     seeds_cell = page.locator("#results-table tbody tr").first.locator("td").first
     seeds_cell.filter(has_text=re.compile(r"^3$")).wait_for()  # every row over the three seeds
     assert "3 seeds" in page.locator("#verdicts").inner_text()

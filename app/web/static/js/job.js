@@ -87,8 +87,11 @@ function renderUnits(job) {
   const head = el("tr", {}, ...["Unit", "Status", "Host", "Progress", "Attempts"].map((t) => el("th", { scope: "col", text: t })));
   const rows = units.map((u) => {
     const progress = u.total ? `${u.step ?? 0} / ${u.total}${u.resumed_step ? ` (resumed at ${u.resumed_step})` : ""}` : "";
+    // finished without ever being started here: its output was on disk (a job extended, or resumed after a loss)
+    const reused = u.status === "succeeded" && !u.attempts && !u.started_at;
+    const status = u.error ? `${u.status}: ${u.error}` : reused ? "succeeded (reused)" : u.status;
     return el("tr", { "data-status": u.status },
-      el("td", { text: u.stage }), el("td", { text: u.error ? `${u.status}: ${u.error}` : u.status }),
+      el("td", { text: u.stage }), el("td", { text: status }),
       el("td", { text: u.host || "—" }), el("td", { text: progress }), el("td", { text: String(u.attempts) }));
   });
   fill($("#units"), el("div", { class: "table-scroll", role: "region", "aria-label": "Units of the job", tabindex: "0" },
