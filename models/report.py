@@ -81,6 +81,27 @@ def genmix_comparisons(records: list[dict[str, Any]], metric: str = "macro_f1") 
     return out
 
 
+REAL_REFERENCES = ("mixup", "augmix")
+"""The real-data augmentations a lab would use anyway: each is also compared with the baseline on its own, so a
+study says what they do on the lab's classifier (outside the verdicts' Holm family, which is GenMix's)."""
+
+
+def reference_comparisons(records: list[dict[str, Any]], metrics: tuple[str, ...] = ("macro_f1", "auc")
+                          ) -> list[dict[str, Any]]:  # fmt: skip
+    """Each real-data reference arm minus the baseline, per metric: per-seed paired t-test with its 95 % interval."""
+    out = []
+    for arm in REAL_REFERENCES:
+        for metric in metrics:
+            result = paired_comparison(records, (arm, None), ("baseline", None), metric)
+            if result is None:
+                continue
+            n = result["pairs"]
+            half = float(stats.t.ppf(0.975, n - 1)) * result["std_diff"] / n**0.5 if n > 1 else float("nan")
+            out.append({**result, "target": comparison_label((arm, None, None), 0.5), "interval": (
+                result["mean_diff"] - half, result["mean_diff"] + half)})  # fmt: skip
+    return out
+
+
 def _points(value: float) -> str:
     return f"{value * 100:+.1f}"
 
@@ -243,21 +264,50 @@ def markdown_report(results: dict[str, Any], command: str) -> str:
         "",
         *selection_section(results["records"]),
         *filter_section(results.get("generators") or {}, data["class_names"], tau),
-        "Generator quality, mean ± std over seeds (KID on features of "
-        f"{(results.get('quality') or [{}])[0].get('feature_net', 'n/a')}; memorised = synthetic images closer "
-        "to a training image than the 5th percentile of real-to-real distances; about 5 % is expected):",
-        "",
-        format_quality(results.get("quality") or [], markdown=True),
-        "",
-        "Paired by seed, GenMix minus the reference (macro F1, points; per-seed paired t-test, uncorrected):",
-        "",
-        "| GenMix | vs | mean diff | std | wins | paired t-test p |",
-        "|---|---|---|---|---|---|",
     ]
-    for c in genmix_comparisons(results["records"]):
-        p = "n/a" if c["p_value"] is None else f"{c['p_value']:.3f}"
+    if results.get("quality"):
+        lines += [
+            "Generator quality, mean ± std over seeds (KID on features of "
+            f"{results['quality'][0].get('feature_net', 'n/a')}; memorised = synthetic images closer "
+            "to a training image than the 5th percentile of real-to-real distances; about 5 % is expected):",
+            "",
+            format_quality(results["quality"], markdown=True),
+            "",
+        ]
+    comparisons = genmix_comparisons(results["records"])
+    if comparisons:
+        lines += [
+            "Paired by seed, GenMix minus the reference (macro F1, points; per-seed paired t-test, uncorrected):",
+            "",
+            "| GenMix | vs | mean diff | std | wins | paired t-test p |",
+            "|---|---|---|---|---|---|",
+        ]
+    for c in comparisons:
         lines.append(
             f"| {c['target']} | {c['reference']} | {c['mean_diff'] * 100:+.1f} | {c['std_diff'] * 100:.1f} "
-            f"| {c['wins']}/{c['pairs']} | {p} |"
+            f"| {c['wins']}/{c['pairs']} | {_p(c['p_value'])} |"
+        )
+    references = reference_comparisons(results["records"])
+    if references:
+        lines += [
+            *([""] if comparisons else []),
+            "Paired by seed, each real-data augmentation minus the baseline (points, 95 % t interval over the "
+            "paired runs; per-seed paired t-test, uncorrected; not among the verdicts):",
+            "",
+            "| Reference | metric | mean diff [95 % interval] | wins | paired t-test p |",
+            "|---|---|---|---|---|",
+        ]
+    for c in references:
+        low, high = c["interval"]
+        lines.append(
+            f"| {c['target']} | {METRIC_NAMES[c['metric']]} | {c['mean_diff'] * 100:+.1f} [{low * 100:+.1f}, "
+            f"{high * 100:+.1f}] | {c['wins']}/{c['pairs']} | {_p(c['p_value'])} |"
         )
     return "\n".join(lines) + "\n"
+
+
+METRIC_NAMES = {"macro_f1": "macro F1", "auc": "AUC"}
+
+
+def _p(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.report import genmix_comparisons, markdown_report, paired_comparison
+from models.report import genmix_comparisons, markdown_report, paired_comparison, reference_comparisons
 from models.table import format_table, summary_rows
 
 
@@ -45,8 +45,8 @@ def test_paired_comparison_pairs_by_seed() -> None:
     assert paired_comparison(RECORDS, ("genmix", "dcgan"), ("mixup", None)) is None
 
 
-def test_markdown_report_names_the_command_and_comparisons() -> None:
-    results = {
+def _results(records: list[dict]) -> dict:
+    return {
         "dataset": {
             "name": "toy",
             "image_size": [28, 28],
@@ -70,10 +70,31 @@ def test_markdown_report_names_the_command_and_comparisons() -> None:
                 "monitor": "val_loss",
             },
         },
-        "records": RECORDS,
-        "summary": summary_rows(RECORDS, ["a", "b"], 0.5),
+        "records": records,
+        "summary": summary_rows(records, ["a", "b"], 0.5),
     }
-    text = markdown_report(results, "genmix run --dataset toy.npz")
+
+
+def test_markdown_report_names_the_command_and_comparisons() -> None:
+    text = markdown_report(_results(RECORDS), "genmix run --dataset toy.npz")
     assert "`genmix run --dataset toy.npz`" in text
     assert "| GenMix (DCGAN) | Baseline (Real) | +6.7 |" in text
     assert len(genmix_comparisons(RECORDS)) == 1
+    assert "real-data augmentation" not in text and "Generator quality" not in text  # no such arm, no quality
+
+
+def test_real_data_references_are_compared_with_the_baseline_with_an_interval() -> None:
+    """MixUp 3 points above the baseline on every seed but one (known differences): mean, t interval, wins."""
+    gains = [0.03, 0.04, 0.02, 0.03, 0.03]
+    records = [_record("baseline", None, s, 0.6 + s / 100) for s in range(5)]
+    records += [_record("mixup", None, s, 0.6 + s / 100 + g) for s, g in enumerate(gains)]
+    records += [_record("genmix", "dcgan", s, 0.6) for s in range(5)]
+    (found,) = reference_comparisons(records)  # AUC is undefined in these records: macro F1 only
+    assert found["target"] == "MixUp (Real)" and found["mean_diff"] == pytest.approx(0.03)
+    low, high = found["interval"]
+    half = 2.776 * 0.00707 / 5**0.5  # t(0.975, 4) × std of the gains / √5
+    assert low == pytest.approx(0.03 - half, abs=1e-4) and high == pytest.approx(0.03 + half, abs=1e-4)
+    assert found["wins"] == 5
+    text = markdown_report(_results(records), "genmix run")
+    assert f"| MixUp (Real) | macro F1 | +3.0 [{low * 100:+.1f}, {high * 100:+.1f}] | 5/5 |" in text
+    assert "| GenMix (DCGAN) | MixUp (Real) | -5.0 |" in text  # the GenMix table keeps MixUp as a reference
