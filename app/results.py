@@ -8,6 +8,7 @@ from threading import Lock
 from typing import Any
 
 from core.db.orm import Job
+from models.report import reference_comparisons
 from models.spec import fixed_setting
 from models.table import summary_rows
 from models.verdict import design_notice, verdicts
@@ -29,6 +30,11 @@ def job_summary(job: Job) -> list[dict[str, Any]]:
         return []
     class_names = [metric.class_name for metric in runs[0].class_metrics]
     return summary_rows([run.record for run in runs], class_names, _ratio(job))
+
+
+def job_references(job: Job) -> list[dict[str, Any]]:
+    """MixUp and AugMix against the baseline, paired by seed, as the report's table (:mod:`models.report`)."""
+    return reference_comparisons([run.record for run in job.runs])
 
 
 def job_design_note(job: Job) -> str | None:

@@ -182,8 +182,23 @@ class VerdictsOut(BaseModel):
     method: str
 
 
+class ReferenceOut(BaseModel):
+    """A real-data augmentation (MixUp, AugMix) against the baseline, paired by seed (fractions, not points): what
+    the lab's usual augmentation does on its classifier; outside the verdicts' Holm family."""
+
+    target: str
+    reference: str
+    metric: str = Field(description="macro_f1 or auc")
+    pairs: int
+    mean_diff: float
+    interval: tuple[float, float] | None = Field(description="95 % t interval over the pairs; null for one pair")
+    wins: int
+    p_value: float | None = Field(description="paired t-test, uncorrected; null without a spread")
+
+
 class ResultsOut(BaseModel):
     verdicts: VerdictsOut | None = Field(None, description="does GenMix help? (first: what a lab reads first)")
+    references: list[ReferenceOut] = Field([], description="MixUp and AugMix against the baseline, where they ran")
     runs: list[RunOut]
     summary: list[SummaryRow]
     dataset_decode: dict[str, Any] | None = Field(

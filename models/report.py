@@ -95,10 +95,11 @@ def reference_comparisons(records: list[dict[str, Any]], metrics: tuple[str, ...
             result = paired_comparison(records, (arm, None), ("baseline", None), metric)
             if result is None:
                 continue
-            n = result["pairs"]
-            half = float(stats.t.ppf(0.975, n - 1)) * result["std_diff"] / n**0.5 if n > 1 else float("nan")
-            out.append({**result, "target": comparison_label((arm, None, None), 0.5), "interval": (
-                result["mean_diff"] - half, result["mean_diff"] + half)})  # fmt: skip
+            n, mean = result["pairs"], result["mean_diff"]
+            half = float(stats.t.ppf(0.975, n - 1)) * result["std_diff"] / n**0.5 if n > 1 else None
+            interval = (mean - half, mean + half) if half is not None else None  # one pair: no spread to go on
+            out.append({**result, "target": comparison_label((arm, None, None), 0.5), "reference": "Baseline (Real)",
+                        "interval": interval})  # fmt: skip
     return out
 
 
@@ -298,10 +299,10 @@ def markdown_report(results: dict[str, Any], command: str) -> str:
             "|---|---|---|---|---|",
         ]
     for c in references:
-        low, high = c["interval"]
+        interval = "[n/a]" if c["interval"] is None else "[{:+.1f}, {:+.1f}]".format(*(v * 100 for v in c["interval"]))
         lines.append(
-            f"| {c['target']} | {METRIC_NAMES[c['metric']]} | {c['mean_diff'] * 100:+.1f} [{low * 100:+.1f}, "
-            f"{high * 100:+.1f}] | {c['wins']}/{c['pairs']} | {_p(c['p_value'])} |"
+            f"| {c['target']} | {METRIC_NAMES[c['metric']]} | {c['mean_diff'] * 100:+.1f} {interval} "
+            f"| {c['wins']}/{c['pairs']} | {_p(c['p_value'])} |"
         )
     return "\n".join(lines) + "\n"
 

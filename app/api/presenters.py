@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from app.results import job_design_note, job_summary, job_verdicts
+from app.results import job_design_note, job_references, job_summary, job_verdicts
 from app.schemas import (
     ArtifactOut,
     ClassMetricOut,
     DatasetOut,
     JobOut,
     ProgressOut,
+    ReferenceOut,
     ResultsOut,
     RunOut,
     SampleOut,
@@ -100,6 +101,7 @@ def job_out(request: Request, job: Job, *, with_results: bool = False) -> JobOut
         verdicts = job_verdicts(job)
         results = ResultsOut(
             verdicts=VerdictsOut.model_validate(verdicts) if verdicts is not None else None,
+            references=[ReferenceOut.model_validate(c) for c in job_references(job)],
             runs=[run_out(run) for run in job.runs],
             summary=[SummaryRow.model_validate(row) for row in job_summary(job)],
             dataset_decode=job.spec.get("dataset_decode"),

@@ -200,6 +200,9 @@ def _workflow(page: Any, service: Service, breast_npz: Path, shots: Path, tmp_pa
     verdict = re.compile(rf"^GenMix \(DCGAN\)(, filtered)? vs .+: {few}$")
     assert all(verdict.match(line) for line in lines), lines
     assert "2 seeds" in verdicts.inner_text()  # what the intervals cover
+    # what MixUp, the lab's usual augmentation, does against the baseline, as the API computes it (not a verdict)
+    mixup = next(c for c in api.get(f"/jobs/{job_id}").json()["results"]["references"] if c["metric"] == "macro_f1")
+    assert f"MixUp (Real) {mixup['mean_diff'] * 100:+.1f} macro F1 [" in page.locator("#references").inner_text()
     plans = api.get(f"/jobs/{job_id}").json()["results"]["verdicts"]["plans"]
     assert len(plans) == 7 and page.locator("#verdict-plans").inner_text() == f"Planning: {'; '.join(plans)}."
 

@@ -185,6 +185,20 @@ def test_job_results_carry_the_verdicts(succeeded: FinishedJob) -> None:
         assert c["ci_low"] <= c["mean_diff"] <= c["ci_high"] and c["p_value"] <= c["p_holm"] <= 1
 
 
+def test_job_results_compare_mixup_and_augmix_with_the_baseline(succeeded: FinishedJob) -> None:
+    """The real-data augmentations against the baseline, from the same records (one seed: a difference, no
+    interval or p)."""
+    results = succeeded.state["results"]
+    f1 = {(r["arm"], r["seed"]): r["macro_f1"] for r in results["runs"]}
+    refs = {(c["target"], c["metric"]): c for c in results["references"]}
+    assert set(refs) == {(t, m) for t in ("MixUp (Real)", "AugMix (Real)") for m in ("macro_f1", "auc")}
+    for arm, label in (("mixup", "MixUp (Real)"), ("augmix", "AugMix (Real)")):
+        c = refs[(label, "macro_f1")]
+        assert c["reference"] == "Baseline (Real)" and c["pairs"] == 1
+        assert c["mean_diff"] == pytest.approx(f1[(arm, 0)] - f1[("baseline", 0)])
+        assert c["interval"] is None and c["p_value"] is None
+
+
 def test_job_runs_are_stored_as_columns(succeeded: FinishedJob, db: Database) -> None:
     with db.session() as session:
         columns = session.execute(select(Run.arm, Run.macro_f1).where(Run.job_id == succeeded.id)).all()

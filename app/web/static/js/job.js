@@ -4,7 +4,7 @@ import { UrlBag, followJobEvents, getJson } from "./api.js";
 import { downloads, figureGroups, listArtifacts, readResults } from "./artifacts.js";
 import { applyEvent, etaText, isActive, showProgress, stageText, statusText } from "./jobstate.js";
 import { cancelJob } from "./jobs.js";
-import { qualityTables, resultsTable, runsTable, verdictBox } from "./results.js";
+import { qualityTables, referencesLine, resultsTable, runsTable, verdictBox } from "./results.js";
 import { initSamples, refreshSamples, startSamples, stopSamples } from "./samples.js";
 import { $, el, fill, formatDate, formatDuration, notify, shortId } from "./ui.js";
 
@@ -69,7 +69,7 @@ function renderResults(job) {
     fill(box, el("p", { class: "muted", text }));
     return;
   }
-  fill(box, verdictBox(job), resultsTable(job), runsTable(job));
+  fill(box, verdictBox(job), referencesLine(job), resultsTable(job), runsTable(job));
 }
 
 /** The job's units (generators, filters, classifier runs, the final assembly): status, host, progress. */
