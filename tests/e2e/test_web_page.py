@@ -204,7 +204,10 @@ def _workflow(page: Any, service: Service, breast_npz: Path, shots: Path, tmp_pa
     mixup = next(c for c in api.get(f"/jobs/{job_id}").json()["results"]["references"] if c["metric"] == "macro_f1")
     assert f"MixUp (Real) {mixup['mean_diff'] * 100:+.1f} macro F1 [" in page.locator("#references").inner_text()
     plans = api.get(f"/jobs/{job_id}").json()["results"]["verdicts"]["plans"]
-    assert len(plans) == 7 and page.locator("#verdict-plans").inner_text() == f"Planning: {'; '.join(plans)}."
+    plan_text = f"Planning: {'; '.join(plans)}. Extend this study with more seeds"
+    assert len(plans) == 7 and page.locator("#verdict-plans").inner_text() == plan_text
+    link = page.locator("#verdict-plans a", has_text="Extend this study")  # the plan, acted on (step 12)
+    assert link.get_attribute("href") == f"#/new?extends={job_id}"
 
     # 6. The results table: one row per method, mean ± std over the two seeds, best values marked.
     table = page.locator("#results-table")
@@ -307,7 +310,7 @@ def _workflow(page: Any, service: Service, breast_npz: Path, shots: Path, tmp_pa
     # and with three seed units the page can now give verdicts with intervals over all three seeds.
     page.goto(service.base_url + f"/ui/#/jobs/{job_id}")
     page.locator("#job-status", has_text="succeeded").wait_for()
-    page.get_by_role("link", name="Extend this study").click()
+    page.get_by_role("link", name="Extend this study", exact=True).click()
     page.get_by_role("heading", name="New experiment", level=1).wait_for()
     page.locator("#job-form-extends", has_text=f"Extending job {job_id[:8]}").wait_for()
     assert page.locator("#f-seeds").input_value() == "0, 1, 2, 3"  # the job's seeds and two more

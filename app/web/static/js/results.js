@@ -2,6 +2,7 @@
 // per-class sensitivity / specificity; mean ± std over seeds; best value per column marked), per-seed runs,
 // and the generators' quality numbers from results.json.
 
+import { isActive } from "./jobstate.js";
 import { el, generatorName } from "./ui.js";
 
 const OVERALL = [
@@ -53,7 +54,9 @@ export function verdictBox(job) {
       `The intervals cover ${spreads.join("; ")}.`,
     ),
     ...(verdicts.plans?.length
-      ? [el("p", { class: "muted small", id: "verdict-plans" }, `Planning: ${verdicts.plans.join("; ")}.`)]
+      ? [el("p", { class: "muted small", id: "verdict-plans" }, `Planning: ${verdicts.plans.join("; ")}. `,
+          // more seeds without training again what this job has: an extension reuses its finished runs
+          isActive(job) ? null : el("a", { href: `#/new?extends=${encodeURIComponent(job.id)}`, text: "Extend this study with more seeds" }))]
       : []),
   );
 }
