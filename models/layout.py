@@ -29,6 +29,7 @@ from pathlib import Path
 ARTIFACT_KINDS = ("figure", "results", "synthetic", "genmix_export", "generator", "checkpoint", "record", "config")
 
 _SEED_DIR = re.compile(r"^seed(\d+)$")
+_BASELINE_RUN = re.compile(r"^baseline-seed\d+$")  # a seed's baseline, classifier replicate 0 (:func:`run_id`)
 _GENERATOR_FILES = {"synthetic.npz": "synthetic", "genmix_export.npz": "genmix_export", "train_stats.json": "generator"}
 
 
@@ -118,6 +119,23 @@ class OutputLayout:
 
     def run_checkpoint(self, rid: str) -> Path:
         return self.root / "runs" / rid / "checkpoint"
+
+    def reused_by_extension(self, relative: Path) -> bool:
+        """Whether the file ``relative`` of this finished study serves a study that extends it (more seeds, arms, a
+        filter): its generators, synthetic sets, filters, run records, figures and configuration do; what describes
+        the study as a whole (results, report, sample PNGs) does not, nor a checkpoint of a finished unit (a
+        generator whose synthetic set is written, a classifier run whose record is), except each seed's baseline
+        run, the model a filter added later predicts with (:meth:`ExperimentRunner.filter_stage`)."""
+        parts = relative.parts
+        if not parts or parts[0] in ("results.json", "report.md", "samples"):
+            return False
+        info = describe(relative)
+        if info.kind != "checkpoint":
+            return True
+        if info.run_id is not None:
+            return _BASELINE_RUN.match(info.run_id) is not None or not self.run_record(info.run_id).is_file()
+        assert info.generator is not None and info.seed is not None
+        return not self.synthetic(info.generator, info.seed).is_file()
 
     def synthetic_sets(self) -> list[Path]:
         """Every finished synthetic set, in a fixed order."""

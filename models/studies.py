@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import ValidationError
+
 from models.errors import clip
 from models.names import ARMS
 from models.profiles import profiles_of
@@ -119,6 +121,10 @@ def _resolved_design(spec: dict[str, Any]) -> dict[str, Any]:
     """A stored experiment spec as the design its runs were made with: every field that may not change when a
     study grows, the classifier's and each generator's settings laid over the profile (an override restating a
     profile value is the same design)."""
+    try:  # a job stored before a spec field existed has the field's default
+        spec = ExperimentSpec.model_validate(spec).model_dump(mode="json")
+    except ValidationError:
+        pass  # compared as stored
     growing = {*MAY_DIFFER, *GROWS, *RESTATED, "generator_settings"}
     design = {key: spec.get(key) for key in ExperimentSpec.model_fields if key not in growing}
     profile = str(spec.get("profile"))

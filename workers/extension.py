@@ -4,8 +4,9 @@ finished generators, filters and classifier runs are reused and only what the ex
 The copy is made once, before the job plans its units (a marker file says it is complete, so a redelivered job
 does not copy again over its own progress); each file is copied to a temporary name and renamed, so a copy cut
 short leaves no half file. The extended job's own folder guard (``config.json``, :mod:`models.studies`) then
-refuses the job if its design differs from the copied runs' after all. Results, the report and sample PNGs are
-not copied: the job writes its own.
+refuses the job if its design differs from the copied runs' after all. What is copied is the layout's to say
+(:meth:`models.layout.OutputLayout.reused_by_extension`): not the results, report or sample PNGs (the job writes
+its own), nor the checkpoints of finished units.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import os
 import shutil
 from pathlib import Path
 
+from models.layout import OutputLayout
+
 MARKER = ".extended-from"
-NOT_COPIED = ("results.json", "report.md", "samples")
-"""Top-level entries of a job folder that describe that job as a whole: the extension writes its own."""
 
 
 class ExtendedFilesMissingError(FileNotFoundError):
@@ -30,12 +31,12 @@ def copy_extended(source: Path, target: Path, source_job: str) -> int | None:
         return None
     if not source.is_dir():
         raise ExtendedFilesMissingError(f"job {source_job}, which this job extends, has no files any more")
-    copied = 0
+    copied, layout = 0, OutputLayout(source)
     for path in sorted(source.rglob("*")):
         relative = path.relative_to(source)
-        if relative.parts[0] in NOT_COPIED or path.is_symlink() or not path.is_file():
+        if path.is_symlink() or not path.is_file() or path.name.startswith(".") or path.suffix == ".tmp":
             continue
-        if path.name.startswith(".") or path.suffix == ".tmp":
+        if not layout.reused_by_extension(relative):
             continue
         destination = target / relative
         if destination.exists():

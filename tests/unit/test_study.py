@@ -274,3 +274,41 @@ def test_the_services_extension_rule_is_the_folder_guards(changes: dict[str, obj
         assert door == []
     else:
         assert any(line.startswith(f"{refused}: ") for line in door), door
+
+
+def test_an_extension_copies_what_it_reuses_and_not_the_checkpoints_of_finished_units(tmp_path: Path) -> None:
+    from models.layout import OutputLayout
+
+    kept = [
+        "config.json",
+        "figures/confusion-baseline-seed0.png",
+        "seed0/dcgan/synthetic.npz",
+        "seed0/dcgan/model/config.json",
+        "seed0/dcgan/quality.json",
+        "seed0/dcgan/filter.json",
+        "seed1/dcgan/checkpoint/ckpt-00000010.json",  # a generator still training: resumed by the extension
+        "runs/baseline-seed0.json",
+        "runs/baseline-seed0/checkpoint/ckpt-00000004.safetensors",  # the filter's
+        "runs/genmix-dcgan-seed0.json",
+        "runs/baseline-seed0-c1.json",
+        "runs/mixup-seed1/checkpoint/ckpt-00000002.safetensors",
+    ]  # fmt: skip  (a run still training)
+    left = ["results.json", "report.md", "samples/real-4.png", "seed0/dcgan/checkpoint/ckpt-00002000.json",
+            "runs/genmix-dcgan-seed0/checkpoint/ckpt-00000004.safetensors",
+            "runs/baseline-seed0-c1/checkpoint/ckpt-00000004.safetensors"]  # fmt: skip
+    for name in kept + left:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    layout = OutputLayout(tmp_path)
+    assert [n for n in kept if not layout.reused_by_extension(Path(n))] == []
+    assert [n for n in left if layout.reused_by_extension(Path(n))] == []
+
+
+def test_a_job_stored_before_a_spec_field_existed_can_be_extended() -> None:
+    """Its stored spec lacks the field; the field's default is what its runs were made with."""
+    from models.studies import extension_conflicts
+
+    older = {key: value for key, value in _stored().items() if key not in ("mix_prob", "class_balanced")}
+    assert extension_conflicts(older, _stored(seeds=[0, 1])) == []
+    refused = ["class_balanced: False in the job extended, True asked"]
+    assert extension_conflicts(older, _stored(class_balanced=True)) == refused
