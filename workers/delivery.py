@@ -168,6 +168,27 @@ def _revoke_leftovers(db: Database, settings: Settings, job_id: str) -> None:
     revoke(settings, job_id, list(ids))
 
 
+def _record_reused(ctx: JobContext, runner: Any, copied: int | None, write: Any) -> None:
+    """An extended job's finished runs into the database before any unit runs (on every delivery: a lost one may
+    have copied without recording), and, after the copy, the reused seeds' GenMix samples (their synthetic ones
+    come with the final sweep)."""
+    assert ctx.extends is not None
+    reused = runner.finished_records()
+    write("reused runs", lambda session: lifecycle.record_extension(
+        session, job_id=ctx.job_id, extends=ctx.extends[0], files=copied, records=reused,
+        class_names=ctx.imageset.class_names))  # fmt: skip
+    log.info("job %s: extends job %s: %s files copied, %d runs finished", ctx.job_id, ctx.extends[0], copied,
+             len(reused))  # fmt: skip
+    if copied is None:
+        return
+    exports = (runner.layout.export(g, seed) for g in runner.generators for seed in ctx.spec.seeds)
+    for path in (p for p in exports if p.is_file()):
+        try:  # samples are a convenience: never fail a job over one
+            ctx.samples.from_export(path)
+        except Exception:
+            log.warning("job %s: could not materialise samples from %s", ctx.job_id, path, exc_info=True)
+
+
 def _coordinate(db: Database, settings: Settings, ctx: JobContext, monitor: JobMonitor) -> Outcome:
     """Plan the job's units, publish the ready ones, run units here until every one has succeeded (``succeeded``),
     or a cancel (``cancelled``) or a failed unit (``failed`` with its error) ended the job once its running units
@@ -186,18 +207,8 @@ def _coordinate(db: Database, settings: Settings, ctx: JobContext, monitor: JobM
     def write(what: str, fn: Any) -> Any:
         return dbretry.write(db, fn, seconds=settings.db_retry_seconds, what=f"job {job_id}: {what}")
 
-    if ctx.extends is not None and copied is not None:
-        reused = runner.finished_records()
-        write("reused runs", lambda session: lifecycle.record_extension(
-            session, job_id=job_id, extends=ctx.extends[0], files=copied, records=reused,
-            class_names=ctx.imageset.class_names))  # fmt: skip
-        log.info("job %s: extends job %s: %d files copied, %d runs reused", job_id, ctx.extends[0], copied, len(reused))
-        exports = (runner.layout.export(g, seed) for g in runner.generators for seed in ctx.spec.seeds)
-        for path in (p for p in exports if p.is_file()):
-            try:  # the reused seeds' GenMix samples (their synthetic ones come with the final sweep)
-                ctx.samples.from_export(path)
-            except Exception:
-                log.warning("job %s: could not materialise samples from %s", job_id, path, exc_info=True)
+    if ctx.extends is not None:
+        _record_reused(ctx, runner, copied, write)
     write("plan units", lambda session: unit_crud.plan(session, job_id=job_id, units=planned))
     host = this_host()
     alive = partial(unit_alive, host=host, pid=os.getpid(), stale_after=settings.stale_after)

@@ -198,14 +198,16 @@ def record_run(
     return run
 
 
-def record_extension(session: Session, *, job_id: str, extends: str, files: int, records: list[dict[str, Any]],
-                     class_names: list[str]) -> None:  # fmt: skip
-    """The runs an extended job reuses, stored as its own from the start (without a ``run_finished`` event each:
-    they ran in the job it extends), and one ``extended`` event that says what was reused."""
+def record_extension(session: Session, *, job_id: str, extends: str, files: int | None,
+                     records: list[dict[str, Any]], class_names: list[str]) -> None:  # fmt: skip
+    """The finished runs of an extended job, stored as its own from the start (without a ``run_finished`` event
+    each: they ran in the job it extends, or in an earlier delivery of this one), and, on the delivery that copied
+    the ``files``, one ``extended`` event that says what was reused."""
     for record in records:
         record_run(session, job_id=job_id, record=record, class_names=class_names, announce="never")
-    add_event(session, job_id=job_id, kind="extended", data={"extends": extends, "files": files,
-                                                             "runs_reused": len(records)})  # fmt: skip
+    if files is not None:
+        add_event(session, job_id=job_id, kind="extended", data={"extends": extends, "files": files,
+                                                                 "runs_reused": len(records)})  # fmt: skip
     session.commit()
 
 
