@@ -194,6 +194,9 @@ class ReferenceOut(BaseModel):
     interval: tuple[float, float] | None = Field(description="95 % t interval over the pairs; null for one pair")
     wins: int
     p_value: float | None = Field(description="paired t-test, uncorrected; null without a spread")
+    line: str = Field(
+        description='e.g. "AugMix (Real) vs Baseline (Real): +1.2 AUC [-0.6, +2.9] over 10 paired runs …"'
+    )
 
 
 class ResultsOut(BaseModel):

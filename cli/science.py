@@ -345,7 +345,7 @@ def run_command(
 
 def _show_and_report(results: dict[str, Any], out_dir: Path) -> None:
     """Print the verdict lines, the table and the quality rows, and write ``out_dir/report.md``."""
-    from models.report import markdown_report
+    from models.report import markdown_report, reference_comparisons
     from models.table import format_quality, format_table
     from models.verdict import interval_cover, verdict_lines
 
@@ -354,6 +354,11 @@ def _show_and_report(results: dict[str, Any], out_dir: Path) -> None:
     if results["verdicts"]["lines"]:
         cover = interval_cover(results["verdicts"])
         click.echo(f"(macro F1 points, 95 % intervals; Holm-adjusted; intervals cover {cover})\n")
+    references = [c["line"] for c in reference_comparisons(results["records"])]
+    for line in references:
+        click.echo(line)
+    if references:
+        click.echo("")
     click.echo(format_table(results["summary"], results["dataset"]["class_names"]))
     if results.get("quality"):
         network = results["quality"][0].get("feature_net") or "n/a"

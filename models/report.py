@@ -98,9 +98,20 @@ def reference_comparisons(records: list[dict[str, Any]], metrics: tuple[str, ...
             n, mean = result["pairs"], result["mean_diff"]
             half = float(stats.t.ppf(0.975, n - 1)) * result["std_diff"] / n**0.5 if n > 1 else None
             interval = (mean - half, mean + half) if half is not None else None  # one pair: no spread to go on
-            out.append({**result, "target": comparison_label((arm, None, None), 0.5), "reference": "Baseline (Real)",
-                        "interval": interval})  # fmt: skip
+            found = {**result, "target": comparison_label((arm, None, None), 0.5), "reference": "Baseline (Real)",
+                     "interval": interval}  # fmt: skip
+            out.append({**found, "line": reference_line(found)})
     return out
+
+
+def reference_line(c: dict[str, Any]) -> str:
+    """One reference comparison in words, as the CLI, the API and the web page show it."""
+    metric, n = METRIC_NAMES[c["metric"]], c["pairs"]
+    if c["interval"] is None:
+        return f"{c['target']} vs {c['reference']}: {c['mean_diff'] * 100:+.1f} {metric} (one paired run: no interval)"
+    low, high = (v * 100 for v in c["interval"])
+    return (f"{c['target']} vs {c['reference']}: {c['mean_diff'] * 100:+.1f} {metric} [{low:+.1f}, {high:+.1f}] "
+            f"over {n} paired runs (t interval; not a verdict)")  # fmt: skip
 
 
 def _points(value: float) -> str:

@@ -202,7 +202,8 @@ def _workflow(page: Any, service: Service, breast_npz: Path, shots: Path, tmp_pa
     assert "2 seeds" in verdicts.inner_text()  # what the intervals cover
     # what MixUp, the lab's usual augmentation, does against the baseline, as the API computes it (not a verdict)
     mixup = next(c for c in api.get(f"/jobs/{job_id}").json()["results"]["references"] if c["metric"] == "macro_f1")
-    assert f"MixUp (Real) {mixup['mean_diff'] * 100:+.1f} macro F1 [" in page.locator("#references").inner_text()
+    assert mixup["line"].startswith(f"MixUp (Real) vs Baseline (Real): {mixup['mean_diff'] * 100:+.1f} macro F1 [")
+    assert mixup["line"] in page.locator("#references").inner_text()
     plans = api.get(f"/jobs/{job_id}").json()["results"]["verdicts"]["plans"]
     plan_text = f"Planning: {'; '.join(plans)}. Extend this study with more seeds"
     assert len(plans) == 7 and page.locator("#verdict-plans").inner_text() == plan_text

@@ -197,6 +197,10 @@ def test_job_results_compare_mixup_and_augmix_with_the_baseline(succeeded: Finis
         assert c["reference"] == "Baseline (Real)" and c["pairs"] == 1
         assert c["mean_diff"] == pytest.approx(f1[(arm, 0)] - f1[("baseline", 0)])
         assert c["interval"] is None and c["p_value"] is None
+        assert (
+            c["line"]
+            == f"{label} vs Baseline (Real): {c['mean_diff'] * 100:+.1f} macro F1 (one paired run: no interval)"
+        )
 
 
 def test_job_runs_are_stored_as_columns(succeeded: FinishedJob, db: Database) -> None:

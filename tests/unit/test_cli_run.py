@@ -75,6 +75,12 @@ def test_run_writes_every_arm_and_seed_with_all_metrics(run_dir) -> None:
     assert labels == ["Baseline (Real)", "MixUp (Real)", "AugMix (Real)", "DCGAN (50%)", "GenMix (DCGAN)"]
     for label in labels:
         assert label in output
+    # what MixUp and AugMix do against the baseline, two seeds paired: a line each, as report.md's table says
+    from models.report import reference_comparisons
+
+    lines = [c["line"] for c in reference_comparisons(results["records"])]
+    assert len(lines) == 4 and all(line in output for line in lines)
+    assert "MixUp (Real) | macro F1 |" in (out / "report.md").read_text()
 
 
 def test_run_writes_synthetic_set_export_and_figures(run_dir) -> None:

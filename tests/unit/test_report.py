@@ -95,6 +95,8 @@ def test_real_data_references_are_compared_with_the_baseline_with_an_interval() 
     half = 2.776 * 0.00707 / 5**0.5  # t(0.975, 4) × std of the gains / √5
     assert low == pytest.approx(0.03 - half, abs=1e-4) and high == pytest.approx(0.03 + half, abs=1e-4)
     assert found["wins"] == 5
+    line = "MixUp (Real) vs Baseline (Real): +3.0 macro F1 [+2.1, +3.9] over 5 paired runs (t interval; not a verdict)"
+    assert found["line"] == line
     text = markdown_report(_results(records), "genmix run")
     assert f"| MixUp (Real) | macro F1 | +3.0 [{low * 100:+.1f}, {high * 100:+.1f}] | 5/5 |" in text
     assert "| GenMix (DCGAN) | MixUp (Real) | -5.0 |" in text  # the GenMix table keeps MixUp as a reference
