@@ -213,6 +213,11 @@ class ExperimentRunner:
         paths = [(planned, self.layout.run_record(self._run_id(planned))) for planned in self.runs]
         return [{**read_json(path), **self._grid_role(planned)} for planned, path in paths if path.is_file()]
 
+    def finished_exports(self) -> list[Path]:
+        """The GenMix exports of this plan's generators and seeds already in the folder (an extended job's)."""
+        paths = (self.layout.export(generator, seed) for generator, seed in self.stages)
+        return [path for path in paths if path.is_file()]
+
     def unit_done(self, unit: Unit) -> bool:
         """Whether ``unit``'s output is on disk (a rerun skips it); the assemble unit: ``results.json``."""
         if unit.kind == "generator":

@@ -106,12 +106,18 @@ def reference_comparisons(records: list[dict[str, Any]], metrics: tuple[str, ...
 
 def reference_line(c: dict[str, Any]) -> str:
     """One reference comparison in words, as the CLI, the API and the web page show it."""
-    metric, n = METRIC_NAMES[c["metric"]], c["pairs"]
+    head = f"{c['target']} vs {c['reference']}: {_difference(c, METRIC_NAMES[c['metric']])}"
     if c["interval"] is None:
-        return f"{c['target']} vs {c['reference']}: {c['mean_diff'] * 100:+.1f} {metric} (one paired run: no interval)"
-    low, high = (v * 100 for v in c["interval"])
-    return (f"{c['target']} vs {c['reference']}: {c['mean_diff'] * 100:+.1f} {metric} [{low:+.1f}, {high:+.1f}] "
-            f"over {n} paired runs (t interval; not a verdict)")  # fmt: skip
+        return f"{head} (one paired run: no interval)"
+    return f"{head} over {c['pairs']} paired runs (t interval; not a verdict)"
+
+
+def _difference(c: dict[str, Any], metric: str = "") -> str:
+    """A reference comparison's mean difference in points, with its interval where it has one."""
+    mean = f"{c['mean_diff'] * 100:+.1f}" + (f" {metric}" if metric else "")
+    if c["interval"] is None:
+        return mean
+    return mean + " [{:+.1f}, {:+.1f}]".format(*(v * 100 for v in c["interval"]))
 
 
 def _points(value: float) -> str:
@@ -310,9 +316,9 @@ def markdown_report(results: dict[str, Any], command: str) -> str:
             "|---|---|---|---|---|",
         ]
     for c in references:
-        interval = "[n/a]" if c["interval"] is None else "[{:+.1f}, {:+.1f}]".format(*(v * 100 for v in c["interval"]))
+        interval = "" if c["interval"] is not None else " [n/a]"
         lines.append(
-            f"| {c['target']} | {METRIC_NAMES[c['metric']]} | {c['mean_diff'] * 100:+.1f} {interval} "
+            f"| {c['target']} | {METRIC_NAMES[c['metric']]} | {_difference(c)}{interval} "
             f"| {c['wins']}/{c['pairs']} | {_p(c['p_value'])} |"
         )
     return "\n".join(lines) + "\n"

@@ -181,8 +181,7 @@ def _record_reused(ctx: JobContext, runner: Any, copied: int | None, write: Any)
              len(reused))  # fmt: skip
     if copied is None:
         return
-    exports = (runner.layout.export(g, seed) for g in runner.generators for seed in ctx.spec.seeds)
-    for path in (p for p in exports if p.is_file()):
+    for path in runner.finished_exports():
         try:  # samples are a convenience: never fail a job over one
             ctx.samples.from_export(path)
         except Exception:
